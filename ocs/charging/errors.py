@@ -1,0 +1,38 @@
+"""Request-level failures of the charging API.
+
+Each class carries the protocol-neutral meaning; each front end maps it through
+its own table (Gy: 5030 USER_UNKNOWN, 5002 UNKNOWN_SESSION_ID, a configured
+code for storage failure; RADIUS: Access-Reject, or silence so the NAS retries).
+"""
+
+from __future__ import annotations
+
+
+class ChargingError(Exception):
+    """Base of every request-level failure of the charging API."""
+
+
+class UserUnknown(ChargingError):
+    """No account has this identity (Gy 5030)."""
+
+
+class AccountBlocked(ChargingError):
+    """The account exists but is blocked or deleted (Gy 4010 at command level)."""
+
+
+class UnknownSession(ChargingError):
+    """Update/terminate for a session that is not open: never started, closed
+    or abandoned by supervision (Gy 5002)."""
+
+
+class RequestOutOfOrder(ChargingError):
+    """The request number is older than what the session has already closed."""
+
+
+class StorageUnavailable(ChargingError):
+    """Redis could not be reached or failed; nothing was changed or the change
+    is unknown and a retry is safe because every script is idempotent."""
+
+
+class InvalidRequest(ChargingError):
+    """The request is not meaningful (e.g. negative usage, no services)."""
