@@ -1,0 +1,95 @@
+"""Redis key layout, ready for Redis Cluster.
+
+Accounts are spread over ``P`` partitions (``ocs:meta:partitions``, fixed at
+install, default 16). Every key of one account, its sessions and the
+charged-record stream it writes to share the partition's hash tag ``{pNN}``, so
+every balance script touches one Cluster slot and can append its record to the
+stream in the same call (DESIGN.md "Data flow" 3). The exporter reads the
+``P`` record streams.
+
+Indexes that must be found without knowing the account (identity -> account,
+session -> account, supervision deadlines, owner -> sessions) live under their
+own tags and are maintained beside the scripts in the same pipeline: they are
+hints, and the scripts check the authoritative state in the account's slot.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+PREFIX = "ocs"
+META_PARTITIONS = f"{PREFIX}:meta:partitions"
+DEFAULT_PARTITIONS = 16
+SUPERVISION_SHARDS = 16
+NOTIFY_CHANNEL = f"{PREFIX}:notify"
+
+
+def partition_of(account_id: str, partitions: int) -> int:
+    """Stable partition of an account (CRC-32 of its id, modulo ``partitions``)."""
+    return zlib.crc32(account_id.encode()) % partitions
+
+
+def tag(partition: int) -> str:
+    return f"{{p{partition:02d}}}"
+
+
+def records_stream(partition: int) -> str:
+    """Charged-session records of one partition (XADD by the closing scripts)."""
+    return f"{PREFIX}:{tag(partition)}:records"
+
+
+def dead_letter_stream(partition: int) -> str:
+    return f"{PREFIX}:{tag(partition)}:records:dead"
+
+
+def notifications_stream(partition: int) -> str:
+    return f"{PREFIX}:{tag(partition)}:notifications"
+
+
+class AccountKeys:
+    """All keys of one account, under its partition's hash tag."""
+
+    __slots__ = ("account", "balance", "base", "events", "ids", "partition", "sessions")
+
+    def __init__(self, account_id: str, partitions: int) -> None:
+        self.partition = partition_of(account_id, partitions)
+        self.base = f"{PREFIX}:{tag(self.partition)}:a:{account_id}"
+        self.account = self.base  # hash: status, currency, plan, created...
+        self.balance = f"{self.base}:bal"  # msgpack blob: buckets
+        self.ids = f"{self.base}:ids"  # set of identity keys
+        self.sessions = f"{self.base}:sessions"  # set of open session ids
+        self.events = f"{self.base}:ev"  # hash: event id -> stored answer
+
+    def session(self, session_id: str) -> str:
+        return f"{self.base}:s:{session_id}"
+
+    @property
+    def records(self) -> str:
+        return records_stream(self.partition)
+
+    @property
+    def notifications(self) -> str:
+        return notifications_stream(self.partition)
+
+
+def identity_index(identity_key: str) -> str:
+    """identity (``e164:336...``) -> account id."""
+    return f"{PREFIX}:{{id:{identity_key}}}"
+
+
+def session_index(session_id: str) -> str:
+    """session id -> account id (for updates that name no subscriber)."""
+    return f"{PREFIX}:{{sx:{session_id}}}"
+
+
+def owner_index(owner: str) -> str:
+    """owner (a Diameter peer, a NAS) -> set of "account\\x00session" of live sessions."""
+    return f"{PREFIX}:{{ow:{owner}}}"
+
+
+def supervision_shard(account_id: str) -> str:
+    """ZSET of "account\\x00session" scored by supervision deadline (unix s)."""
+    return f"{PREFIX}:{{sup:{zlib.crc32(account_id.encode()) % SUPERVISION_SHARDS:02d}}}"
+
+
+ACCOUNTS_INDEX = f"{PREFIX}:{{idx}}:accounts"  # set of account ids (for `ocs account list`)
