@@ -1,7 +1,8 @@
 """The protocol-neutral charging API: the one place that decides money.
 
 Every front end (Diameter Gy, RADIUS, the CLI) calls these coroutines; each
-maps to exactly one atomic Redis script on the normal path (DESIGN.md, "Data
+maps to exactly one atomic Redis script, sent in one pipeline with the index
+updates around it, so one round trip on the normal path (DESIGN.md "Data
 flow" 2). Session life cycle as in RFC 4006 §7 (server state machine):
 ``initiate`` (CCR-I / Start) -> ``update``* (CCR-U / Interim) -> ``terminate``
 (CCR-T / Stop); or a one-shot ``event`` (RFC 4006 §5.4).
@@ -14,8 +15,18 @@ outcome under that key and a repeat gets the same answer with
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
+import msgpack
+import structlog
+from redis.asyncio import Redis
+
+from ocs.charging import errors
+from ocs.charging.rating import cost, rated_amount, tariff_params
+from ocs.charging.requests import RatedRequest, outcomes, rate_request, usage_map
+from ocs.charging.resolver import Resolver, Target
 from ocs.charging.types import (
     ChargingAnswer,
     EventAction,
@@ -24,18 +35,67 @@ from ocs.charging.types import (
     Notification,
     ServiceKey,
     ServiceRequest,
+    ServiceStatus,
     SessionRef,
     TerminationCause,
+    UnitType,
     Usage,
 )
+from ocs.notify import subscribe
+from ocs.policy.loader import PolicySet
+from ocs.store.client import partitions as read_partitions
+from ocs.store.client import storage_errors
+from ocs.store.keys import AccountKeys, owner_index, session_index, supervision_shard
+from ocs.store.scripts import Scripts
+
+log = structlog.get_logger("ocs.charging")
+
+EVENT_TTL = 7 * 86400  # an event id is answered identically for a week
+SESSION_INDEX_TTL = 30 * 86400  # refreshed by every update of a live session
+
+_ERRORS: dict[str, type[errors.ChargingError]] = {
+    "user_unknown": errors.UserUnknown,
+    "blocked": errors.AccountBlocked,
+    "unknown_session": errors.UnknownSession,
+}
+
+
+def _as_list(subscriber: Identity | Sequence[Identity] | None) -> list[Identity]:
+    if subscriber is None:
+        return []
+    if isinstance(subscriber, Identity):
+        return [subscriber]
+    return list(subscriber)
+
+
+def _decode(raw: bytes) -> dict[str, Any]:
+    value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
+    return value if isinstance(value, dict) else {}
 
 
 class ChargingService:
     """Facade over rating (Python) and the balance scripts (Redis Lua).
 
-    Create with :meth:`ocs.charging.runtime.open_charging`; one instance per
-    process, shared by every front end of that process.
+    One instance per process, shared by every front end of that process;
+    :meth:`connect` builds it. ``policies`` can be swapped at any time
+    (hot reload): each request rates with the set in force when it starts.
     """
+
+    def __init__(self, client: Redis, policies: PolicySet, partitions: int) -> None:
+        self.redis = client
+        self.policies = policies
+        self.partitions = partitions
+        self.scripts = Scripts.register(client)
+        self.resolver = Resolver(client, partitions)
+
+    @classmethod
+    async def connect(cls, client: Redis, policies: PolicySet) -> ChargingService:
+        return cls(client, policies, await read_partitions(client))
+
+    def keys(self, account_id: str) -> AccountKeys:
+        return AccountKeys(account_id, self.partitions)
+
+    # -- sessions -----------------------------------------------------------
 
     async def initiate(
         self,
@@ -50,7 +110,11 @@ class ChargingService:
         Raises UserUnknown, AccountBlocked, StorageUnavailable. A failure leaves
         nothing reserved (standards §2.6 "CCR-I fails: stay Idle").
         """
-        raise NotImplementedError
+        ids = _as_list(subscriber)
+        if not ids:
+            raise errors.InvalidRequest("initiate needs a subscriber identity")
+        return await self._session_call("initiate", session, request_key, services, ids,
+                                        now, TerminationCause.NORMAL, create=True)
 
     async def update(
         self,
@@ -65,7 +129,9 @@ class ChargingService:
         With ``subscriber`` given and the session unknown, the session is opened
         implicitly (RADIUS Interim without Start); without it, UnknownSession.
         """
-        raise NotImplementedError
+        return await self._session_call("update", session, request_key, services,
+                                        _as_list(subscriber), now, TerminationCause.NORMAL,
+                                        create=subscriber is not None)
 
     async def terminate(
         self,
@@ -81,7 +147,88 @@ class ChargingService:
         With ``subscriber`` given and the session unknown, the usage is still
         charged and recorded (RADIUS Stop without Start); otherwise UnknownSession.
         """
-        raise NotImplementedError
+        return await self._session_call("terminate", session, request_key, services,
+                                        _as_list(subscriber), now, cause,
+                                        create=subscriber is not None)
+
+    async def _session_call(
+        self, op: str, session: SessionRef, request_key: str,
+        services: Sequence[ServiceRequest], ids: list[Identity], now: int | None,
+        cause: TerminationCause, create: bool,
+    ) -> ChargingAnswer:
+        ts = int(time.time()) if now is None else now
+        for attempt in (0, 1):
+            target = await self._target(session.session_id, ids, prefer_identity=op == "initiate")
+            policies = self.policies
+            rated = rate_request(policies, target.plan, services)
+            reply = await self._run_session_script(op, session, request_key, rated, target,
+                                                   ids, ts, cause, create, policies)
+            err = reply.get("e")
+            if err == "stale" and attempt == 0:
+                self.resolver.forget(ids, session.session_id)
+                continue
+            if err is not None:
+                raise _ERRORS.get(str(err), errors.UnknownSession)(f"{session.session_id}: {err}")
+            self.resolver.remember_session(session.session_id, target)
+            answer = ChargingAnswer(
+                session_id=session.session_id, request_number=_number(request_key),
+                account_id=target.account_id, services=outcomes(rated, reply),
+                replayed=bool(reply.get("replay")),
+            )
+            log.debug("charging_" + op, session=session.session_id, account=target.account_id,
+                      replayed=answer.replayed)
+            return answer
+        raise errors.UnknownSession(session.session_id)  # stale twice: the data keeps moving
+
+    async def _target(self, session_id: str, ids: list[Identity], prefer_identity: bool) -> Target:
+        if prefer_identity and ids:
+            return await self.resolver.by_identity(ids)
+        try:
+            return await self.resolver.by_session(session_id)
+        except errors.UnknownSession:
+            if not ids:
+                raise
+            return await self.resolver.by_identity(ids)
+
+    async def _run_session_script(
+        self, op: str, session: SessionRef, request_key: str, rated: RatedRequest,
+        target: Target, ids: list[Identity], now: int, cause: TerminationCause,
+        create: bool, policies: PolicySet,
+    ) -> dict[str, Any]:
+        keys = self.keys(target.account_id)
+        member = f"{target.account_id}\0{session.session_id}"
+        supervision = rated.supervision or 3600
+        request = {
+            "sid": session.session_id, "rk": request_key, "now": now, "acct": target.account_id,
+            "ik": target.identity_key, "plan": target.plan, "ids": [i.key() for i in ids],
+            "owner": session.owner, "attrs": [list(a) for a in session.attributes],
+            "pv": policies.version, "sup": supervision, "svcs": rated.lua,
+            "cause": cause.value, "create": int(create), "tax": policies.tax_ppm(target.plan),
+        }
+        script = getattr(self.scripts, op)
+        async with storage_errors():
+            pipe = self.redis.pipeline(transaction=False)
+            if op != "terminate":
+                # Index hints go first: harmless if the script then refuses.
+                pipe.set(session_index(session.session_id), target.account_id, ex=SESSION_INDEX_TTL)
+                pipe.zadd(supervision_shard(target.account_id), {member: now + supervision})
+                if session.owner:
+                    pipe.sadd(owner_index(session.owner), member)
+            script_index = len(pipe.command_stack)
+            await script(
+                keys=[keys.account, keys.balance, keys.ids, keys.sessions,
+                      keys.session(session.session_id), keys.records, keys.notifications],
+                args=[msgpack.packb(request, use_bin_type=True)],
+                client=pipe,
+            )
+            if op == "terminate":
+                pipe.zrem(supervision_shard(target.account_id), member)
+                if session.owner:
+                    pipe.srem(owner_index(session.owner), member)
+            results = await pipe.execute()
+        return _decode(results[script_index])
+
+    # -- one-shot events -----------------------------------------------------
 
     async def event(
         self,
@@ -96,16 +243,129 @@ class ChargingService:
         """One-shot charge: direct debit, refund, balance check, price enquiry.
 
         ``event_id`` makes it idempotent (Gy: Session-Id + CC-Request-Number).
+        A service unknown to the policy answers RATING_FAILED, changing nothing.
         """
-        raise NotImplementedError
+        ts = int(time.time()) if now is None else now
+        ids = _as_list(subscriber)
+        for attempt in (0, 1):
+            target = await self.resolver.by_identity(ids)
+            policies = self.policies
+            plan = policies.plans.get(target.plan)
+            name = policies.service_name(service)
+            price = policies.price(target.plan, name) if name and plan else None
+            if name is None or price is None or plan is None:
+                return EventAnswer(event_id, target.account_id, action,
+                                   ServiceStatus.RATING_FAILED, service)
+            unit = policies.services[name].unit
+            amount = rated_amount(units or Usage(), unit) or 1
+            params = tariff_params(price)
+            if action is EventAction.PRICE_ENQUIRY:
+                return EventAnswer(event_id, target.account_id, action, ServiceStatus.GRANTED,
+                                   service, Usage.of(unit, amount), cost(params, amount),
+                                   plan.currency)
+            reply = await self._run_event_script(event_id, action, target, ids, service, name,
+                                                 unit.value, amount, units, params.to_lua(),
+                                                 ts, owner, policies)
+            if reply.get("e") == "stale" and attempt == 0:
+                self.resolver.forget(ids)
+                continue
+            if "e" in reply:
+                raise _ERRORS.get(str(reply["e"]), errors.UserUnknown)(f"{event_id}: {reply['e']}")
+            return self._event_answer(event_id, target, action, service, unit.value, reply)
+        raise errors.UserUnknown(event_id)
+
+    async def _run_event_script(
+        self, event_id: str, action: EventAction, target: Target, ids: list[Identity],
+        service: ServiceKey, name: str, unit: str, amount: int, units: Usage | None,
+        params: dict[str, int], now: int, owner: str, policies: PolicySet,
+    ) -> dict[str, Any]:
+        keys = self.keys(target.account_id)
+        used = usage_map(units or Usage.of(UnitType(unit), amount), UnitType(unit))
+        request = {
+            "eid": event_id, "now": now, "acct": target.account_id, "ik": target.identity_key,
+            "plan": target.plan, "ids": [i.key() for i in ids], "owner": owner,
+            "pv": policies.version, "ttl": EVENT_TTL, "tax": policies.tax_ppm(target.plan),
+            "cause": action.name.lower(),
+            "op": "check" if action is EventAction.CHECK_BALANCE else "debit",
+            "svc": {"k": service.key(), "nm": name, "rg": service.rating_group,
+                    "sid": service.service_id, "ru": unit, "u": amount, "t": params, "used": used},
+            "amount": units.money if units is not None and units.money is not None
+            else cost(tariff_params(policies.price(target.plan, name)), amount),
+        }
+        script = self.scripts.refund if action is EventAction.REFUND else self.scripts.event
+        async with storage_errors():
+            raw = await script(
+                keys=[keys.account, keys.balance, keys.ids, f"{keys.events}:{event_id}", keys.records],
+                args=[msgpack.packb(request, use_bin_type=True)],
+            )
+        return _decode(raw)
+
+    @staticmethod
+    def _event_answer(event_id: str, target: Target, action: EventAction, service: ServiceKey,
+                      unit: str, reply: dict[str, Any]) -> EventAnswer:
+        if action is EventAction.CHECK_BALANCE:
+            return EventAnswer(event_id, target.account_id, action, ServiceStatus.GRANTED, service,
+                               cost=int(reply.get("cost", 0)), currency=str(reply.get("cur", "")),
+                               enough_credit=bool(reply.get("enough")))
+        status = ServiceStatus(str(reply.get("st", "granted")))
+        u = int(reply.get("u", 0))
+        return EventAnswer(
+            event_id, target.account_id, action, status, service,
+            units=Usage.of(UnitType(unit), u) if u else None, cost=int(reply.get("cost", 0)),
+            currency=str(reply.get("cur", "")), replayed=bool(reply.get("replay")),
+        )
+
+    # -- closing sessions the gateway will not close ---------------------------
+
+    async def abandon(self, account_id: str, session_id: str, cause: TerminationCause,
+                      now: int | None = None, force: bool = False,
+                      opened_before: int | None = None) -> dict[str, Any]:
+        """Run the abandon script on one session: released and recorded when its
+        supervision deadline passed (or ``force``). Returns the script's reply."""
+        keys = self.keys(account_id)
+        request = {"sid": session_id, "now": int(time.time()) if now is None else now,
+                   "cause": cause.value, "force": int(force), "before": opened_before or 0,
+                   "tax": 0}
+        plan = await self._plan_of(account_id)
+        if plan is not None and plan in self.policies.plans:
+            request["tax"] = self.policies.tax_ppm(plan)
+        async with storage_errors():
+            raw = await self.scripts.abandon(
+                keys=[keys.account, keys.balance, keys.sessions, keys.session(session_id), keys.records],
+                args=[msgpack.packb(request, use_bin_type=True)],
+            )
+        return _decode(raw)
+
+    async def _plan_of(self, account_id: str) -> str | None:
+        async with storage_errors():
+            raw = await self.redis.hget(self.keys(account_id).account, "plan")
+        return None if raw is None else raw.decode()
 
     async def terminate_owner_sessions(
         self, owner: str, cause: TerminationCause, opened_before: int | None = None
     ) -> int:
         """Close every open session of one owner (Diameter peer restart with a
         higher Origin-State-Id; RADIUS Accounting-On/Off). Returns how many."""
-        raise NotImplementedError
+        async with storage_errors():
+            members = await self.redis.smembers(owner_index(owner))
+        closed = 0
+        for raw in members:
+            account_id, _, session_id = raw.decode().partition("\0")
+            reply = await self.abandon(account_id, session_id, cause, force=True,
+                                       opened_before=opened_before)
+            if reply.get("alive") is None:
+                async with storage_errors():
+                    await self.redis.srem(owner_index(owner), raw)
+                    await self.redis.zrem(supervision_shard(account_id), raw)
+            closed += int(bool(reply.get("closed")))
+        if closed:
+            log.info("owner_sessions_closed", owner=owner, cause=cause.value, sessions=closed)
+        return closed
 
     def notifications(self) -> AsyncIterator[Notification]:
         """Pushes for live sessions (top-up, block...), from any process."""
-        raise NotImplementedError
+        return subscribe(self.redis)
+
+
+def _number(request_key: str) -> int:
+    return int(request_key) if request_key.isdigit() else 0

@@ -1,0 +1,149 @@
+"""Rating a request into the script's argument, and the script's reply into outcomes.
+
+Python decides everything that depends on policy (which service a rating
+group is, its price, its grant size and timers); the Lua script decides
+everything that depends on the balance (how much of that is affordable, what
+is debited). Services the policy does not know (5031) or does not
+credit-control (4011) never reach the script: their outcomes are made here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ocs.charging.rating import grant_size, rated_amount, saturate, tariff_params, threshold
+from ocs.charging.types import (
+    FinalUnit,
+    FinalUnitAction,
+    ServiceKey,
+    ServiceOutcome,
+    ServiceRequest,
+    ServiceStatus,
+    UnitType,
+    Usage,
+    UsedUnits,
+)
+from ocs.policy.loader import PolicySet
+
+_FUA = {"terminate": 0, "redirect": 1, "restrict": 2}
+
+
+@dataclass(slots=True)
+class RatedRequest:
+    """The services of one request, split into scripted and decided-here."""
+
+    lua: list[dict[str, Any]] = field(default_factory=list)
+    fixed: dict[int, ServiceOutcome] = field(default_factory=dict)  # index -> outcome
+    units: dict[str, UnitType] = field(default_factory=dict)  # service key -> rated unit
+    supervision: int = 0
+    order: list[ServiceKey] = field(default_factory=list)
+
+
+def usage_map(usage: Usage, unit: UnitType) -> dict[str, int]:
+    """Saturated usage by unit name, with the rated unit filled in."""
+    out = {k: saturate(v) for k, v in usage.as_dict().items()}
+    rated = rated_amount(usage, unit)
+    if rated is not None:
+        out[unit.value] = rated
+    return out
+
+
+def rate_request(policies: PolicySet, plan: str, services: Sequence[ServiceRequest]) -> RatedRequest:
+    """Turn the gateway's per-service asks into the script's service entries."""
+    rated = RatedRequest()
+    for index, req in enumerate(services):
+        rated.order.append(req.service)
+        name = policies.service_name(req.service)
+        if name is None:
+            rated.fixed[index] = ServiceOutcome(req.service, ServiceStatus.RATING_FAILED)
+            continue
+        svc = policies.services[name]
+        if not svc.credit_control:
+            rated.fixed[index] = ServiceOutcome(req.service, ServiceStatus.NOT_APPLICABLE)
+            continue
+        price = policies.tariffs[policies.plans[plan].tariff].prices.get(name)
+        if price is None:
+            # The plan's tariff has no price for it: rating is impossible.
+            rated.fixed[index] = ServiceOutcome(req.service, ServiceStatus.RATING_FAILED)
+            continue
+        quota = policies.quota(name)
+        params = tariff_params(price).to_lua()
+        rated.supervision = max(rated.supervision, quota.supervision)
+        rated.units[req.service.key()] = svc.unit
+        rated.lua.append({
+            "k": req.service.key(), "nm": name, "rg": req.service.rating_group,
+            "sid": req.service.service_id, "ru": svc.unit.value,
+            "want": grant_size(req.requested, svc.unit, quota), "t": params,
+            "rep": [_report(u, svc.unit, params) for u in req.used],
+            "x": _extras(quota_name=name, policies=policies),
+        })
+    return rated
+
+
+def _report(used: UsedUnits, unit: UnitType, params: dict[str, int]) -> dict[str, Any]:
+    return {"u": usage_map(used.usage, unit), "t": params, "cum": int(used.cumulative)}
+
+
+def _extras(quota_name: str, policies: PolicySet) -> dict[str, Any]:
+    """Grant attributes stored with the answer so a replay is identical."""
+    q = policies.quota(quota_name)
+    fu = q.final_unit
+    return {"vt": q.validity_time, "thr": q.threshold_percent, "qht": q.quota_holding_time,
+            "fua": _FUA[fu.action], "url": fu.redirect_url or "", "fid": list(fu.filter_ids),
+            "rr": list(fu.restriction_rules)}
+
+
+def outcomes(rated: RatedRequest, reply: dict[str, Any]) -> tuple[ServiceOutcome, ...]:
+    """Per-service outcomes in the order the gateway asked."""
+    by_key = {str(s["k"]): s for s in reply.get("svcs") or ()}
+    out: list[ServiceOutcome] = []
+    for index, key in enumerate(rated.order):
+        if index in rated.fixed:
+            out.append(rated.fixed[index])
+            continue
+        item = by_key.get(key.key())
+        if item is None:  # replay of an answer made under another policy
+            out.append(ServiceOutcome(key, ServiceStatus.RATING_FAILED))
+            continue
+        out.append(_outcome(key, item, rated.units.get(key.key(), UnitType.TOTAL_OCTETS)))
+    return tuple(out)
+
+
+def _outcome(key: ServiceKey, item: dict[str, Any], unit: UnitType) -> ServiceOutcome:
+    status = ServiceStatus(item["st"])
+    x = item.get("x") or {}
+    granted_units = int(item.get("g", 0))
+    granted = Usage.of(unit, granted_units) if status is ServiceStatus.GRANTED and granted_units > 0 else None
+    final = None
+    if int(item.get("fin", 0)) == 1 and status is ServiceStatus.GRANTED:
+        final = FinalUnit(
+            action=FinalUnitAction(int(x.get("fua", 0))),
+            redirect_url=str(x.get("url")) or None,
+            filter_ids=tuple(str(f) for f in x.get("fid") or ()),
+            restriction_rules=tuple(str(r) for r in x.get("rr") or ()),
+        )
+    thr = _threshold(granted_units, int(x.get("thr", 0)))
+    is_time = unit is UnitType.SECONDS
+    return ServiceOutcome(
+        service=key,
+        status=status,
+        granted=granted,
+        validity_time=int(x["vt"]) if status is ServiceStatus.GRANTED and "vt" in x else None,
+        volume_threshold=None if is_time else thr,
+        time_threshold=thr if is_time else None,
+        quota_holding_time=int(x.get("qht", 0)) or None,
+        final_unit=final,
+        charged=int(item.get("ch", 0)),
+        shortfall=int(item.get("sf", 0)),
+    )
+
+
+def _threshold(granted: int, percent: int) -> int | None:
+    if granted <= 0 or percent <= 0:
+        return None
+    return granted * percent // 100
+
+
+__all__ = ["RatedRequest", "outcomes", "rate_request", "threshold", "usage_map"]

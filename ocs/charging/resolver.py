@@ -1,0 +1,98 @@
+"""Who is charged: identity or session -> (account, plan), cached.
+
+The balance scripts must touch one Cluster slot, so the identity and session
+indexes (other slots) are read before the script. To keep one round trip per
+request on the normal path, the answers are cached per process; the script
+re-checks them against the account's own data and answers ``stale`` when they
+moved, and the caller then re-resolves once (DESIGN.md "Data flow" 2).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from ocs.charging.errors import UnknownSession, UserUnknown
+from ocs.charging.types import Identity
+from ocs.store.client import storage_errors
+from ocs.store.keys import AccountKeys, identity_index, session_index
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The account a request charges, and the plan it was rated with."""
+
+    account_id: str
+    plan: str
+    identity_key: str  # which identity matched ("" when found by session)
+
+
+class _Lru(OrderedDict[str, Target]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: str, value: Target) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class Resolver:
+    """Identity and session lookups with a bounded per-process cache."""
+
+    def __init__(self, client: Redis, partitions: int, size: int = 200_000) -> None:
+        self._client = client
+        self._partitions = partitions
+        self._identities = _Lru(size)
+        self._sessions = _Lru(size)
+
+    async def by_identity(self, identities: Sequence[Identity]) -> Target:
+        for ident in identities:
+            hit = self._identities.get(ident.key())
+            if hit is not None:
+                return hit
+        for ident in identities:
+            async with storage_errors():
+                raw = await self._client.get(identity_index(ident.key()))
+            if raw is not None:
+                target = await self._with_plan(raw.decode(), ident.key())
+                if target is not None:
+                    self._identities.put(ident.key(), target)
+                    return target
+        raise UserUnknown(", ".join(i.key() for i in identities) or "no identity")
+
+    async def by_session(self, session_id: str) -> Target:
+        hit = self._sessions.get(session_id)
+        if hit is not None:
+            return hit
+        async with storage_errors():
+            raw = await self._client.get(session_index(session_id))
+        if raw is None:
+            raise UnknownSession(session_id)
+        target = await self._with_plan(raw.decode(), "")
+        if target is None:
+            raise UnknownSession(session_id)
+        self._sessions.put(session_id, target)
+        return target
+
+    def remember_session(self, session_id: str, target: Target) -> None:
+        self._sessions.put(session_id, Target(target.account_id, target.plan, ""))
+
+    def forget(self, identities: Sequence[Identity] = (), session_id: str | None = None) -> None:
+        for ident in identities:
+            self._identities.pop(ident.key(), None)
+        if session_id is not None:
+            self._sessions.pop(session_id, None)
+
+    async def _with_plan(self, account_id: str, identity_key: str) -> Target | None:
+        keys = AccountKeys(account_id, self._partitions)
+        async with storage_errors():
+            plan = await self._client.hget(keys.account, "plan")
+        if plan is None:
+            return None
+        return Target(account_id, plan.decode(), identity_key)

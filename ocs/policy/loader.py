@@ -1,0 +1,199 @@
+"""Load a policy directory into one validated, immutable :class:`PolicySet`.
+
+Every ``*.yaml`` / ``*.yml`` file of the directory is a
+:class:`~ocs.policy.models.PolicyDocument`; their sections are merged (a name
+defined twice is an error naming both files). Cross references (tariff ->
+service, plan -> tariff, quota -> service, defaults) are checked after the
+merge. Every error names the file, the key path and what was expected, and
+loading either yields a whole valid set or raises: a reload never half-applies
+(DESIGN.md "Principles").
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ocs.charging.types import ServiceKey
+from ocs.policy.models import Defaults, Plan, PolicyDocument, Price, Quota, Service, Tariff
+
+
+class PolicyError(ValueError):
+    """A policy file is invalid: the message names file, key path and expectation."""
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """The policies in force: looked up by the charging core on every request."""
+
+    services: Mapping[str, Service]
+    tariffs: Mapping[str, Tariff]
+    quotas: Mapping[str, Quota]
+    plans: Mapping[str, Plan]
+    defaults: Defaults | None
+    timezone: str
+    version: str
+    files: tuple[str, ...] = ()
+    _by_key: dict[tuple[int | None, int | None], str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, svc in self.services.items():
+            self._by_key.setdefault((svc.rating_group, svc.service_id), name)
+
+    def service_name(self, key: ServiceKey) -> str | None:
+        """The policy service a gateway's (rating group, service id) names.
+
+        Exact pair first, then rating group alone, then service id alone; a
+        request naming neither gets the default service (command-level Gy,
+        RADIUS). None when nothing matches (Gy 5031 RATING_FAILED).
+        """
+        rg, sid = key.rating_group, key.service_id
+        if rg is None and sid is None:
+            return self.defaults.service if self.defaults else None
+        for probe in ((rg, sid), (rg, None), (None, sid)):
+            if probe != (None, None) and probe in self._by_key:
+                return self._by_key[probe]
+        return None
+
+    def quota(self, service: str) -> Quota:
+        quota = self.quotas.get(service)
+        if quota is None and self.defaults is not None:
+            quota = self.defaults.quota
+        if quota is None:  # checked at load for credit-controlled services
+            raise KeyError(service)
+        return quota
+
+    def price(self, plan: str, service: str) -> Price | None:
+        tariff = self.tariffs[self.plans[plan].tariff]
+        return tariff.prices.get(service)
+
+    def tax_ppm(self, plan: str) -> int:
+        return self.tariffs[self.plans[plan].tariff].tax_ppm
+
+
+def load_policies(directory: Path) -> PolicySet:
+    """Load and check every policy file of ``directory``."""
+    if not directory.is_dir():
+        raise PolicyError(f"{directory}: policy directory not found")
+    files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not files:
+        raise PolicyError(f"{directory}: no policy files (*.yaml)")
+    return load_policy_files(files)
+
+
+def load_policy_files(files: Iterable[Path]) -> PolicySet:
+    """Load and check a given list of policy files as one set."""
+    merged: dict[str, dict[str, tuple[Path, Any]]] = {
+        k: {} for k in ("services", "tariffs", "quotas", "plans")
+    }
+    defaults: tuple[Path, Defaults] | None = None
+    timezone: tuple[Path, str] | None = None
+    digest = hashlib.sha256()
+    names: list[str] = []
+    for path in files:
+        raw = path.read_bytes()
+        digest.update(path.name.encode() + b"\0" + raw + b"\0")
+        names.append(str(path))
+        doc = _parse_document(path, raw)
+        for section in merged:
+            for name, value in getattr(doc, section).items():
+                if name in merged[section]:
+                    first = merged[section][name][0]
+                    raise PolicyError(f"{path}: {section}.{name}: already defined in {first}")
+                merged[section][name] = (path, value)
+        if doc.defaults is not None:
+            if defaults is not None:
+                raise PolicyError(f"{path}: defaults: already defined in {defaults[0]}")
+            defaults = (path, doc.defaults)
+        if doc.timezone is not None:
+            timezone = (path, doc.timezone)
+    _check_references(merged, defaults)
+    tz = timezone[1] if timezone else "UTC"
+    if timezone:
+        _check_timezone(timezone[0], tz)
+    return PolicySet(
+        services={k: v for k, (_, v) in merged["services"].items()},
+        tariffs={k: v for k, (_, v) in merged["tariffs"].items()},
+        quotas={k: v for k, (_, v) in merged["quotas"].items()},
+        plans={k: v for k, (_, v) in merged["plans"].items()},
+        defaults=defaults[1] if defaults else None,
+        timezone=tz,
+        version=digest.hexdigest()[:12],
+        files=tuple(names),
+    )
+
+
+def _parse_document(path: Path, raw: bytes) -> PolicyDocument:
+    try:
+        data = yaml.safe_load(raw) or {}
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: expected a mapping of sections ({', '.join(PolicyDocument.keys())})")
+    try:
+        return PolicyDocument.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyError(describe_validation_error(path, exc)) from None
+
+
+def describe_validation_error(path: Path | str, exc: ValidationError) -> str:
+    """One line per problem: ``file: key.path: what was expected``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        msg = msg.removeprefix("Value error, ")
+        lines.append(f"{path}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _check_references(
+    merged: dict[str, dict[str, tuple[Path, Any]]], defaults: tuple[Path, Defaults] | None
+) -> None:
+    services = merged["services"]
+    for tname, (path, tariff) in merged["tariffs"].items():
+        for sname in tariff.prices:
+            if sname not in services:
+                raise PolicyError(f"{path}: tariffs.{tname}.prices.{sname}: unknown service "
+                                  f"(expected one of {', '.join(sorted(services)) or 'none defined'})")
+    for pname, (path, plan) in merged["plans"].items():
+        if plan.tariff not in merged["tariffs"]:
+            raise PolicyError(f"{path}: plans.{pname}.tariff: unknown tariff {plan.tariff!r} "
+                              f"(expected one of {', '.join(sorted(merged['tariffs'])) or 'none defined'})")
+    for qname, (path, _) in merged["quotas"].items():
+        if qname not in services:
+            raise PolicyError(f"{path}: quotas.{qname}: unknown service (quotas are keyed by service name)")
+    if defaults is not None and defaults[1].service not in services:
+        raise PolicyError(f"{defaults[0]}: defaults.service: unknown service {defaults[1].service!r}")
+    has_default_quota = defaults is not None and defaults[1].quota is not None
+    for sname, (path, svc) in services.items():
+        if svc.credit_control and sname not in merged["quotas"] and not has_default_quota:
+            raise PolicyError(f"{path}: services.{sname}: no quota for this service "
+                              f"(expected quotas.{sname} or defaults.quota)")
+    keys: dict[tuple[int | None, int | None], str] = {}
+    for sname, (path, svc) in services.items():
+        key = (svc.rating_group, svc.service_id)
+        if key == (None, None):
+            raise PolicyError(f"{path}: services.{sname}: expected rating_group and/or service_id")
+        if key in keys:
+            raise PolicyError(f"{path}: services.{sname}: same rating_group/service_id as {keys[key]}")
+        keys[key] = sname
+
+
+def _check_timezone(path: Path, tz: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PolicyError(f"{path}: timezone: unknown time zone {tz!r} (expected e.g. Europe/Paris)") from None

@@ -1,0 +1,155 @@
+"""Policy models: services, tariffs, quota rules and plans, as ops write them.
+
+Parsed from YAML into frozen pydantic models with unknown keys rejected
+(STYLE.md 10); :mod:`ocs.policy.loader` turns validation failures into
+messages naming the file, the key path and what was expected. The schema is
+documented key by key in ``policies/README.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from ocs.charging.types import FinalUnitAction, UnitType
+from ocs.policy.quantities import parse_money, parse_octets, parse_seconds
+
+Money = Annotated[int, BeforeValidator(parse_money)]
+Seconds = Annotated[int, BeforeValidator(parse_seconds)]
+# A grant or block size is in the service's own unit; octets accept "10MB",
+# seconds "15m"; both accept plain integers.
+Quantity = Annotated[int, BeforeValidator(lambda v: _parse_quantity(v))]
+
+
+def _parse_quantity(value: object) -> int:
+    if isinstance(value, str) and value.strip()[-1:].lower() in "smhd" and not value.strip().lower().endswith("b"):
+        return parse_seconds(value)
+    return parse_octets(value)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Service(_Strict):
+    """A service the gateways name by rating group and/or service identifier."""
+
+    rating_group: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    service_id: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    unit: UnitType = UnitType.TOTAL_OCTETS
+    # False: the service is not credit-controlled (Gy 4011, no quota needed).
+    credit_control: bool = True
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _unit_is_usage(self) -> Service:
+        if self.unit is UnitType.MONEY:
+            raise ValueError("unit: a service is rated in octets, seconds or events, not money")
+        return self
+
+
+class Block(_Strict):
+    """``units`` of usage cost ``price``."""
+
+    units: Quantity = Field(gt=0)
+    price: Money
+
+
+class Price(_Strict):
+    """Price of one service: an optional first block (a minimum charge, e.g.
+    the first 60 s), then per block of ``per.units``, rounded per ``rounding``
+    (up: every started block; down: completed blocks; nearest)."""
+
+    free: bool = False
+    first: Block | None = None
+    per: Block | None = None
+    rounding: Literal["up", "down", "nearest"] = "up"
+
+    @model_validator(mode="after")
+    def _has_a_price(self) -> Price:
+        if not self.free and self.per is None:
+            raise ValueError("per: required unless free is true (e.g. per: {units: 1MB, price: '0.01'})")
+        return self
+
+
+class Tariff(_Strict):
+    """Prices per service name, with tax."""
+
+    prices: dict[str, Price]
+    # VAT/GST in percent as a decimal string ("20", "8.5"); prices are gross.
+    tax_percent: str = "0"
+
+    @property
+    def tax_ppm(self) -> int:
+        return parse_money(self.tax_percent) // 100  # percent -> parts per million
+
+
+class FinalUnit(_Strict):
+    action: Literal["terminate", "redirect", "restrict"] = "terminate"
+    redirect_url: str | None = None
+    filter_ids: tuple[str, ...] = ()
+    restriction_rules: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _redirect_has_url(self) -> FinalUnit:
+        if self.action == "redirect" and not self.redirect_url:
+            raise ValueError("redirect_url: required when action is redirect")
+        return self
+
+    @property
+    def final_unit_action(self) -> FinalUnitAction:
+        return {
+            "terminate": FinalUnitAction.TERMINATE,
+            "redirect": FinalUnitAction.REDIRECT,
+            "restrict": FinalUnitAction.RESTRICT_ACCESS,
+        }[self.action]
+
+
+class Quota(_Strict):
+    """How much to grant per request, and the timers that go with it
+    (RFC 4006 §8.33 Validity-Time; TS 32.299 thresholds and QHT)."""
+
+    default_grant: Quantity = Field(gt=0)
+    max_grant: Quantity | None = None
+    validity_time: Seconds = 3600
+    # The gateway reports when this share (percent) of the grant is left.
+    threshold_percent: int = Field(default=0, ge=0, le=100)
+    quota_holding_time: Seconds = 0
+    # Tcc: the session is abandoned after this long without a request.
+    supervision_time: Seconds | None = None
+    final_unit: FinalUnit = FinalUnit()
+
+    @property
+    def supervision(self) -> int:
+        return self.supervision_time if self.supervision_time is not None else 2 * self.validity_time
+
+
+class Plan(_Strict):
+    """What an account subscribes to: its currency and tariff."""
+
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    tariff: str
+    description: str = ""
+
+
+class Defaults(_Strict):
+    """Fallbacks: the service for command-level (no MSCC) requests and RADIUS."""
+
+    service: str
+    quota: Quota | None = None
+
+
+class PolicyDocument(_Strict):
+    """One policy file: any subset of the top-level sections."""
+
+    services: dict[str, Service] = {}
+    tariffs: dict[str, Tariff] = {}
+    quotas: dict[str, Quota] = {}
+    plans: dict[str, Plan] = {}
+    defaults: Defaults | None = None
+    timezone: str | None = None
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return list(cls.model_fields)

@@ -1,0 +1,52 @@
+"""Connecting to Redis and turning its failures into StorageUnavailable.
+
+Only ``ocs/`` talks to Redis (DESIGN.md "Data flow" 1). Connection and timeout
+errors become :class:`~ocs.charging.errors.StorageUnavailable`; every script is
+idempotent, so a caller that sees it may retry the same request safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from redis import exceptions as rexc
+from redis.asyncio import Redis
+
+from ocs.charging.errors import StorageUnavailable
+from ocs.store.keys import DEFAULT_PARTITIONS, META_PARTITIONS
+
+
+def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> Redis:
+    """A pooled async client for ``redis://``, ``rediss://`` or ``unix://`` URLs."""
+    return Redis.from_url(
+        url,
+        decode_responses=False,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        max_connections=max_connections,
+        health_check_interval=30,
+    )
+
+
+@asynccontextmanager
+async def storage_errors() -> AsyncIterator[None]:
+    """Map Redis transport failures to StorageUnavailable."""
+    try:
+        yield
+    except (rexc.ConnectionError, rexc.TimeoutError, rexc.BusyLoadingError, OSError) as exc:
+        raise StorageUnavailable(f"redis unavailable: {exc}") from exc
+    except rexc.ResponseError as exc:
+        # A script error rolls nothing back in Redis, but every script writes
+        # only after all its checks: a failure here has changed nothing.
+        if "NOSCRIPT" in str(exc) or "READONLY" in str(exc) or "LOADING" in str(exc):
+            raise StorageUnavailable(f"redis not ready: {exc}") from exc
+        raise
+
+
+async def partitions(client: Redis) -> int:
+    """The fixed partition count of this installation (set once, at first use)."""
+    async with storage_errors():
+        await client.set(META_PARTITIONS, DEFAULT_PARTITIONS, nx=True)
+        raw = await client.get(META_PARTITIONS)
+    return int(raw) if raw is not None else DEFAULT_PARTITIONS

@@ -1,0 +1,29 @@
+-- abandon.lua: close a session the gateway never terminated (supervision
+-- timer, RFC 4006 §5.5 Tcc expiry), or every session of a peer that
+-- restarted / a NAS that rebooted (force = 1). Releases the reservations and
+-- writes the record with the given cause; a later update gets UNKNOWN_SESSION.
+-- KEYS: 1 account hash, 2 balance, 3 open-session set, 4 session, 5 records.
+local req = cmsgpack.unpack(ARGV[1])
+local now = req.now
+local sess = unpack_blob(redis.call('GET', KEYS[4]))
+if not sess or sess.st ~= 'open' then
+  redis.call('SREM', KEYS[3], req.sid)
+  return cmsgpack.pack({gone = 1})
+end
+if req.force == 1 then
+  if req.before and req.before > 0 and sess.start >= req.before then
+    return cmsgpack.pack({alive = sess.dl})
+  end
+elseif sess.dl > now then
+  return cmsgpack.pack({alive = sess.dl})
+end
+local acct = hash_to_table(redis.call('HGETALL', KEYS[1]))
+local bal = load_balance(KEYS[2])
+release_all(bal, sess)
+write_record(KEYS[5], sess, acct, now, req.cause, 'session', sess.acct .. '/' .. sess.sid, req.tax)
+sess.st = 'closed'
+sess.last = now
+redis.call('SET', KEYS[4], cmsgpack.pack(sess), 'EX', 86400)
+redis.call('SREM', KEYS[3], req.sid)
+save_balance(KEYS[2], bal, now)
+return cmsgpack.pack({closed = 1})

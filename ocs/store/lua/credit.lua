@@ -1,0 +1,43 @@
+-- credit.lua: top-up or adjustment of one bucket (CLI, integrations).
+-- KEYS: 1 account hash, 2 balance, 3 open-session set, 4 reference key,
+-- 5 notifications stream. ARGV[1] = msgpack {now, delta, bucket spec, kind,
+-- ref}. A repeated reference changes nothing (a payment applied once). A
+-- negative adjustment never takes a bucket below its floor plus what is
+-- reserved. Live sessions are told (pub/sub + notifications stream) so the
+-- front ends re-authorise them (Gy RAR, RADIUS CoA).
+local req = cmsgpack.unpack(ARGV[1])
+local now = req.now
+local acct = hash_to_table(redis.call('HGETALL', KEYS[1]))
+if not acct.status or acct.status == 'deleted' then return cmsgpack.pack({e = 'user_unknown'}) end
+if req.ref and req.ref ~= '' then
+  local prev = redis.call('GET', KEYS[4])
+  if prev then return prev end
+end
+local bal = load_balance(KEYS[2])
+local spec = req.b
+local b = find_bucket(bal, spec.id)
+if not b then
+  if req.delta < 0 then return cmsgpack.pack({e = 'no_bucket'}) end
+  b = {id = spec.id, unit = spec.unit, amt = 0, res = 0, exp = spec.exp or 0,
+       pri = spec.pri or 100, svc = spec.svc or {}, floor = spec.floor or 0}
+  bal.b[#bal.b + 1] = b
+elseif b.unit ~= spec.unit then
+  return cmsgpack.pack({e = 'unit_mismatch', unit = b.unit})
+end
+if req.delta < 0 and b.amt + req.delta < (b.floor or 0) + b.res then
+  return cmsgpack.pack({e = 'below_floor', available = avail(b)})
+end
+b.amt = sat_add(b.amt, req.delta)
+if spec.exp and spec.exp > 0 then b.exp = spec.exp end
+save_balance(KEYS[2], bal, now)
+local sessions = redis.call('SMEMBERS', KEYS[3])
+local base = KEYS[1]
+for _, sid in ipairs(sessions) do
+  local s = unpack_blob(redis.call('GET', base .. ':s:' .. sid))
+  if s and s.st == 'open' then
+    publish(req.channel, KEYS[5], req.kind, s.acct, sid, s.owner, s.attrs)
+  end
+end
+local result = cmsgpack.pack({ok = 1, bucket = b.id, amt = b.amt, sessions = #sessions})
+if req.ref and req.ref ~= '' then redis.call('SET', KEYS[4], result, 'EX', 31536000) end
+return result

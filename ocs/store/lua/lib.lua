@@ -1,0 +1,324 @@
+-- lib.lua: helpers shared by every balance script (prepended at load time).
+--
+-- Integers only: Lua 5.1 numbers are doubles, exact to 2^53; the Python side
+-- saturates every quantity at MAX before calling, and math.floor is applied to
+-- every division. State is msgpack (cmsgpack), which packs integral numbers as
+-- msgpack integers, never as floats.
+
+local MAX = 9007199254740991  -- 2^53 - 1, the largest exact integer
+
+local function unpack_blob(raw)
+  if not raw then return nil end
+  return cmsgpack.unpack(raw)
+end
+
+local function sat_add(a, b)
+  local s = a + b
+  if s > MAX then return MAX end
+  return s
+end
+
+-- Tariff t: fu/fp first block (units, price), bu/bp next blocks, r rounding
+-- (0 per started block, 1 completed blocks only, 2 nearest), free (1/0).
+local function blocks(u, bu, r)
+  if r == 1 then return math.floor(u / bu) end
+  if r == 2 then return math.floor((2 * u + bu) / (2 * bu)) end
+  return math.floor((u + bu - 1) / bu)
+end
+
+-- Price of a cumulative quantity u of money-rated units in one session.
+local function cost(t, u)
+  if u <= 0 or t.free == 1 then return 0 end
+  local c = t.fp
+  local rest = u - t.fu
+  if rest > 0 then
+    local n = blocks(rest, t.bu, t.r)
+    if t.bp > 0 and n > (MAX - c) / t.bp then return MAX end
+    c = c + n * t.bp
+  end
+  return c
+end
+
+-- Largest g <= want with cost(c0 + g) - cost(c0) <= money (binary search; the
+-- cost is a monotone step function, so this holds for every tariff shape).
+local function affordable(t, c0, want, money)
+  if t.free == 1 then return want end
+  local base = cost(t, c0)
+  if cost(t, c0 + want) - base <= money then return want end
+  local lo, hi = 0, want
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if cost(t, c0 + mid) - base <= money then lo = mid else hi = mid - 1 end
+  end
+  return lo
+end
+
+-- Does bucket b apply to service (rg, sid)? An empty list applies to all.
+local function applies(b, rg, sid)
+  local svcs = b.svc
+  if not svcs or #svcs == 0 then return true end
+  for _, s in ipairs(svcs) do
+    local brg, bsid = s[1], s[2]
+    if (brg == nil or brg == -1 or brg == rg) and (bsid == nil or bsid == -1 or bsid == sid) then
+      return true
+    end
+  end
+  return false
+end
+
+local function avail(b)
+  local a = b.amt - b.res - (b.floor or 0)
+  if a < 0 then return 0 end
+  return a
+end
+
+local function live(b, now)
+  return b.exp == nil or b.exp == 0 or b.exp > now
+end
+
+-- Buckets of one unit for one service, in consumption order: priority, then
+-- earliest expiry (never-expiring last), then id. Expired buckets never count.
+local function chain(bal, unit, rg, sid, now)
+  local out = {}
+  for _, b in ipairs(bal.b) do
+    if b.unit == unit and live(b, now) and applies(b, rg, sid) then out[#out + 1] = b end
+  end
+  table.sort(out, function(x, y)
+    if x.pri ~= y.pri then return x.pri < y.pri end
+    local ex = (x.exp == nil or x.exp == 0) and MAX or x.exp
+    local ey = (y.exp == nil or y.exp == 0) and MAX or y.exp
+    if ex ~= ey then return ex < ey end
+    return x.id < y.id
+  end)
+  return out
+end
+
+local function find_bucket(bal, id)
+  for _, b in ipairs(bal.b) do
+    if b.id == id then return b end
+  end
+  return nil
+end
+
+local function sum_avail(list)
+  local s = 0
+  for _, b in ipairs(list) do s = sat_add(s, avail(b)) end
+  return s
+end
+
+-- Take up to n from the chain's available amounts; returns taken, {id=amount}.
+local function take(list, n, mark_reserved)
+  local got, parts = 0, {}
+  for _, b in ipairs(list) do
+    if got >= n then break end
+    local a = math.min(avail(b), n - got)
+    if a > 0 then
+      if mark_reserved then b.res = b.res + a else b.amt = b.amt - a end
+      parts[b.id] = (parts[b.id] or 0) + a
+      got = got + a
+    end
+  end
+  return got, parts
+end
+
+local function release(bal, res)
+  if not res then return end
+  for id, a in pairs(res) do
+    local b = find_bucket(bal, id)
+    if b then
+      b.res = b.res - a
+      if b.res < 0 then b.res = 0 end
+    end
+  end
+end
+
+local function add_parts(into, parts)
+  for id, a in pairs(parts) do into[id] = (into[id] or 0) + a end
+end
+
+-- Reserve for service state sv: `want` units of its rated unit, unit buckets
+-- first, then money through tariff t. Returns granted units, final flag.
+local function reserve(bal, sv, want, t, now)
+  sv.res = {}
+  if want <= 0 then return 0, false end
+  if t.free == 1 then return want, false end
+  local units = chain(bal, sv.ru, sv.rg, sv.sid, now)
+  local got, parts = take(units, want, true)
+  add_parts(sv.res, parts)
+  if got < want then
+    local money = chain(bal, 'money', sv.rg, sv.sid, now)
+    local g = affordable(t, sv.mu, want - got, sum_avail(money))
+    local m = cost(t, sv.mu + g) - cost(t, sv.mu)
+    local _, mparts = take(money, m, true)
+    add_parts(sv.res, mparts)
+    got = got + g
+  end
+  return got, got < want
+end
+
+-- Charge `u` rated units just used: unit buckets, then money through tariff t;
+-- what the balance cannot cover (down to each bucket's floor) is a shortfall.
+local function debit(bal, sv, u, t, now)
+  if u <= 0 then return 0, 0 end
+  local units = chain(bal, sv.ru, sv.rg, sv.sid, now)
+  local got, parts = take(units, u, false)
+  add_parts(sv.fb, parts)
+  local rest = u - got
+  if rest <= 0 or t.free == 1 then return 0, 0 end
+  local m = cost(t, sv.mu + rest) - cost(t, sv.mu)
+  sv.mu = sat_add(sv.mu, rest)
+  local money = chain(bal, 'money', sv.rg, sv.sid, now)
+  local paid = take(money, m, false)
+  return paid, m - paid
+end
+
+-- Apply one service's usage reports (each with its own tariff: before/after a
+-- tariff switch). Cumulative reports (RADIUS) are turned into deltas here: a
+-- total below the last starts a new epoch and is charged from zero.
+local function apply_reports(bal, sv, reps, now)
+  local charged, short = 0, 0
+  for _, rep in ipairs(reps or {}) do
+    local delta = {}
+    for unit, v in pairs(rep.u) do
+      local d = v
+      if rep.cum == 1 then
+        local last = sv.cum[unit] or 0
+        if v >= last then d = v - last end
+        sv.cum[unit] = v
+      end
+      delta[unit] = d
+      sv.used[unit] = sat_add(sv.used[unit] or 0, d)
+    end
+    local c, s = debit(bal, sv, delta[sv.ru] or 0, rep.t, now)
+    charged = charged + c
+    short = short + s
+  end
+  sv.ch = sv.ch + charged
+  sv.sf = sv.sf + short
+  return charged, short
+end
+
+local function new_service(q)
+  return {k = q.k, nm = q.nm, rg = q.rg, sid = q.sid, ru = q.ru,
+          res = {}, used = {}, cum = {}, fb = {}, mu = 0, ch = 0, sf = 0}
+end
+
+local function count_pairs(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+-- Serve each service of a request: usage first, then the new reservation.
+-- `deny` grants nothing (blocked account) but still debits the usage
+-- (RFC 4006 §5.6.3 / standards §2.8: debit any USU on 4010).
+local function serve(bal, sess, svcs, now, deny, grant)
+  local out = {}
+  for _, q in ipairs(svcs) do
+    local sv = sess.svc[q.k]
+    if not sv then
+      sv = new_service(q)
+      sess.svc[q.k] = sv
+    end
+    release(bal, sv.res)
+    sv.res = {}
+    local ch, sf = apply_reports(bal, sv, q.rep, now)
+    local r = {k = q.k, ch = ch, sf = sf, g = 0, fin = 0, x = q.x, st = 'granted'}
+    if deny then
+      r.st = 'service_denied'
+    elseif grant and q.want >= 0 then
+      local g, final = reserve(bal, sv, q.want, q.t, now)
+      r.g = g
+      if final then r.fin = 1 end
+      if q.want > 0 and g == 0 then r.st = 'credit_limit_reached' end
+    end
+    out[#out + 1] = r
+  end
+  return out
+end
+
+local function release_all(bal, sess)
+  for _, sv in pairs(sess.svc) do
+    release(bal, sv.res)
+    sv.res = {}
+  end
+end
+
+-- Buckets spent to zero, or expired, with nothing reserved are dropped so the
+-- blob stays small; money buckets without expiry stay (they carry the floor).
+local function prune(bal, now)
+  local keep = {}
+  for _, b in ipairs(bal.b) do
+    local spent = b.amt <= 0 and b.unit ~= 'money'
+    local dead = not live(b, now)
+    if b.res > 0 or not (spent or dead) then keep[#keep + 1] = b end
+  end
+  bal.b = keep
+end
+
+-- Gross -> net + tax at rate ppm, net rounded half up, computed without ever
+-- multiplying the whole gross by 10^6 (exact for every gross below 2^53).
+local function split_tax(gross, ppm)
+  if ppm <= 0 then return gross, 0 end
+  local d = 1000000 + ppm
+  local q = math.floor(gross / d)
+  local rem = gross - q * d
+  local net = q * 1000000 + math.floor((rem * 1000000 + math.floor(d / 2)) / d)
+  return net, gross - net
+end
+
+-- The charged-session record (ocs/charging/records.py), appended in the same
+-- call as the debit so neither exists without the other.
+local function write_record(stream, sess, acct, now, cause, kind, rid, ppm)
+  local services, total, short = {}, 0, 0
+  for _, sv in pairs(sess.svc) do
+    services[#services + 1] = {service = sv.k, name = sv.nm, rating_group = sv.rg,
+      service_id = sv.sid, used = sv.used, charged = sv.ch, shortfall = sv.sf,
+      from_buckets = sv.fb}
+    total = total + sv.ch
+    short = short + sv.sf
+  end
+  table.sort(services, function(a, b) return a.service < b.service end)
+  local net, tax = split_tax(total, ppm)
+  local rec = {v = 1, id = rid, kind = kind, account = sess.acct, identities = sess.ids,
+    session = sess.sid, owner = sess.owner, start = sess.start, ['end'] = now,
+    cause = cause, policy_version = sess.pv, currency = acct.currency or '',
+    charged = total, net = net, tax = tax, tax_rate_ppm = ppm, shortfall = short,
+    services = services}
+  redis.call('XADD', stream, '*', 'r', cmsgpack.pack(rec))
+end
+
+local function hash_to_table(flat)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+local function load_balance(key)
+  local bal = unpack_blob(redis.call('GET', key))
+  if not bal then bal = {b = {}} end
+  if not bal.b then bal.b = {} end
+  return bal
+end
+
+local function save_balance(key, bal, now)
+  prune(bal, now)
+  redis.call('SET', key, cmsgpack.pack(bal))
+end
+
+-- Remember the answer to a request key (bounded: the newest 256 keys).
+local function remember(sess, rk, answer)
+  sess.ans[rk] = answer
+  sess.order[#sess.order + 1] = rk
+  while #sess.order > 256 do
+    sess.ans[table.remove(sess.order, 1)] = nil
+  end
+end
+
+local function publish(channel, stream, kind, acct_id, sid, owner, attrs)
+  local msg = cmsgpack.pack({k = kind, a = acct_id, s = sid, o = owner, at = attrs})
+  redis.call('PUBLISH', channel, msg)
+  if stream and stream ~= '' then
+    redis.call('XADD', stream, 'MAXLEN', '~', '10000', '*', 'n', msg)
+  end
+end

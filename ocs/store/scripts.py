@@ -1,0 +1,51 @@
+"""The balance-changing Lua scripts, registered once per client.
+
+One file per mutation in ``ocs/store/lua/`` (STYLE.md 7). Shared helpers live
+in ``lib.lua`` and the opening checks of a family in ``*_common.lua``; each
+script is assembled from its parts at load, registered with redis-py (EVALSHA,
+re-loaded on NOSCRIPT) and called with every key in KEYS and one msgpack
+argument.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+_PARTS: dict[str, tuple[str, ...]] = {
+    "initiate": ("lib", "session_common", "initiate"),
+    "update": ("lib", "session_common", "update"),
+    "terminate": ("lib", "session_common", "terminate"),
+    "abandon": ("lib", "abandon"),
+    "event": ("lib", "event_common", "event"),
+    "refund": ("lib", "event_common", "refund"),
+    "credit": ("lib", "credit"),
+    "status": ("lib", "status"),
+    "create": ("lib", "create"),
+}
+
+
+def script_source(name: str) -> str:
+    """The full Lua source of one script (its parts, concatenated)."""
+    lua = files("ocs.store") / "lua"
+    return "\n".join((lua / f"{part}.lua").read_text() for part in _PARTS[name])
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    initiate: AsyncScript
+    update: AsyncScript
+    terminate: AsyncScript
+    abandon: AsyncScript
+    event: AsyncScript
+    refund: AsyncScript
+    credit: AsyncScript
+    status: AsyncScript
+    create: AsyncScript
+
+    @classmethod
+    def register(cls, client: Redis) -> Scripts:
+        return cls(**{name: client.register_script(script_source(name)) for name in _PARTS})
