@@ -11,22 +11,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from redis import exceptions as rexc
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from ocs.charging.errors import StorageUnavailable
 from ocs.store.keys import DEFAULT_PARTITIONS, META_PARTITIONS
 
 
 def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> Redis:
-    """A pooled async client for ``redis://``, ``rediss://`` or ``unix://`` URLs."""
-    return Redis.from_url(
+    """A pooled async client for ``redis://``, ``rediss://`` or ``unix://`` URLs.
+
+    The pool blocks (up to ``timeout``) when every connection is busy, so a
+    burst of requests waits its turn instead of failing.
+    """
+    pool = BlockingConnectionPool.from_url(
         url,
         decode_responses=False,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         max_connections=max_connections,
+        timeout=timeout,
         health_check_interval=30,
     )
+    return Redis(connection_pool=pool)
 
 
 @asynccontextmanager

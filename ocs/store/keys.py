@@ -87,9 +87,14 @@ def owner_index(owner: str) -> str:
     return f"{PREFIX}:{{ow:{owner}}}"
 
 
+def supervision_shard_key(index: int) -> str:
+    """ZSET of "account NUL session" scored by supervision deadline (unix s)."""
+    return f"{PREFIX}:{{sup:{index:02d}}}"
+
+
 def supervision_shard(account_id: str) -> str:
-    """ZSET of "account\\x00session" scored by supervision deadline (unix s)."""
-    return f"{PREFIX}:{{sup:{zlib.crc32(account_id.encode()) % SUPERVISION_SHARDS:02d}}}"
+    """The supervision shard of an account's sessions."""
+    return supervision_shard_key(zlib.crc32(account_id.encode()) % SUPERVISION_SHARDS)
 
 
 ACCOUNTS_INDEX = f"{PREFIX}:{{idx}}:accounts"  # set of account ids (for `ocs account list`)
