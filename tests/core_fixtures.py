@@ -36,19 +36,19 @@ def test_policies() -> PolicySet:
     return load_policies(TEST_POLICIES)
 
 
-@pytest_asyncio.fixture(loop_scope="session")
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def core_redis(redis_url: str) -> AsyncIterator[Redis]:
     client = connect(redis_url)
     yield client
     await client.aclose()
 
 
-@pytest_asyncio.fixture(loop_scope="session")
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def charging(core_redis: Redis, test_policies: PolicySet) -> ChargingService:
     return await ChargingService.connect(core_redis, test_policies)
 
 
-@pytest_asyncio.fixture(loop_scope="session")
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def accounts(core_redis: Redis) -> Accounts:
     return await Accounts.connect(core_redis)
 
@@ -56,7 +56,7 @@ async def accounts(core_redis: Redis) -> Accounts:
 NewAccount = Callable[..., Awaitable[TestAccount]]
 
 
-@pytest_asyncio.fixture(loop_scope="session")
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def new_account(accounts: Accounts) -> NewAccount:
     async def make(money: int = 1_000_000, plan: str = "basic",
                    buckets: Sequence[BucketSpec] = ()) -> TestAccount:
