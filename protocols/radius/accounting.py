@@ -1,0 +1,212 @@
+"""RADIUS accounting mapped onto the charging API (RFC 2866, standards §3.4).
+
+One Accounting-Request -> one charging call, and the answer only after it
+returns (the record is durable in Redis by then):
+
+- Start -> ``initiate`` (reserve per policy), or ``update`` of the session an
+  Access-Request opened (recognised by our Class, see :mod:`sessions`);
+- Interim-Update -> ``update`` with cumulative counters (the core charges the
+  difference; a Disconnect follows when the answer says credit is exhausted);
+- Stop -> ``terminate`` with cumulative counters, releasing what is left;
+- Interim/Stop without Start -> ``subscriber=`` given, so the core opens /
+  records the session anyway;
+- Accounting-On/Off -> ``terminate_owner_sessions`` for this NAS.
+
+Idempotency: ``request_key`` is a digest of (status, counters), so a record
+re-sent with a new Identifier charges nothing more. StorageUnavailable (and
+any unexpected error) propagates: the transport sends nothing and the NAS
+retries. Other request-level failures (unknown user, blocked account...) are
+acknowledged, since the NAS cannot act on them, and logged and counted.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import structlog
+
+from ocs.charging.api import ChargingService
+from ocs.charging.errors import (
+    AccountBlocked,
+    ChargingError,
+    StorageUnavailable,
+)
+from ocs.charging.types import (
+    ChargingAnswer,
+    Identity,
+    ServiceKey,
+    ServiceRequest,
+    ServiceStatus,
+    SessionRef,
+    TerminationCause,
+    Usage,
+)
+from protocols.radius import sessions as ss
+from protocols.radius.accounting_record import AcctRecord, StatusType
+from protocols.radius.counters import Counters, request_key
+from protocols.radius.settings import ClientConfig, IdentitySource, RadiusConfig
+
+log = structlog.get_logger("ocs.radius.accounting")
+
+# Acct-Terminate-Cause (RFC 2866 §5.10) -> why the charging session ended.
+TERMINATE_CAUSES: dict[int, TerminationCause] = {
+    6: TerminationCause.ADMIN,  # Admin-Reset
+    7: TerminationCause.NAS_REBOOT,  # Admin-Reboot
+    11: TerminationCause.NAS_REBOOT,  # NAS-Reboot
+    15: TerminationCause.SERVICE_DENIED,  # Service-Unavailable
+}
+NORMAL_CAUSES = frozenset({1, 2, 3, 4, 5, 10, 12, 17, 18})
+
+# Per-service outcomes after which the NAS must cut the session.
+CUT_OFF = frozenset({ServiceStatus.CREDIT_LIMIT_REACHED, ServiceStatus.SERVICE_DENIED})
+
+
+class AcctOutcome(enum.Enum):
+    """What happened to one record (metric label and log field)."""
+
+    CHARGED = "charged"
+    REPLAYED = "replayed"
+    NAS_RESTART = "nas_restart"
+    IGNORED = "ignored"  # status we do not charge (Failed, unknown)
+    REJECTED = "rejected"  # a charging error the NAS cannot act on: acknowledged
+
+
+@dataclass(frozen=True, slots=True)
+class AcctResult:
+    outcome: AcctOutcome
+    session: SessionRef | None = None
+    cut_off: TerminationCause | None = None  # send a Disconnect for this reason
+    detail: str = ""
+
+
+def termination_cause(code: int | None) -> TerminationCause:
+    if code is None or code in NORMAL_CAUSES:
+        return TerminationCause.NORMAL
+    return TERMINATE_CAUSES.get(code, TerminationCause.OTHER)
+
+
+def identity_of(cfg: RadiusConfig, user_name: str | None, calling: str | None) -> Identity | None:
+    value = user_name if cfg.identity is IdentitySource.USER_NAME else calling
+    return Identity(cfg.identity_type, value) if value else None
+
+
+def service_key(cfg: RadiusConfig) -> ServiceKey:
+    return ServiceKey(cfg.service.rating_group, cfg.service.service_id)
+
+
+def session_ref(rec: AcctRecord, client: ClientConfig, source: str) -> SessionRef:
+    nas = ss.nas_key(rec.nas_ip, rec.nas_identifier, source)
+    sid = ss.session_from_class(nas, rec.classes) or ss.accounting_session_id(nas, rec.session_id)
+    attrs = ss.pack_attributes(
+        {
+            ss.A_NAS_IP: rec.nas_ip,
+            ss.A_NAS_ID: rec.nas_identifier,
+            ss.A_ACCT_SESSION_ID: rec.session_id,
+            ss.A_USER_NAME: rec.user_name,
+            ss.A_FRAMED_IP: rec.framed_ip,
+            ss.A_CALLING_STATION_ID: rec.calling_station_id,
+            ss.A_SOURCE: source,
+            ss.A_CLIENT: client.name,
+        }
+    )
+    return SessionRef(session_id=sid, owner=ss.owner_of(nas), attributes=attrs)
+
+
+class AccountingMapper:
+    """Turns one parsed Accounting-Request into one charging call."""
+
+    def __init__(self, charging: ChargingService, cfg: RadiusConfig) -> None:
+        self._charging = charging
+        self._cfg = cfg
+        self._service = service_key(cfg)
+
+    async def handle(
+        self, rec: AcctRecord, client: ClientConfig, source: str, received: int
+    ) -> AcctResult:
+        """Charge the record; raises StorageUnavailable when nothing may be answered."""
+        now = rec.event_time(received)
+        if rec.status in (StatusType.ACCOUNTING_ON, StatusType.ACCOUNTING_OFF):
+            return await self._nas_restart(rec, source, now)
+        if rec.status not in (StatusType.START, StatusType.INTERIM_UPDATE, StatusType.STOP):
+            return AcctResult(AcctOutcome.IGNORED, detail=f"status {rec.status}")
+        session = session_ref(rec, client, source)
+        subscriber = identity_of(self._cfg, rec.user_name, rec.calling_station_id)
+        nas = ss.nas_key(rec.nas_ip, rec.nas_identifier, source)
+        continued = ss.session_from_class(nas, rec.classes) is not None
+        try:
+            answer = await self._charge(rec, session, subscriber, now, continued)
+        except StorageUnavailable:
+            raise
+        except AccountBlocked as exc:
+            return AcctResult(AcctOutcome.REJECTED, session, TerminationCause.ADMIN, repr(exc))
+        except ChargingError as exc:
+            return AcctResult(AcctOutcome.REJECTED, session, None, repr(exc))
+        return self._result(rec, session, answer)
+
+    async def _nas_restart(self, rec: AcctRecord, source: str, now: int) -> AcctResult:
+        owner = ss.owner_of(ss.nas_key(rec.nas_ip, rec.nas_identifier, source))
+        closed = await self._charging.terminate_owner_sessions(
+            owner, TerminationCause.NAS_REBOOT, opened_before=now
+        )
+        return AcctResult(AcctOutcome.NAS_RESTART, detail=f"{owner}: {closed} sessions closed")
+
+    async def _charge(
+        self,
+        rec: AcctRecord,
+        session: SessionRef,
+        subscriber: Identity | None,
+        now: int,
+        continued: bool,
+    ) -> ChargingAnswer:
+        key = request_key(rec.status, rec.counters)
+        used = () if rec.counters.is_empty() else (rec.counters.used_units(),)
+        if rec.status == StatusType.START:
+            return await self._start(session, subscriber, key, now, continued)
+        if rec.status == StatusType.INTERIM_UPDATE:
+            services = [ServiceRequest(self._service, requested=Usage(), used=used)]
+            return await self._charging.update(
+                session, key, services, subscriber=subscriber, now=now
+            )
+        services = [ServiceRequest(self._service, requested=None, used=used)]
+        return await self._charging.terminate(
+            session,
+            key,
+            services,
+            cause=termination_cause(rec.terminate_cause),
+            subscriber=subscriber,
+            now=now,
+        )
+
+    async def _start(
+        self,
+        session: SessionRef,
+        subscriber: Identity | None,
+        key: str,
+        now: int,
+        continued: bool,
+    ) -> ChargingAnswer:
+        if continued:
+            # The Access-Request opened this session: a Start continues it.
+            used = (Counters(0, 0, 0).used_units(),)
+            services = [ServiceRequest(self._service, requested=Usage(), used=used)]
+            return await self._charging.update(
+                session, key, services, subscriber=subscriber, now=now
+            )
+        if subscriber is None:
+            raise _NoIdentity("no subscriber identity in the Start")
+        services = [ServiceRequest(self._service, requested=Usage())]
+        return await self._charging.initiate(
+            session, subscriber, services, request_key=key, now=now
+        )
+
+    def _result(self, rec: AcctRecord, session: SessionRef, answer: ChargingAnswer) -> AcctResult:
+        outcome = AcctOutcome.REPLAYED if answer.replayed else AcctOutcome.CHARGED
+        cut = None
+        if rec.status != StatusType.STOP and any(s.status in CUT_OFF for s in answer.services):
+            cut = TerminationCause.CREDIT_EXHAUSTED
+        return AcctResult(outcome, session, cut)
+
+
+class _NoIdentity(ChargingError):
+    """The record names no subscriber we could charge."""

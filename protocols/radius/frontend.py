@@ -1,0 +1,104 @@
+"""The RADIUS front end as ``ocs serve`` loads it (entry point ``ocs.frontends:radius``).
+
+``create`` validates the ``radius:`` config section; ``start`` binds the auth
+and accounting listeners on every configured address, and (in the configured
+worker only, so a push is sent once) consumes the core's notifications for
+Disconnect/CoA; ``stop`` stops receiving, lets in-flight requests finish within
+the drain timeout, then closes the DAE client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from ocs.charging.api import ChargingService
+from ocs.frontend import FrontendContext
+from protocols.radius.clients import ClientTable
+from protocols.radius.codec import PortKind
+from protocols.radius.dynauth import DynAuth
+from protocols.radius.pipeline import Pipeline
+from protocols.radius.server import RadiusListener, listen
+from protocols.radius.sessions import LiveSessions
+from protocols.radius.settings import RadiusConfig
+
+
+class RadiusFrontend:
+    name = "radius"
+
+    def __init__(self, cfg: RadiusConfig, worker_index: int = 0) -> None:
+        self.config = cfg
+        self._worker = worker_index
+        self._listeners: dict[PortKind, list[RadiusListener]] = _no_listeners()
+        self._dynauth: DynAuth | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self.pipeline: Pipeline | None = None
+
+    async def start(self, charging: ChargingService) -> None:
+        live = LiveSessions()
+        dynauth = DynAuth(self.config, ClientTable(self.config.clients), live, charging)
+        pipeline = Pipeline(self.config, charging, live, dynauth.cut_off)
+        self.pipeline, self._dynauth = pipeline, dynauth
+        ports = {PortKind.AUTH: self.config.auth_port, PortKind.ACCT: self.config.acct_port}
+        try:
+            for kind, port in ports.items():
+                if port is None:
+                    continue
+                for host in self.config.listen:
+                    self._listeners[kind].append(
+                        await listen(pipeline, kind, host, port, self.config.max_inflight)
+                    )
+        except OSError:
+            await self.stop(0)
+            raise
+        if self.config.dae.enabled and self._worker == self.config.dae.worker:
+            self._consumer = asyncio.get_running_loop().create_task(dynauth.consume())
+
+    def addresses(self, kind: PortKind) -> list[tuple[str, int]]:
+        """Where each listener of ``kind`` is bound (port 0 resolved)."""
+        return [lst.address for lst in self._listeners[kind]]
+
+    @property
+    def dynauth(self) -> DynAuth:
+        assert self._dynauth is not None, "not started"
+        return self._dynauth
+
+    async def stop(self, drain_timeout: float) -> None:
+        listeners = [lst for group in self._listeners.values() for lst in group]
+        for lst in listeners:
+            lst.close()
+        pending = {task for lst in listeners for task in lst.tasks}
+        if pending and drain_timeout > 0:
+            await asyncio.wait(pending, timeout=drain_timeout)
+        for task in pending:
+            task.cancel()
+        if self._consumer is not None:
+            self._consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._consumer
+        if self._dynauth is not None:
+            await self._dynauth.drain(drain_timeout)
+            self._dynauth.close()
+        self._listeners = _no_listeners()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "auth": [f"{h}:{p}" for h, p in self.addresses(PortKind.AUTH)],
+            "acct": [f"{h}:{p}" for h, p in self.addresses(PortKind.ACCT)],
+            "in_flight": sum(len(lst.tasks) for g in self._listeners.values() for lst in g),
+            "dae_consumer": self._consumer is not None and not self._consumer.done(),
+        }
+
+
+def _no_listeners() -> dict[PortKind, list[RadiusListener]]:
+    return {PortKind.AUTH: [], PortKind.ACCT: []}
+
+
+def create(raw_section: Mapping[str, Any], ctx: FrontendContext) -> RadiusFrontend:
+    """Validate the ``radius:`` section (errors name file and key path) and build."""
+    from ocs.config import validate_section  # the helper's module; imported when used
+
+    cfg = validate_section(RadiusConfig, raw_section, ctx.config_file, ctx.section)
+    return RadiusFrontend(cfg, ctx.worker_index)

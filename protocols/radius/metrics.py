@@ -1,0 +1,33 @@
+"""Prometheus metrics of the RADIUS front end (issue 4, item 7).
+
+Labelled by configured client name (``nas``), not by source address, so the
+label set stays bounded by the configuration; sources matching no client are
+counted under ``nas="unknown"``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+UNKNOWN_NAS = "unknown"
+
+REQUESTS = Counter(
+    "ocs_radius_requests", "RADIUS requests accepted for processing", ["nas", "code"]
+)
+RESPONSES = Counter("ocs_radius_responses", "RADIUS responses sent", ["nas", "code"])
+DROPS = Counter("ocs_radius_drops", "RADIUS datagrams dropped without answer", ["nas", "reason"])
+DUPLICATES = Counter(
+    "ocs_radius_duplicates", "Retransmissions answered from the duplicate cache", ["nas"]
+)
+ACCT_OUTCOMES = Counter(
+    "ocs_radius_accounting", "Accounting-Requests by outcome", ["nas", "status", "outcome"]
+)
+AUTH_OUTCOMES = Counter("ocs_radius_authorisations", "Access-Request outcomes", ["nas", "reason"])
+DAE_SENT = Counter("ocs_radius_dae_sent", "CoA/Disconnect requests sent", ["nas", "kind"])
+DAE_ACK = Counter("ocs_radius_dae_ack", "CoA/Disconnect ACKs received", ["nas", "kind"])
+DAE_NAK = Counter(
+    "ocs_radius_dae_nak", "CoA/Disconnect NAKs received", ["nas", "kind", "error_cause"]
+)
+DAE_TIMEOUTS = Counter(
+    "ocs_radius_dae_timeouts", "CoA/Disconnect requests never answered", ["nas", "kind"]
+)

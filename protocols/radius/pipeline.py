@@ -1,0 +1,171 @@
+"""The request path of the RADIUS servers, between the socket and the charging API.
+
+``prepare`` (synchronous, no I/O): client by source address, guarded decode
+and authentication (:mod:`codec`), duplicate cache. It returns the cached
+answer for a retransmission, ``None`` for a drop (counted per client and
+reason, logged once per source per interval), or a :class:`Prepared` request.
+
+``process`` (async): the one charging call, then the answer, which is cached
+and returned for sending. No answer on StorageUnavailable or an unexpected
+error, so the NAS retries (standards §3.4); its cache entry is forgotten so
+the retry is processed again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from ocs.charging.api import ChargingService
+from ocs.charging.errors import StorageUnavailable
+from ocs.charging.types import SessionRef, TerminationCause
+from protocols.radius import metrics as m
+from protocols.radius.accounting import AccountingMapper, AcctResult
+from protocols.radius.accounting_record import StatusType, parse_accounting
+from protocols.radius.authorize import Authorizer
+from protocols.radius.clients import ClientTable
+from protocols.radius.codec import (
+    ACCESS_ACCEPT,
+    ACCESS_REQUEST,
+    ACCOUNTING_RESPONSE,
+    STATUS_SERVER,
+    PortKind,
+    RadiusRequest,
+    decode_request,
+    encode_reply,
+)
+from protocols.radius.drops import DropLog, DropReason, RadiusDrop
+from protocols.radius.dupcache import DupKey, DuplicateCache, Lookup
+from protocols.radius.sessions import LiveSessions
+from protocols.radius.settings import ClientConfig, RadiusConfig
+
+log = structlog.get_logger("ocs.radius")
+
+CutOff = Callable[[SessionRef, TerminationCause], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    request: RadiusRequest
+    client: ClientConfig
+    source: str
+    port: PortKind
+    dup_key: DupKey
+
+
+class Pipeline:
+    """Shared by the auth and accounting listeners of one front end."""
+
+    def __init__(
+        self,
+        cfg: RadiusConfig,
+        charging: ChargingService,
+        live: LiveSessions,
+        on_cut_off: CutOff,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cfg = cfg
+        self._clients = ClientTable(cfg.clients)
+        self._dups = DuplicateCache(cfg.duplicate_ttl, cfg.duplicate_max)
+        self._droplog = DropLog(cfg.drop_log_interval)
+        self._accounting = AccountingMapper(charging, cfg)
+        self._authorizer = Authorizer(charging, cfg)
+        self._live = live
+        self._on_cut_off = on_cut_off
+        self._clock = clock
+
+    @property
+    def clients(self) -> ClientTable:
+        return self._clients
+
+    def drop(self, source: str, nas: str, reason: DropReason, detail: str = "") -> None:
+        m.DROPS.labels(nas, reason.value).inc()
+        if self._droplog.should_log(source, reason, self._clock()):
+            log.warning(
+                "radius_dropped", source=source, nas=nas, reason=reason.value, detail=detail
+            )
+
+    def prepare(self, data: bytes, host: str, port: int, kind: PortKind) -> Prepared | bytes | None:
+        client = self._clients.lookup(host)
+        if client is None:
+            self.drop(host, m.UNKNOWN_NAS, DropReason.UNKNOWN_CLIENT)
+            return None
+        try:
+            req = decode_request(
+                data, kind, client.secret_bytes(), client.require_message_authenticator
+            )
+        except RadiusDrop as exc:
+            self.drop(host, client.name, exc.reason, exc.detail)
+            return None
+        key: DupKey = (host, port, req.identifier, req.authenticator)
+        seen = self._dups.begin(key, self._clock())
+        if seen is Lookup.PENDING:
+            self.drop(host, client.name, DropReason.DUPLICATE_IN_PROGRESS)
+            return None
+        if isinstance(seen, bytes):
+            m.DUPLICATES.labels(client.name).inc()
+            return seen
+        m.REQUESTS.labels(client.name, str(req.code)).inc()
+        return Prepared(req, client, host, kind, key)
+
+    async def process(self, prep: Prepared) -> bytes | None:
+        answer: bytes | None = None
+        try:
+            answer = await self._answer(prep)
+        except RadiusDrop as exc:
+            self.drop(prep.source, prep.client.name, exc.reason, exc.detail)
+        except StorageUnavailable as exc:
+            self.drop(prep.source, prep.client.name, DropReason.STORAGE_UNAVAILABLE, repr(exc))
+        except Exception as exc:  # never let one request stop the server
+            log.exception("radius_internal_error", source=prep.source, error=repr(exc))
+            self.drop(prep.source, prep.client.name, DropReason.INTERNAL_ERROR, repr(exc))
+        self._dups.complete(prep.dup_key, answer, self._clock())
+        if answer is not None:
+            m.RESPONSES.labels(prep.client.name, str(answer[0])).inc()
+        return answer
+
+    async def _answer(self, prep: Prepared) -> bytes:
+        req = prep.request
+        if req.code == STATUS_SERVER:  # RFC 5997 §3
+            code = ACCESS_ACCEPT if prep.port is PortKind.AUTH else ACCOUNTING_RESPONSE
+            return encode_reply(req, code)
+        received = int(self._clock())
+        if req.code == ACCESS_REQUEST:
+            return await self._authorise(prep, received)
+        return await self._account(prep, received)
+
+    async def _authorise(self, prep: Prepared, received: int) -> bytes:
+        ans = await self._authorizer.handle(prep.request.packet, prep.client, prep.source, received)
+        m.AUTH_OUTCOMES.labels(prep.client.name, ans.reason).inc()
+        log.debug("radius_authorised", nas=prep.client.name, reason=ans.reason, code=ans.code)
+        if ans.session is not None:
+            self._live.seen(ans.session.session_id, dict(ans.session.attributes), 0, 0)
+        return encode_reply(prep.request, ans.code, ans.attributes)
+
+    async def _account(self, prep: Prepared, received: int) -> bytes:
+        rec = parse_accounting(prep.request.packet)
+        result = await self._accounting.handle(rec, prep.client, prep.source, received)
+        m.ACCT_OUTCOMES.labels(prep.client.name, str(rec.status), result.outcome.value).inc()
+        log.debug(
+            "radius_accounted",
+            nas=prep.client.name,
+            status=rec.status,
+            acct_session_id=rec.session_id,
+            outcome=result.outcome.value,
+            detail=result.detail,
+        )
+        self._track(rec.status, rec.counters.total_octets, rec.counters.seconds, result)
+        return encode_reply(prep.request, ACCOUNTING_RESPONSE)
+
+    def _track(self, status: int, total: int | None, seconds: int | None, res: AcctResult) -> None:
+        if res.session is None:
+            return
+        if status == StatusType.STOP:
+            self._live.forget(res.session.session_id)
+        else:
+            self._live.seen(res.session.session_id, dict(res.session.attributes), total, seconds)
+        if res.cut_off is not None:
+            self._on_cut_off(res.session, res.cut_off)

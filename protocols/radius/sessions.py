@@ -1,0 +1,117 @@
+"""How a RADIUS session maps to a charging session (RFC 2866 §5.5, RFC 2865 §5.25).
+
+The charging session id is ``radius:<nas>:<Acct-Session-Id>``; an
+Access-Request without Acct-Session-Id gets a generated id. Either way the id
+goes back to the NAS in Class (25), which the NAS echoes in its accounting
+(RFC 2865 §5.25), so the Start continues the session the Access-Request opened.
+A Class naming another NAS's session is ignored (a NAS cannot charge onto
+another's session). ``owner`` is ``radius:<nas>``: Accounting-On/Off closes
+every session of that owner, and notifications come back tagged with it.
+
+The attributes kept with the session are what RFC 5176 §3 needs to name it in a
+Disconnect/CoA (User-Name, Acct-Session-Id, Framed-IP-Address,
+Calling-Station-Id, NAS-IP-Address/Identifier) plus where to send it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+CLASS_PREFIX = b"ocs:"
+OWNER_PREFIX = "radius:"
+
+# Keys of SessionRef.attributes (protocol-neutral strings).
+A_NAS_IP = "nas_ip"
+A_NAS_ID = "nas_identifier"
+A_ACCT_SESSION_ID = "acct_session_id"
+A_USER_NAME = "user_name"
+A_FRAMED_IP = "framed_ip"
+A_CALLING_STATION_ID = "calling_station_id"
+A_SOURCE = "source"  # the address the NAS sent from: default DAE destination
+A_CLIENT = "client"  # configured client name
+
+
+def nas_key(nas_ip: str | None, nas_identifier: str | None, source: str) -> str:
+    """The NAS's name: NAS-IP-Address, else NAS-Identifier, else the source address."""
+    return nas_ip or nas_identifier or source
+
+
+def owner_of(nas: str) -> str:
+    return f"{OWNER_PREFIX}{nas}"
+
+
+def accounting_session_id(nas: str, acct_session_id: str) -> str:
+    return f"{OWNER_PREFIX}{nas}:{acct_session_id}"
+
+
+def generated_session_id(nas: str) -> str:
+    return f"{OWNER_PREFIX}{nas}:ocs-{secrets.token_hex(8)}"
+
+
+def class_for(session_id: str) -> bytes:
+    return CLASS_PREFIX + session_id.encode()
+
+
+def session_from_class(nas: str, classes: tuple[bytes, ...]) -> str | None:
+    """The charging session id we put in Class, if the NAS echoed one of ours."""
+    own = f"{OWNER_PREFIX}{nas}:".encode()
+    for value in classes:
+        if value.startswith(CLASS_PREFIX) and value[len(CLASS_PREFIX) :].startswith(own):
+            try:
+                return value[len(CLASS_PREFIX) :].decode()
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def pack_attributes(values: Mapping[str, str | None]) -> tuple[tuple[str, str], ...]:
+    return tuple((k, v) for k, v in values.items() if v)
+
+
+@dataclass(slots=True)
+class LiveSession:
+    """What this worker last saw of a session: for CoA sizing and DAE targeting."""
+
+    attributes: dict[str, str]
+    total_octets: int = 0
+    seconds: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class LiveSessions:
+    """Bounded LRU of sessions seen by this worker (hints only: the core is the truth)."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._max = max_entries
+        self._items: OrderedDict[str, LiveSession] = OrderedDict()
+
+    def seen(
+        self, session_id: str, attributes: Mapping[str, str], total: int | None, seconds: int | None
+    ) -> None:
+        live = self._items.get(session_id)
+        if live is None:
+            live = LiveSession(dict(attributes))
+            self._items[session_id] = live
+        else:
+            live.attributes.update(attributes)
+        if total is not None:
+            live.total_octets = total
+        if seconds is not None:
+            live.seconds = seconds
+        self._items.move_to_end(session_id)
+        while len(self._items) > self._max:
+            self._items.popitem(last=False)
+
+    def get(self, session_id: str) -> LiveSession | None:
+        return self._items.get(session_id)
+
+    def forget(self, session_id: str) -> None:
+        self._items.pop(session_id, None)
+
+    def forget_owner(self, owner: str) -> None:
+        prefix = owner + ":"
+        for sid in [s for s in self._items if s.startswith(prefix)]:
+            del self._items[sid]
