@@ -1,0 +1,169 @@
+"""Committing one partition's buffered entries: decode, reconcile, write, ack.
+
+For each batch of entries taken from one partition stream:
+
+1. decode every entry; one that is not a valid record goes to the
+   partition's dead-letter stream with the reason, acknowledged in the same
+   MULTI (counted, never written);
+2. group the rest by billing period (:meth:`PeriodSpec.assign`); a period
+   already closed takes no new batch: such entries are dead-lettered too;
+3. entries that were delivered before (reclaimed after a crash or taken over
+   from another exporter) are looked up in that period's published batches:
+   those found are acknowledged only;
+4. the others are staged as one batch in ``.tmp/`` (fsync'd), ownership is
+   fenced in Redis (entries taken over meanwhile are dropped from the batch),
+   the batch is published by one rename (period dir fsync'd), and only then
+   XACKed.
+
+A failure of the disk or of Redis raises out of :meth:`Committer.commit`
+after discarding the staged files; every entry not yet resolved stays in the
+buffer and pending in Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from ocs.charging.records import RECORD_FIELD, ChargedRecord, RecordDecodeError, decode_record
+from ocs.export import metrics
+from ocs.export.layout import BatchExists, Layout, id_key
+from ocs.export.periods import PeriodSpec
+from ocs.export.rows import RowStyle, record_rows
+from ocs.export.streams import Entry, GroupStreams
+
+log = structlog.get_logger("ocs.export")
+
+
+@dataclass
+class CommitStats:
+    records: int = 0
+    rows: int = 0
+    batches: int = 0
+    dead_letters: int = 0
+    reconciled: int = 0
+    lost: int = 0  # taken over by another exporter before we published
+
+    def add(self, other: CommitStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class _Item:
+    entry: Entry
+    record: ChargedRecord
+
+
+def decode_entry(entry: Entry) -> ChargedRecord:
+    """The record of an entry; RecordDecodeError if absent, malformed or inconsistent."""
+    raw = entry.fields.get(RECORD_FIELD)
+    if raw is None:
+        raise RecordDecodeError(f"no {RECORD_FIELD.decode()!r} field")
+    rec = decode_record(raw)
+    if rec.net + rec.tax != rec.charged:
+        raise RecordDecodeError(f"net {rec.net} + tax {rec.tax} != charged {rec.charged}")
+    return rec
+
+
+@dataclass
+class Committer:
+    streams: GroupStreams
+    layout: Layout
+    spec: PeriodSpec
+    style: RowStyle
+    token: str
+    done: set[str] = field(default_factory=set)
+
+    def commit(self, partition: int, entries: list[Entry]) -> CommitStats:
+        """Resolve ``entries``; ids resolved so far are in ``self.done`` even on error."""
+        stats = CommitStats()
+        by_period: dict[str, list[_Item]] = {}
+        for entry in sorted(entries, key=lambda e: id_key(e.entry_id)):
+            try:
+                rec = decode_entry(entry)
+            except RecordDecodeError as exc:
+                self._dead_letter(partition, entry, str(exc), "undecodable", stats)
+                continue
+            label = self.spec.assign(rec.end, id_key(entry.entry_id)[0]).label
+            by_period.setdefault(label, []).append(_Item(entry, rec))
+        for label, items in by_period.items():
+            self._commit_period(partition, label, items, stats)
+        return stats
+
+    def _dead_letter(
+        self, p: int, entry: Entry, reason: str, kind: str, stats: CommitStats
+    ) -> None:
+        self.streams.dead_letter(p, entry, reason)
+        self.done.add(entry.entry_id)
+        stats.dead_letters += 1
+        metrics.DEAD_LETTERS.labels(kind).inc()
+        log.warning("export_dead_letter", partition=p, entry=entry.entry_id, reason=reason)
+
+    def _commit_period(self, p: int, label: str, items: list[_Item], stats: CommitStats) -> None:
+        if self.layout.is_closed(label):
+            for item in items:
+                self._dead_letter(p, item.entry, f"period {label} already closed", "late", stats)
+            return
+        reclaimed = [i.entry.entry_id for i in items if i.entry.reclaimed]
+        if reclaimed:
+            self._ack_on_disk(p, label, reclaimed, stats)
+            items = [i for i in items if i.entry.entry_id not in self.done]
+        while items:
+            lost = self._write(p, label, items, stats)
+            if not lost:
+                return
+            # Another exporter took these over: it will export them.
+            stats.lost += len(lost)
+            self.done |= lost
+            items = [i for i in items if i.entry.entry_id not in lost]
+
+    def _ack_on_disk(self, p: int, label: str, ids: list[str], stats: CommitStats) -> None:
+        on_disk = sorted(self.layout.committed(label, p, ids), key=id_key)
+        if on_disk:
+            self.streams.ack(p, on_disk)
+            self.done.update(on_disk)
+            stats.reconciled += len(on_disk)
+            metrics.RECONCILED.inc(len(on_disk))
+            log.info("export_reconciled", partition=p, period=label, entries=len(on_disk))
+
+    def _write(self, p: int, label: str, items: list[_Item], stats: CommitStats) -> set[str]:
+        """Stage, fence, publish, ack; returns ids lost to another consumer (nothing written)."""
+        rows = [
+            row for i in items for row in record_rows(i.entry.entry_id, p, i.record, self.style)
+        ]
+        ids = [i.entry.entry_id for i in items]
+        staged = self.layout.stage(self.token, label, p, ids, rows)
+        try:
+            lost = self.streams.fence(p, ids)
+            if lost:
+                self.layout.discard(staged)
+                return lost
+            self.layout.publish(staged)
+        except BatchExists:
+            self.layout.discard(staged)
+            self._ack_on_disk(p, label, ids, stats)
+            if not set(ids) <= self.done:
+                raise
+            return set()
+        except BaseException:
+            self.layout.discard(staged)
+            raise
+        self.streams.ack(p, ids)
+        self.done.update(ids)
+        stats.records += len(items)
+        stats.rows += len(rows)
+        stats.batches += 1
+        metrics.RECORDS_EXPORTED.inc(len(items))
+        metrics.ROWS_EXPORTED.inc(len(rows))
+        metrics.FILES_WRITTEN.labels("rows").inc(len(self.layout.formats))
+        log.debug(
+            "export_batch_written",
+            partition=p,
+            period=label,
+            entries=len(ids),
+            rows=len(rows),
+            batch=staged.final.name,
+        )
+        return set()

@@ -1,0 +1,132 @@
+"""Batch staging and publishing, period close, and `verify` on files alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ocs.export.layout import BatchExists, Layout, LayoutMismatch, batch_rows
+from ocs.export.manifest import close_period
+from ocs.export.money import Currencies
+from ocs.export.periods import PeriodSpec
+from ocs.export.rows import Row, RowStyle, record_rows
+from ocs.export.summary import TOTAL_SERVICE
+from ocs.export.verify import verify
+from tests.unit.export.records import record
+
+UTC = ZoneInfo("UTC")
+SPEC = PeriodSpec("daily", UTC, 0)
+STYLE = RowStyle(UTC, Currencies())
+DAY = SPEC.of(1_764_201_600)
+
+
+def rows_for(ids: list[str], partition: int, account: str = "acct-1") -> list[Row]:
+    return [row for i in ids for row in record_rows(i, partition, record(account=account), STYLE)]
+
+
+def publish(layout: Layout, partition: int, ids: list[str], account: str = "acct-1") -> Path:
+    staged = layout.stage("host+1+aa", DAY.label, partition, ids, rows_for(ids, partition, account))
+    layout.publish(staged)
+    return staged.final
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> Layout:
+    lay = Layout(tmp_path / "out", ("csv", "jsonl"))
+    lay.ensure({"period": "daily"}, "host+1+aa")
+    return lay
+
+
+def test_publish_is_one_directory_named_by_ids(layout: Layout) -> None:
+    final = publish(layout, 3, ["1764201600000-1", "1764201600000-0", "1764201600500-0"])
+    assert final.name == "p03_1764201600000-0_1764201600500-0"
+    assert sorted(p.name for p in final.iterdir()) == ["batch.json", "rows.csv", "rows.jsonl"]
+    assert list(layout.tmp.iterdir()) == []
+    assert layout.committed(DAY.label, 3, ["1764201600000-1", "1764201600000-9"]) == {
+        "1764201600000-1"
+    }
+    assert layout.committed(DAY.label, 4, ["1764201600000-1"]) == set()
+    assert len(batch_rows(final)) == 6
+
+
+def test_publishing_the_same_batch_twice_is_refused(layout: Layout) -> None:
+    """A second batch of the same name never overwrites the first."""
+    publish(layout, 1, ["10-0", "20-0"])
+    with pytest.raises(BatchExists):
+        publish(layout, 1, ["10-0", "20-0"])
+
+
+def test_layout_change_is_refused(layout: Layout) -> None:
+    with pytest.raises(LayoutMismatch, match="daily"):
+        layout.ensure({"period": "monthly"}, "host+1+aa")
+
+
+def test_cleanup_removes_only_stale_staging(layout: Layout) -> None:
+    (layout.tmp / "dead+1+aa~3").mkdir()
+    (layout.tmp / "live+2+bb~1").mkdir()
+    assert layout.cleanup_staging(lambda token: token.startswith("dead")) == 1
+    assert [p.name for p in layout.tmp.iterdir()] == ["live+2+bb~1"]
+
+
+def test_close_then_verify(layout: Layout) -> None:
+    """The summary equals the sums of the rows and verify passes on untouched files."""
+    publish(layout, 1, ["10-0", "11-0"], account="a")
+    publish(layout, 2, ["12-0"], account="b")
+    manifest = close_period(layout, SPEC, DAY, Currencies().exponent, "host+1+aa")
+    rows = [r for b in layout.batches(DAY.label) for r in batch_rows(b)]
+    assert manifest["totals"]["rows"] == len(rows) == 6
+    assert manifest["totals"]["currencies"]["EUR"]["charged_micro"] == sum(
+        r["charged_micro"] for r in rows
+    )
+    summary = [
+        json.loads(line)
+        for line in (layout.period_dir(DAY.label) / "summary.jsonl").read_text().splitlines()
+    ]
+    totals = {s["account"]: s for s in summary if s["service"] == TOTAL_SERVICE}
+    for account in ("a", "b"):
+        mine = [r for r in rows if r["account"] == account]
+        for col in (
+            "charged_micro",
+            "tax_micro",
+            "net_micro",
+            "charged_minor",
+            "tax_minor",
+            "used_total_octets",
+        ):
+            assert totals[account][col] == sum(r[col] for r in mine)
+        assert totals[account]["sessions"] == len({r["record_id"] for r in mine})
+    report = verify(layout.root)
+    assert report.ok, report.problems
+    assert (report.periods, report.closed, report.rows) == (1, 1, 6)
+
+
+def test_verify_detects_a_changed_row(layout: Layout) -> None:
+    """One altered amount fails the checksum and the totals."""
+    final = publish(layout, 1, ["10-0"])
+    close_period(layout, SPEC, DAY, Currencies().exponent, "host+1+aa")
+    csv_path = final / "rows.csv"
+    csv_path.write_text(csv_path.read_text().replace("1200000", "1200001", 1))
+    report = verify(layout.root)
+    assert not report.ok
+    assert any("sha256" in p for p in report.problems)
+    assert any("different rows" in p or "totals" in p for p in report.problems)
+
+
+def test_verify_detects_an_entry_exported_twice(layout: Layout) -> None:
+    """The same stream entry in two batches is reported (exactly once)."""
+    first = publish(layout, 1, ["10-0", "11-0"])
+    shutil.copytree(first, first.parent / "p01_10-0_12-0")
+    report = verify(layout.root)
+    assert any("also in" in p for p in report.problems)
+
+
+def test_verify_detects_a_batch_missing_from_the_manifest(layout: Layout) -> None:
+    publish(layout, 1, ["10-0"])
+    close_period(layout, SPEC, DAY, Currencies().exponent, "host+1+aa")
+    publish(layout, 2, ["20-0"])
+    report = verify(layout.period_dir(DAY.label))
+    assert any("not listed" in p for p in report.problems)
