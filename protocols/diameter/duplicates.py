@@ -1,0 +1,87 @@
+"""Duplicate requests by (Origin-Host, End-to-End id), RFC 6733 §6.1.3 (standards §1.7).
+
+A repeat inside the window gets the identical answer (only the Hop-by-Hop id
+differs) and changes nothing, whether or not it carries the T flag and even when
+the original is still being served (the repeat then waits for the original's
+answer). Sans-IO and bounded: entries leave after ``window`` seconds (at least
+the 4 minutes senders keep End-to-End ids unique) or when ``max_entries`` is
+reached, oldest first.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+MIN_WINDOW = 240.0
+Key = tuple[str, int]
+
+
+@dataclass(slots=True)
+class _Entry:
+    expires: float
+    answer: bytes | None = None
+    waiting: list[int] = field(default_factory=list)  # Hop-by-Hop ids of repeats in flight
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """First sighting: serve it, then call :meth:`DuplicateCache.complete`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    answer: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """The original is still being served; the repeat is answered on completion."""
+
+
+Lookup = Miss | Hit | Pending
+
+
+def with_hop_by_hop(message: bytes, hop_by_hop: int) -> bytes:
+    return message[:12] + struct.pack(">I", hop_by_hop) + message[16:]
+
+
+class DuplicateCache:
+    def __init__(self, window: float = 300.0, max_entries: int = 200_000) -> None:
+        self.window = max(window, MIN_WINDOW)
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def begin(self, key: Key, hop_by_hop: int, now: float) -> Lookup:
+        self._expire(now)
+        entry = self._entries.get(key)
+        if entry is None:
+            self._entries[key] = _Entry(now + self.window)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+            return Miss()
+        if entry.answer is not None:
+            return Hit(with_hop_by_hop(entry.answer, hop_by_hop))
+        entry.waiting.append(hop_by_hop)
+        return Pending()
+
+    def complete(self, key: Key, answer: bytes) -> list[bytes]:
+        """Store the answer; returns copies for the repeats that waited for it."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return []
+        entry.answer = answer
+        waiting, entry.waiting = entry.waiting, []
+        return [with_hop_by_hop(answer, hbh) for hbh in waiting]
+
+    def _expire(self, now: float) -> None:
+        entries = self._entries
+        while entries:
+            key, entry = next(iter(entries.items()))
+            if entry.expires > now:
+                return
+            del entries[key]
