@@ -216,7 +216,7 @@ def test_duplicate_cache_is_bounded() -> None:
 
 
 def test_our_origin_state_id_grows(tmp_path: Path) -> None:
-    """standards §1.7: our Origin-State-Id increases on every restart, even with a clock step back."""
+    """standards §1.7: our Origin-State-Id grows on each restart, even if the clock steps back."""
     f = tmp_path / "origin-state-id"
     a = next_origin_state_id(f, now=1000)
     b = next_origin_state_id(f, now=1000)
