@@ -1,0 +1,91 @@
+"""Duplicate cache, drop-log rate limiting, client table, session mapping, config."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from protocols.radius import sessions as ss
+from protocols.radius.clients import ClientTable
+from protocols.radius.drops import DropLog, DropReason
+from protocols.radius.dupcache import DuplicateCache, Lookup
+from protocols.radius.settings import RadiusConfig
+
+KEY = ("127.0.0.1", 4000, 7, b"a" * 16)
+
+
+def test_duplicate_cache_replays_the_answer() -> None:
+    """standards §3.4: a retransmission gets the cached answer."""
+    cache = DuplicateCache(ttl=30)
+    assert cache.begin(KEY, 0) is Lookup.NEW
+    assert cache.begin(KEY, 1) is Lookup.PENDING
+    cache.complete(KEY, b"answer", 2)
+    assert cache.begin(KEY, 3) == b"answer"
+    assert cache.begin(("127.0.0.1", 4001, 7, b"a" * 16), 3) is Lookup.NEW  # other port
+
+
+def test_duplicate_cache_forgets_unanswered_and_expired() -> None:
+    cache = DuplicateCache(ttl=30)
+    cache.begin(KEY, 0)
+    cache.complete(KEY, None, 1)  # storage down: the retry must be processed
+    assert cache.begin(KEY, 2) is Lookup.NEW
+    cache.complete(KEY, b"x", 2)
+    assert cache.begin(KEY, 40) is Lookup.NEW
+
+
+def test_duplicate_cache_is_bounded() -> None:
+    cache = DuplicateCache(ttl=30, max_entries=16)
+    for i in range(100):
+        cache.begin(("h", i, 0, b""), 0)
+    assert len(cache) == 16
+
+
+def test_drop_log_once_per_source_and_interval() -> None:
+    log = DropLog(interval=60)
+    assert log.should_log("a", DropReason.BAD_LENGTH, 0)
+    assert not log.should_log("a", DropReason.BAD_LENGTH, 30)
+    assert log.should_log("b", DropReason.BAD_LENGTH, 30)
+    assert log.should_log("a", DropReason.BAD_LENGTH, 61)
+
+
+def _cfg(**extra: object) -> RadiusConfig:
+    clients = [
+        {"name": "net", "address": "10.0.0.0/8", "secret": "s1"},
+        {"name": "host", "address": "10.1.2.3", "secret": "s2", "flavour": "mikrotik"},
+        {"name": "v6", "address": "2001:db8::/32", "secret": "s3"},
+    ]
+    return RadiusConfig.model_validate({"clients": clients, **extra})
+
+
+def test_client_lookup_longest_prefix_and_mapped_ipv4() -> None:
+    """standards §3.1: the secret is chosen by source address; unknown -> None."""
+    table = ClientTable(_cfg().clients)
+    assert table.lookup("10.1.2.3").name == "host"
+    assert table.lookup("10.9.9.9").name == "net"
+    assert table.lookup("::ffff:10.1.2.3").name == "host"
+    assert table.lookup("2001:db8::1").name == "v6"
+    assert table.lookup("192.0.2.1") is None
+    assert table.lookup("not-an-ip") is None
+
+
+def test_config_rejects_unknown_keys_and_short_interim() -> None:
+    with pytest.raises(ValidationError):
+        _cfg(bogus=1)
+    with pytest.raises(ValidationError):
+        _cfg(acct_interim_interval=59)  # RFC 2869 §5.16: >= 60 s
+    with pytest.raises(ValidationError):
+        RadiusConfig.model_validate(
+            {"clients": [{"name": "a", "address": "127.0.0.1", "secret": ""}]}
+        )
+
+
+def test_session_ids_and_class_round_trip() -> None:
+    """The Class we send names the session; another NAS's Class is ignored."""
+    sid = ss.accounting_session_id("10.0.0.1", "abc")
+    assert sid == "radius:10.0.0.1:abc"
+    cls = ss.class_for(sid)
+    assert ss.session_from_class("10.0.0.1", (b"other", cls)) == sid
+    assert ss.session_from_class("10.0.0.2", (cls,)) is None
+    assert ss.generated_session_id("n").startswith("radius:n:ocs-")
+    assert ss.nas_key(None, None, "1.2.3.4") == "1.2.3.4"
+    assert ss.nas_key(None, "nas-a", "1.2.3.4") == "nas-a"
