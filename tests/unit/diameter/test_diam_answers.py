@@ -5,12 +5,12 @@ Answers are read back with python-diameter's own decoder (Message.from_bytes).
 
 from __future__ import annotations
 
-from diam_wire import ccr, cer, dwr, grouped, message, u32, utf8
 from diameter.message import Message
 
 from protocols.diameter import answers
 from protocols.diameter.codec import decode
 from protocols.diameter.local import LocalNode
+from tests.unit.diameter.diam_wire import ccr, cer, dwr, grouped, message, u32, utf8
 
 LOCAL = LocalNode("ocs.example", "example", origin_state_id=77)
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import struct
 
 import pytest
-from diam_wire import M, V, avp, ccr, cer, grouped, message, u32, u64, utf8
 from diameter.message.avp import AvpGrouped
 
 from protocols.diameter.codec import Limits, decode
 from protocols.diameter.constants import ResultCode as RC
+from tests.unit.diameter.diam_wire import M, V, avp, ccr, cer, grouped, message, u32, u64, utf8
 
 MSCC = 456
 

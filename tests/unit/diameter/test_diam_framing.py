@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import struct
 
-from diam_wire import ccr, dwr, grouped, message, u32, utf8
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols.diameter.codec import decode
 from protocols.diameter.framing import Framer
+from tests.unit.diameter.diam_wire import ccr, dwr, grouped, message, u32, utf8
 
 
 def test_whole_and_split_give_same_messages() -> None:

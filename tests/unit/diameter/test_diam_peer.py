@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from diam_wire import ccr, cer, dwr, grouped, message, u32, utf8
 from diameter.message import Message
 
 from protocols.diameter.capabilities import AllowedPeer
@@ -24,6 +23,7 @@ from protocols.diameter.peer import (
     StateIdSeen,
 )
 from protocols.diameter.watchdog import Expiry, Watchdog
+from tests.unit.diameter.diam_wire import ccr, cer, dwr, grouped, message, u32, utf8
 
 LOCAL = LocalNode("ocs.example", "example")
 
