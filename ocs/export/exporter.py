@@ -88,6 +88,7 @@ class Exporter:
         self._retry_at = 0.0
         self._lag = 0.0
         self.streams: GroupStreams | None = None
+        self._disk_ready = False
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -100,15 +101,7 @@ class Exporter:
         partitions = partition_count(self.client)
         self.streams = GroupStreams(self.client, self.cfg.group, self.consumer, partitions)
         self.streams.ensure_groups()
-        self.layout.ensure(
-            {
-                "period": self.cfg.period,
-                "timezone": self.cfg.timezone,
-                "close_grace_seconds": self.cfg.close_grace_seconds,
-            },
-            self.token,
-        )
-        self.layout.cleanup_staging(lambda t: is_dead_local(consumer_of_token(t)))
+        self._guarded(self._prepare_disk)
         self.reconcile()
         log.info(
             "export_started",
@@ -116,6 +109,17 @@ class Exporter:
             partitions=partitions,
             output=str(self.cfg.output_dir),
         )
+
+    def _prepare_disk(self) -> None:
+        """Create or check the output directory; remove dead writers' staging."""
+        meta = {
+            "period": self.cfg.period,
+            "timezone": self.cfg.timezone,
+            "close_grace_seconds": self.cfg.close_grace_seconds,
+        }
+        self.layout.ensure(meta, self.token)
+        self.layout.cleanup_staging(lambda t: is_dead_local(consumer_of_token(t)))
+        self._disk_ready = True
 
     def run(self, once: bool = False) -> int:
         """Follow (until stop()) or drain (``once``); returns the exit status."""
@@ -267,6 +271,8 @@ class Exporter:
 
     def flush(self, force: bool = False) -> None:
         """Commit every partition buffer that is full, old enough, or all if ``force``."""
+        if not self._disk_ready:
+            self._prepare_disk()
         now = self.clock()
         for p in sorted(self._buffers):
             buf = self._buffers[p]
