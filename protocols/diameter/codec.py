@@ -389,3 +389,17 @@ class _Walker:
             raise _Fail(
                 _problem(ResultCode.INVALID_AVP_VALUE, parents, avp, f"{avp.name} = {avp.value}")
             )
+
+
+def result_code_of(message: bytes) -> int | None:
+    """The top-level Result-Code of a message (for metrics on answers we built)."""
+    pos, end = HEADER_LENGTH, len(message)
+    while end - pos >= 12:
+        code, flags_len = struct.unpack_from(">II", message, pos)
+        length = flags_len & 0xFFFFFF
+        if length < 8:
+            return None
+        if code == AvpCode.RESULT_CODE and not flags_len >> 31:
+            return int(struct.unpack_from(">I", message, pos + 8)[0])
+        pos += (length + 3) & ~3
+    return None

@@ -78,6 +78,14 @@ class DuplicateCache:
         waiting, entry.waiting = entry.waiting, []
         return [with_hop_by_hop(answer, hbh) for hbh in waiting]
 
+    def release(self, key: Key, answer: bytes) -> list[bytes]:
+        """Forget a request whose answer must not be replayed (a transient 3xxx such as
+        3004): a later repeat is served afresh. Returns copies for the waiting repeats."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return []
+        return [with_hop_by_hop(answer, hbh) for hbh in entry.waiting]
+
     def _expire(self, now: float) -> None:
         entries = self._entries
         while entries:

@@ -1,0 +1,63 @@
+"""The ``diameter:`` section of the server configuration, validated at load (extra keys rejected).
+
+Defaults: listen on 0.0.0.0 and :: port 3868 (RFC 6733 §2.1), identity from the
+deployment (FrontendContext), Tw 30 s (RFC 3539), 1 MiB messages, 10 levels of
+grouping, 64 MSCC, 1000 requests in flight per peer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocols.diameter.framing import DEFAULT_MAX_MESSAGE
+from protocols.diameter.gy_request import DEFAULT_CONTEXTS
+from protocols.diameter.watchdog import TW_DEFAULT, TW_MINIMUM
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AllowedPeerConfig(_Strict):
+    origin_host: str = Field(min_length=1)
+    network: str | None = None  # source network in CIDR notation; None = any address
+
+
+class LimitsConfig(_Strict):
+    max_message_size: int = Field(default=DEFAULT_MAX_MESSAGE, ge=64, le=16 << 20)
+    max_depth: int = Field(default=10, ge=2, le=16)
+    max_avps: int = Field(default=4096, ge=16)
+    max_mscc: int = Field(default=64, ge=1)
+    max_in_flight: int = Field(default=1000, ge=1)  # per peer; past it: 3004 TOO_BUSY
+
+
+class DiameterConfig(_Strict):
+    enabled: bool = True
+    listen: list[str] = Field(default_factory=lambda: ["0.0.0.0", "::"])
+    port: int = Field(default=3868, ge=0, le=65535)
+    origin_host: str | None = None  # default: the deployment's identity
+    origin_realm: str | None = None
+    product_name: str | None = None
+    host_ip_addresses: list[str] = Field(default_factory=list)  # default: concrete listen addresses
+    allowed_peers: list[AllowedPeerConfig] = Field(
+        default_factory=list
+    )  # empty: anyone may connect
+    watchdog_interval: float = Field(default=TW_DEFAULT, ge=TW_MINIMUM)
+    cer_timeout: float = Field(default=10.0, gt=0)
+    closing_timeout: float = Field(default=5.0, gt=0)
+    duplicate_window: float = Field(default=300.0, ge=240.0)
+    service_contexts: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_CONTEXTS), min_length=1
+    )
+    limits: LimitsConfig = LimitsConfig()
+    # When Redis cannot be reached. 3004 TOO_BUSY (E bit, a protocol error) tells the
+    # client the request was not served and may be retried here or at another server:
+    # true, since nothing was charged or the scripts make a retry idempotent. 5012
+    # UNABLE_TO_COMPLY is a permanent failure: the client would apply its CCFH and
+    # possibly end the user's service for a transient outage.
+    storage_failure_result_code: Literal[3004, 5012] = 3004
+    data_dir: Path | None = None  # Origin-State-Id counter and peers' state ids
+    reuse_port: bool = False  # SO_REUSEPORT for several worker processes

@@ -1,0 +1,170 @@
+"""The Gy application (RFC 4006 §5-§6, 3GPP TS 32.299): one CCR -> one charging call -> one CCA.
+
+CCR-I/U/T map to ``initiate``/``update``/``terminate`` with ``request_key`` =
+the CC-Request-Number (so the core answers repeats from its record, standards
+§2.5); CCR-EVENT maps to ``event`` with Requested-Action. Sessions are owned by
+``diameter:<Origin-Host>`` so that pushes (RAR/ASR) and peer-restart cleanup
+find their peer. Request-level failures map through
+:mod:`protocols.diameter.result_codes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from diameter.message.avp import Avp
+
+from ocs.charging import errors
+from ocs.charging.api import ChargingService
+from ocs.charging.types import (
+    ChargingAnswer,
+    EventAction,
+    EventAnswer,
+    ServiceKey,
+    ServiceRequest,
+    ServiceStatus,
+    SessionRef,
+)
+from protocols.diameter import answers, gy_answer
+from protocols.diameter import avps as A
+from protocols.diameter.capabilities import PeerInfo
+from protocols.diameter.codec import Decoded, Problem, wrap_in_parents
+from protocols.diameter.constants import AvpCode, CcRequestType, ResultCode
+from protocols.diameter.gy_request import DEFAULT_CONTEXTS, GyReject, GyRequest, parse_ccr
+from protocols.diameter.local import LocalNode
+from protocols.diameter.result_codes import for_exception, for_status
+
+log = structlog.get_logger("ocs.diameter.gy")
+
+OWNER_PREFIX = "diameter:"
+
+
+def owner_of(origin_host: str) -> str:
+    return OWNER_PREFIX + origin_host
+
+
+@dataclass(slots=True)
+class GyApplication:
+    charging: ChargingService
+    local: LocalNode
+    contexts: Sequence[str] = DEFAULT_CONTEXTS
+    # 3004 by default: see protocols.diameter.config.DiameterConfig.storage_failure_result_code.
+    storage_failure: ResultCode = ResultCode.TOO_BUSY
+
+    async def handle(self, msg: Decoded, peer: PeerInfo) -> bytes:
+        """Serve one well-formed CCR; always returns the CCA (or error answer) bytes."""
+        try:
+            req = parse_ccr(msg, self.contexts)
+        except GyReject as reject:
+            return answers.error_answer(msg, self.local, reject.problem)
+        try:
+            if req.request_type is CcRequestType.EVENT:
+                return self._event_cca(msg, req, await self._event(req, peer), peer)
+            return self._session_cca(msg, req, await self._session(req, peer), peer)
+        except errors.ChargingError as exc:
+            code = for_exception(exc, self.storage_failure)
+            log.info(
+                "gy_request_failed",
+                session=req.session_id,
+                error=type(exc).__name__,
+                result=int(code),
+            )
+            return answers.error_answer(msg, self.local, Problem(code, detail=type(exc).__name__))
+
+    def _session_ref(self, req: GyRequest, peer: PeerInfo) -> SessionRef:
+        attrs = [("origin_host", peer.origin_host), ("origin_realm", peer.origin_realm)]
+        if req.origin_state_id or peer.origin_state_id:
+            attrs.append(("origin_state_id", str(req.origin_state_id or peer.origin_state_id)))
+        return SessionRef(req.session_id, owner_of(peer.origin_host), tuple(attrs))
+
+    async def _session(self, req: GyRequest, peer: PeerInfo) -> ChargingAnswer:
+        session = self._session_ref(req, peer)
+        if req.request_type is CcRequestType.INITIAL:
+            return await self.charging.initiate(
+                session, req.subscribers, req.services, req.request_key
+            )
+        if req.request_type is CcRequestType.UPDATE:
+            return await self.charging.update(session, req.request_key, req.services)
+        return await self.charging.terminate(
+            session, req.request_key, req.services, req.termination_cause
+        )
+
+    async def _event(self, req: GyRequest, peer: PeerInfo) -> EventAnswer:
+        service = req.services[0] if req.services else ServiceRequest(ServiceKey())
+        units = service.requested
+        if not units or units.is_empty():
+            units = service.used[0].usage if service.used else units
+        return await self.charging.event(
+            req.event_id,
+            req.subscribers,
+            service.service,
+            req.requested_action,
+            units if units and not units.is_empty() else None,
+            owner=owner_of(peer.origin_host),
+        )
+
+    def _session_cca(
+        self, msg: Decoded, req: GyRequest, ans: ChargingAnswer, peer: PeerInfo
+    ) -> bytes:
+        tgpp = peer.supports_3gpp
+        body = answers.cca_echo(msg)
+        failed: list[Avp] = []
+        if req.multiple_services:
+            code = ResultCode.SUCCESS
+            body += gy_answer.msccs(ans.services, tgpp)
+            failed = self._rating_failures(msg, ans)
+        elif ans.services:
+            outcome = ans.services[0]
+            code = for_status(outcome.status)
+            body += gy_answer.quota_avps(outcome, tgpp)
+            if code is ResultCode.RATING_FAILED:
+                failed = self._context_avp(msg)
+        else:
+            code = ResultCode.SUCCESS
+        return answers.answer(msg, self.local, code, body, failed=failed)
+
+    def _event_cca(self, msg: Decoded, req: GyRequest, ev: EventAnswer, peer: PeerInfo) -> bytes:
+        code = for_status(ev.status)
+        extra: list[Avp] = []
+        if (
+            ev.action is EventAction.DIRECT_DEBIT
+            and ev.units is not None
+            and ev.status is ServiceStatus.GRANTED
+        ):
+            extra.append(gy_answer.gsu(ev.units))
+        elif ev.action is EventAction.CHECK_BALANCE:
+            extra.append(A.new(AvpCode.CHECK_BALANCE_RESULT, 0 if ev.enough_credit else 1))
+        elif ev.action is EventAction.PRICE_ENQUIRY and ev.status is ServiceStatus.GRANTED:
+            extra.append(gy_answer.cost_information(ev))
+        body = answers.cca_echo(msg)
+        if req.multiple_services:
+            members = [*extra]
+            if ev.service.rating_group is not None:
+                members.append(A.new(AvpCode.RATING_GROUP, ev.service.rating_group))
+            members.append(A.new(AvpCode.RESULT_CODE, int(code)))
+            body.append(A.group(AvpCode.MULTIPLE_SERVICES_CREDIT_CONTROL, members))
+            return answers.answer(msg, self.local, ResultCode.SUCCESS, body)
+        body += extra
+        failed = self._context_avp(msg) if code is ResultCode.RATING_FAILED else []
+        return answers.answer(msg, self.local, code, body, failed=failed)
+
+    @staticmethod
+    def _context_avp(msg: Decoded) -> list[Avp]:
+        avp = A.find(msg.avps, AvpCode.SERVICE_CONTEXT_ID)
+        return [avp] if avp is not None else []
+
+    @staticmethod
+    def _rating_failures(msg: Decoded, ans: ChargingAnswer) -> list[Avp]:
+        """5031 needs a Failed-AVP (standards §2.8): the MSCC's Rating-Group, in its MSCC."""
+        out = []
+        requested = A.find_all(msg.avps, AvpCode.MULTIPLE_SERVICES_CREDIT_CONTROL)
+        for outcome, mscc in zip(ans.services, requested, strict=False):
+            if outcome.status is ServiceStatus.RATING_FAILED:
+                key = A.find(A.children(mscc), AvpCode.RATING_GROUP) or A.find(
+                    A.children(mscc), AvpCode.SERVICE_IDENTIFIER
+                )
+                if key is not None:
+                    out.append(wrap_in_parents((mscc,), key))
+        return out

@@ -1,0 +1,119 @@
+"""Server-initiated Gy requests: RAR on top-up / policy change, ASR on block / delete.
+
+RFC 4006 §5.5 (Re-Auth-Request, AUTHORIZE_ONLY, optionally scoped to a Rating-
+Group), RFC 6733 §8.5 (Abort-Session-Request). The charging core publishes a
+Notification for each live session an account change concerns, from any
+process; the worker holding the owning peer's connection sends the request.
+Answers: RAA 2001 / 2002 (a CCR-U follows) / 5002 (the client has no such
+session), ASA; answers with an unknown Hop-by-Hop id are discarded silently by
+the connection (standards §1.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+import structlog
+from diameter.message.avp import Avp
+
+from ocs.charging.api import ChargingService
+from ocs.charging.types import Notification, NotificationKind
+from protocols.diameter import avps as A
+from protocols.diameter.codec import Decoded
+from protocols.diameter.constants import APP_CREDIT_CONTROL, AvpCode, Command
+from protocols.diameter.gy import OWNER_PREFIX
+
+if TYPE_CHECKING:
+    from protocols.diameter.server import DiameterNode
+    from protocols.diameter.transport import Connection
+
+log = structlog.get_logger("ocs.diameter.push")
+
+AUTHORIZE_ONLY = 0
+ANSWER_TIMEOUT = 10.0
+RESUBSCRIBE_DELAY = 1.0
+
+_COMMANDS = {
+    NotificationKind.TOPUP: Command.RE_AUTH,
+    NotificationKind.ADJUST: Command.RE_AUTH,
+    NotificationKind.POLICY_CHANGE: Command.RE_AUTH,
+    NotificationKind.BLOCKED: Command.ABORT_SESSION,
+    NotificationKind.DELETED: Command.ABORT_SESSION,
+}
+
+
+def push_avps(n: Notification, conn: Connection, command: Command) -> list[Avp]:
+    node = conn.node.local
+    peer = conn.machine.peer if conn.machine is not None else None
+    out = [
+        A.new(AvpCode.SESSION_ID, n.session_id),
+        *A.identity_avps(node.origin_host, node.origin_realm),
+        A.new(AvpCode.DESTINATION_REALM, peer.origin_realm if peer else ""),
+        A.new(AvpCode.DESTINATION_HOST, peer.origin_host if peer else ""),
+        A.new(AvpCode.AUTH_APPLICATION_ID, APP_CREDIT_CONTROL),
+    ]
+    if command is Command.RE_AUTH:
+        out.append(A.new(AvpCode.RE_AUTH_REQUEST_TYPE, AUTHORIZE_ONLY))
+        if len(n.rating_groups) == 1:
+            out.append(A.new(AvpCode.RATING_GROUP, n.rating_groups[0]))
+    return out
+
+
+class PushSender:
+    def __init__(self, node: DiameterNode, charging: ChargingService) -> None:
+        self.node = node
+        self.charging = charging
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async for note in self.charging.notifications():
+                    self.push(note)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis gone: subscribe again when it is back
+                log.warning("diameter_push_subscription_lost", error=repr(exc))
+            await asyncio.sleep(RESUBSCRIBE_DELAY)
+
+    def push(self, note: Notification) -> bool:
+        """Send the RAR/ASR for one notification if its peer is connected here."""
+        command = _COMMANDS.get(note.kind)
+        if command is None or not note.owner.startswith(OWNER_PREFIX):
+            return False
+        conn = self.node.peers.get(note.owner[len(OWNER_PREFIX) :])
+        if conn is None:
+            return False
+        answer = conn.request(command, APP_CREDIT_CONTROL, push_avps(note, conn, command))
+        self.node.spawn(self._await_answer(answer, note, command))
+        return True
+
+    async def _await_answer(
+        self, answer: asyncio.Future[Decoded], note: Notification, command: Command
+    ) -> None:
+        try:
+            msg = await asyncio.wait_for(answer, ANSWER_TIMEOUT)
+        except (TimeoutError, ConnectionError) as exc:
+            log.info(
+                "diameter_push_unanswered",
+                session=note.session_id,
+                command=command.name,
+                error=repr(exc),
+            )
+            return
+        code = A.get_int(msg.avps, AvpCode.RESULT_CODE)
+        log.info(
+            "diameter_push_answered", session=note.session_id, command=command.name, result=code
+        )

@@ -1,0 +1,210 @@
+"""The Diameter Gy listener: what all connections of one process share, and its life cycle.
+
+:class:`DiameterNode` holds our identity, the duplicate cache, the peers in
+Open state (for pushes) and the peers' Origin-State-Ids (a higher one closes
+that peer's older sessions, standards §1.7). :class:`DiameterServer` is the
+front end ``ocs serve`` starts: it listens on IPv4 and IPv6, sends DPR
+REBOOTING to every peer on stop and drains requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from ocs.charging.api import ChargingService
+from ocs.charging.types import TerminationCause
+from protocols.diameter.capabilities import AllowedPeer, PeerInfo
+from protocols.diameter.codec import Decoded, Limits
+from protocols.diameter.config import DiameterConfig
+from protocols.diameter.constants import ResultCode
+from protocols.diameter.duplicates import DuplicateCache
+from protocols.diameter.gy import GyApplication, owner_of
+from protocols.diameter.local import LocalNode
+from protocols.diameter.metrics import metrics
+from protocols.diameter.origin_state import PeerRestarts, next_origin_state_id
+from protocols.diameter.peer import PeerPolicy
+from protocols.diameter.pushes import PushSender
+from protocols.diameter.transport import Connection
+
+log = structlog.get_logger("ocs.diameter")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    policy: PeerPolicy
+    limits: Limits
+    max_message_size: int
+    max_in_flight: int
+    advertise_addresses: bool  # Host-IP-Address configured, else the connection's own
+    drain_timeout: float = 5.0
+
+    @classmethod
+    def from_config(cls, cfg: DiameterConfig) -> NodeSettings:
+        lim = cfg.limits
+        return cls(
+            policy=PeerPolicy(
+                tw=cfg.watchdog_interval,
+                cer_timeout=cfg.cer_timeout,
+                closing_timeout=cfg.closing_timeout,
+                allowed=tuple(AllowedPeer(p.origin_host, p.network) for p in cfg.allowed_peers),
+            ),
+            limits=Limits(max_depth=lim.max_depth, max_avps=lim.max_avps, max_mscc=lim.max_mscc),
+            max_message_size=lim.max_message_size,
+            max_in_flight=lim.max_in_flight,
+            advertise_addresses=bool(cfg.host_ip_addresses),
+        )
+
+
+@dataclass(slots=True)
+class DiameterNode:
+    local: LocalNode
+    settings: NodeSettings
+    app: GyApplication
+    duplicates: DuplicateCache
+    restarts: PeerRestarts
+    connections: set[Connection] = field(default_factory=set)
+    peers: dict[str, Connection] = field(default_factory=dict)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def serve(self, msg: Decoded, peer: PeerInfo) -> bytes:
+        return await self.app.handle(msg, peer)
+
+    def connection_made(self, conn: Connection) -> None:
+        self.connections.add(conn)
+
+    def connection_lost(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        for host, c in list(self.peers.items()):
+            if c is conn:
+                del self.peers[host]
+                metrics().peers.dec()
+                log.info("diameter_peer_down", peer=host)
+
+    def peer_opened(self, conn: Connection, peer: PeerInfo) -> None:
+        old = self.peers.get(peer.origin_host)
+        if old is None:
+            metrics().peers.inc()
+        self.peers[peer.origin_host] = conn  # the newest connection receives our pushes
+        log.info(
+            "diameter_peer_up",
+            peer=peer.origin_host,
+            address=peer.address,
+            product=peer.product_name,
+        )
+        if peer.origin_state_id:
+            self.state_id_seen(peer.origin_host, peer.origin_state_id)
+
+    def state_id_seen(self, origin_host: str, value: int) -> None:
+        if self.restarts.observe(origin_host, value):
+            log.info("diameter_peer_restarted", peer=origin_host, origin_state_id=value)
+            self.spawn(self._release_sessions(origin_host, int(time.time())))
+
+    async def _release_sessions(self, origin_host: str, before: int) -> None:
+        try:
+            n = await self.app.charging.terminate_owner_sessions(
+                owner_of(origin_host), TerminationCause.PEER_RESTART, opened_before=before
+            )
+            log.info("diameter_peer_sessions_released", peer=origin_host, sessions=n)
+        except Exception:
+            log.exception("diameter_peer_sessions_release_failed", peer=origin_host)
+
+
+class DiameterServer:
+    """The ``diameter`` front end (ocs.frontend.Frontend)."""
+
+    name = "diameter"
+
+    def __init__(self, config: DiameterConfig, local: LocalNode) -> None:
+        self.config = config
+        self.local = local
+        self.node: DiameterNode | None = None
+        self.pushes: PushSender | None = None
+        self._servers: list[asyncio.Server] = []
+
+    async def start(self, charging: ChargingService) -> None:
+        cfg = self.config
+        data_dir = cfg.data_dir
+        state_id = next_origin_state_id(data_dir / "diameter-origin-state-id" if data_dir else None)
+        self.local = dataclasses.replace(self.local, origin_state_id=state_id)
+        app = GyApplication(
+            charging,
+            self.local,
+            tuple(cfg.service_contexts),
+            ResultCode(cfg.storage_failure_result_code),
+        )
+        self.node = DiameterNode(
+            self.local,
+            NodeSettings.from_config(cfg),
+            app,
+            DuplicateCache(cfg.duplicate_window),
+            PeerRestarts(data_dir / "diameter-peers.json" if data_dir else None),
+        )
+        loop = asyncio.get_running_loop()
+        node = self.node
+        server = await loop.create_server(
+            lambda: Connection(node),
+            host=cfg.listen,
+            port=cfg.port,
+            reuse_port=cfg.reuse_port or None,
+        )
+        self._servers.append(server)
+        self.pushes = PushSender(node, charging)
+        self.pushes.start()
+        log.info("diameter_listening", addresses=self.addresses, origin_state_id=state_id)
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        out = []
+        for server in self._servers:
+            for sock in server.sockets:
+                name = sock.getsockname()
+                out.append((str(name[0]), int(name[1])))
+        return out
+
+    async def stop(self, drain_timeout: float) -> None:
+        """Stop accepting, DPR to every peer, drain in-flight requests, then close."""
+        for server in self._servers:
+            server.close()
+        if self.pushes is not None:
+            await self.pushes.stop()
+        node = self.node
+        if node is None:
+            return
+        conns = list(node.connections)
+        for conn in conns:
+            conn.shutdown()
+        waits = [asyncio.ensure_future(c.closed.wait()) for c in conns]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=drain_timeout)
+            for fut in pending:
+                fut.cancel()
+        for conn in list(node.connections):
+            conn.abort()
+        if node.tasks:
+            await asyncio.wait(list(node.tasks), timeout=max(drain_timeout, 0.1))
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+
+    def health(self) -> dict[str, Any]:
+        node = self.node
+        return {
+            "listening": [f"{h}:{p}" for h, p in self.addresses],
+            "peers": sorted(node.peers) if node else [],
+            "connections": len(node.connections) if node else 0,
+            "in_flight": sum(c.in_flight for c in node.connections) if node else 0,
+            "origin_state_id": self.local.origin_state_id,
+        }

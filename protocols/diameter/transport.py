@@ -1,0 +1,264 @@
+"""asyncio transport of one Diameter connection: moves bytes and owns timers, nothing more.
+
+Bytes go to the sans-IO :class:`~protocols.diameter.framing.Framer`, each
+message to the guarded decoder and the :class:`~protocols.diameter.peer.PeerMachine`;
+the actions it returns are carried out here. Application requests run as
+tasks, many in flight per connection, answered as they complete; everything
+written during one loop pass leaves in one ``write`` (coalesced by a
+``call_soon`` flush). One timer handle follows the machine's next deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+from diameter.message.avp import Avp
+
+from protocols.diameter import answers
+from protocols.diameter.codec import Decoded, Problem, decode, result_code_of
+from protocols.diameter.constants import FLAG_ERROR, FLAG_REQUEST, ResultCode
+from protocols.diameter.duplicates import Hit, Miss
+from protocols.diameter.framing import Framer
+from protocols.diameter.metrics import command_name, metrics
+from protocols.diameter.peer import (
+    Action,
+    AnswerIn,
+    Close,
+    Dispatch,
+    Opened,
+    PeerMachine,
+    PeerState,
+    Send,
+    StateIdSeen,
+)
+
+if TYPE_CHECKING:
+    from protocols.diameter.server import DiameterNode
+
+log = structlog.get_logger("ocs.diameter")
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, node: DiameterNode) -> None:
+        self.node = node
+        self.loop = asyncio.get_running_loop()
+        self.framer = Framer(node.settings.max_message_size)
+        self.transport: asyncio.Transport | None = None
+        self.machine: PeerMachine | None = None
+        self.in_flight = 0
+        self.pending: dict[int, asyncio.Future[Decoded]] = {}
+        self.closed = asyncio.Event()
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closing = False
+        self._close_when_idle = False
+
+    # -- asyncio.Protocol -----------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        local = self.node.local
+        if not self.node.settings.advertise_addresses:
+            # Host-IP-Address is the address this connection really uses (RFC 6733 §5.3.5).
+            here = transport.get_extra_info("sockname") or ("127.0.0.1", 0)
+            local = dataclasses.replace(local, host_ip_addresses=(str(here[0]),))
+        self.machine = PeerMachine(local, self.node.settings.policy, str(peer[0]), self.loop.time())
+        self.node.connection_made(self)
+        self._rearm()
+
+    def data_received(self, data: bytes) -> None:
+        for raw in self.framer.feed(data):
+            if self._closing:
+                return
+            self._receive(raw)
+        error = self.framer.error
+        if error is not None and not self._closing:
+            open_ = self.machine is not None and self.machine.state is not PeerState.WAIT_CER
+            if error.answerable and open_:
+                self.send(answers.framing_error_answer(error.header, self.node.local))
+            self.close(f"framing: {error.reason}")
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too; a partial header is simply dropped
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.machine is not None:
+            self.machine.connection_lost()
+        if self._timer is not None:
+            self._timer.cancel()
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("connection closed"))
+        self.pending.clear()
+        self.closed.set()
+        self.node.connection_lost(self)
+
+    # -- inputs to the machine ------------------------------------------------
+
+    def _receive(self, raw: bytes) -> None:
+        assert self.machine is not None
+        msg = decode(raw, self.node.settings.limits)
+        if msg.header.is_request:
+            metrics().requests.labels(command_name(msg.header.command_code)).inc()
+        self._apply(self.machine.receive(msg, self.loop.time()))
+        self._rearm()
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, None
+        if self.machine is not None:
+            self._apply(self.machine.timer(self.loop.time()))
+            self._rearm()
+
+    def shutdown(self) -> None:
+        """Send DPR (REBOOTING) and let the machine take it from there."""
+        if self.machine is not None and not self._closing:
+            self._apply(self.machine.shutdown(self.loop.time()))
+            self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = None if self.machine is None or self._closing else self.machine.deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self.send(action.data)
+            elif isinstance(action, Dispatch):
+                self._dispatch(action.message)
+            elif isinstance(action, AnswerIn):
+                self._answer_in(action.message)
+            elif isinstance(action, Opened):
+                self.node.peer_opened(self, action.peer)
+            elif isinstance(action, StateIdSeen):
+                self.node.state_id_seen(action.origin_host, action.value)
+            elif isinstance(action, Close):
+                self.close(action.reason, action.drain)
+
+    # -- application requests -------------------------------------------------
+
+    def _dispatch(self, msg: Decoded) -> None:
+        assert self.machine is not None
+        assert self.machine.peer is not None
+        key = (self.machine.peer.origin_host, msg.header.end_to_end)
+        lookup = self.node.duplicates.begin(key, msg.header.hop_by_hop, time.monotonic())
+        if isinstance(lookup, Hit):
+            self.send(lookup.answer)
+            return
+        if not isinstance(lookup, Miss):
+            return  # the original is in flight: this repeat is answered with it
+        if self.in_flight >= self.node.settings.max_in_flight:
+            busy = answers.error_answer(msg, self.node.local, Problem(ResultCode.TOO_BUSY))
+            for data in [busy, *self.node.duplicates.release(key, busy)]:
+                self.send(data)
+            return
+        self.in_flight += 1
+        metrics().in_flight.inc()
+        self.node.spawn(self._serve(msg, key, self.loop.time()))
+
+    async def _serve(self, msg: Decoded, key: tuple[str, int], started: float) -> None:
+        assert self.machine is not None
+        assert self.machine.peer is not None
+        try:
+            answer = await self.node.serve(msg, self.machine.peer)
+        except Exception:
+            log.exception("diameter_request_crashed", command=msg.header.command_code)
+            answer = answers.error_answer(
+                msg, self.node.local, Problem(ResultCode.UNABLE_TO_COMPLY)
+            )
+        finally:
+            self.in_flight -= 1
+            metrics().in_flight.dec()
+        cacheable = not answer[4] & FLAG_ERROR  # a 3004 must not be replayed to a retry
+        cache = self.node.duplicates
+        copies = cache.complete(key, answer) if cacheable else cache.release(key, answer)
+        metrics().latency.labels(command_name(msg.header.command_code)).observe(
+            self.loop.time() - started
+        )
+        for data in [answer, *copies]:
+            self.send(data)
+        if self._close_when_idle and self.in_flight == 0:
+            self._close_now()
+
+    # -- our own requests (RAR, ASR) ------------------------------------------
+
+    def request(
+        self, command: int, application_id: int, avps: list[Avp]
+    ) -> asyncio.Future[Decoded]:
+        assert self.machine is not None
+        hbh, data = self.machine.new_request(command, application_id, avps)
+        fut: asyncio.Future[Decoded] = self.loop.create_future()
+        self.pending[hbh] = fut
+        self.send(data)
+        return fut
+
+    def _answer_in(self, msg: Decoded) -> None:
+        fut = self.pending.pop(msg.header.hop_by_hop, None)
+        if fut is None:
+            metrics().discarded.labels("unknown_hop_by_hop").inc()
+            return  # standards §1.2: discard silently
+        if not fut.done():
+            fut.set_result(msg)
+
+    # -- output ---------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not data[4] & FLAG_REQUEST:
+            code = result_code_of(data)
+            metrics().answers.labels(
+                command_name(int.from_bytes(data[5:8], "big")), str(code)
+            ).inc()
+        self._out.append(data)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and self.transport is not None and not self.transport.is_closing():
+            data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+            self.transport.write(data)
+        self._out.clear()
+
+    def close(self, reason: str, drain: bool = False) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._rearm()
+        log.info("diameter_connection_closing", reason=reason, peer=self.peer_name)
+        if drain and self.in_flight:
+            self._close_when_idle = True
+            self.loop.call_later(self.node.settings.drain_timeout, self._close_now)
+        else:
+            self._close_now()
+
+    def _close_now(self) -> None:
+        self._flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def peer_name(self) -> str:
+        if self.machine is not None and self.machine.peer is not None:
+            return self.machine.peer.origin_host
+        return self.machine.address if self.machine is not None else "?"
