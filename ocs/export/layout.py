@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -35,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocs.export.formats import file_name, read_rows, write_rows
+from ocs.export.formats import file_name, read_rows, render
 from ocs.export.rows import COLUMNS, Row
 from ocs.export.summary import currency_totals
 
@@ -108,12 +107,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def render(fmt: str, rows: Iterable[Any], columns: Sequence[str]) -> bytes:
-    buf = io.StringIO(newline="")
-    write_rows(buf, fmt, rows, columns)
-    return buf.getvalue().encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +191,7 @@ class Layout:
         try:
             files = {}
             for fmt in self.formats:
-                data = render(fmt, rows, list(COLUMNS))
+                data = render(fmt, rows, COLUMNS)
                 fname = file_name("rows", fmt)
                 files[fname] = {"sha256": write_durable(tmp / fname, data), "bytes": len(data)}
             meta = {
@@ -261,7 +254,7 @@ def batch_meta(batch_dir: Path) -> dict[str, Any]:
 def batch_rows(batch_dir: Path) -> list[Row]:
     """Rows of a published batch (JSON Lines if it has them, else CSV)."""
     files = batch_meta(batch_dir)["files"]
-    for fmt in ("jsonl", "csv"):
+    for fmt in ("jsonl", "csv", "parquet"):
         if file_name("rows", fmt) in files:
             return read_rows(batch_dir / file_name("rows", fmt))
     raise ValueError(f"{batch_dir}: no readable row file")

@@ -18,18 +18,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ocs.export.formats import file_name
+from ocs.export.formats import file_name, render
 from ocs.export.layout import (
     MANIFEST,
     Layout,
     batch_meta,
     batch_rows,
     fsync_dir,
-    render,
     write_durable,
 )
 from ocs.export.periods import Period, PeriodSpec, iso_local
-from ocs.export.summary import SUMMARY_COLUMNS, currency_totals, summarize
+from ocs.export.summary import SUMMARY_TYPES, currency_totals, summarize
 
 SUMMARY_FORMATS = ("csv", "jsonl")
 
@@ -60,7 +59,7 @@ def close_period(
     summary_files = {}
     for fmt in (f for f in layout.formats if f in SUMMARY_FORMATS):
         fname = file_name("summary", fmt)
-        data = render(fmt, summary, SUMMARY_COLUMNS)
+        data = render(fmt, summary, SUMMARY_TYPES)
         summary_files[fname] = {
             "sha256": _install(layout, token, pdir / fname, data),
             "bytes": len(data),
