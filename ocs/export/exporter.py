@@ -124,6 +124,9 @@ class Exporter:
     def run(self, once: bool = False) -> int:
         """Follow (until stop()) or drain (``once``); returns the exit status."""
         self.start()
+        # --once drains what was there at start: entries arriving meanwhile
+        # may be written too, but never keep it running.
+        target = self._streams().last_ids() if once else {}
         next_claim = next_house = next_trim = self.clock()
         while not self._stop.is_set():
             now = self.clock()
@@ -135,7 +138,8 @@ class Exporter:
                     continue
                 self._guarded(functools.partial(self.flush, force=True))
                 continue
-            got = self._guarded(self.poll) or 0
+            drained = once and self._guarded(lambda: self._reached(target))
+            got = 0 if drained else (self._guarded(self.poll) or 0)
             if now >= next_claim:
                 self._guarded(self.claim_idle)
                 next_claim = now + self.cfg.claim_interval
@@ -151,6 +155,11 @@ class Exporter:
             if not got:
                 self._stop.wait(self.cfg.poll_interval)
         return self._finish()
+
+    def _reached(self, target: dict[int, str]) -> bool:
+        """Has the group been delivered every entry up to ``target`` (per partition)?"""
+        s = self._streams()
+        return all(id_key(s.last_delivered(p)) >= id_key(last) for p, last in target.items())
 
     def _finish(self) -> int:
         if self._failure is None:

@@ -198,6 +198,15 @@ class GroupStreams:
                 return _sid(g["last-delivered-id"])
         return "0-0"
 
+    def last_ids(self) -> dict[int, str]:
+        """The newest entry id of every non-empty partition stream."""
+        out = {}
+        for p in range(self.partitions):
+            items: Any = self.client.xrevrange(records_stream(p), count=1)
+            if items:
+                out[p] = _sid(items[0][0])
+        return out
+
     def first_undelivered(self, p: int) -> str | None:
         after = self.last_delivered(p)
         items: Any = self.client.xrange(records_stream(p), min=f"({after}", max="+", count=1)

@@ -162,3 +162,29 @@ def test_record_for_a_closed_period_is_dead_lettered(redis_url: str, tmp_path: P
     ((_, fields),) = client.xrange(dead_letter_stream(9))
     assert b"already closed" in fields[b"dead_reason"]
     assert (cfg.output_dir / "2023-11-14" / "manifest.json").read_bytes() == manifest
+
+
+def test_once_ends_while_records_keep_arriving(redis_url: str, tmp_path: Path) -> None:
+    """--once exports what was there at start and exits although the producer never stops."""
+    client = fresh_db(redis_url)
+    before = [add(client, i % 16, rec := record()) and rec.record_id for i in range(50)]
+    halt = threading.Event()
+
+    def produce() -> None:
+        other = redis.Redis.from_url(client_url(client))
+        for i in range(100_000):
+            if halt.is_set():
+                return
+            add(other, i % 16, record())
+            time.sleep(0.001)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        cfg = config(tmp_path / "out")
+        assert Exporter(client, cfg).run(once=True) == 0
+    finally:
+        halt.set()
+        producer.join()
+    counts = record_counts(cfg.output_dir)
+    assert {rid: counts[rid] for rid in before} == dict.fromkeys(before, 1)
