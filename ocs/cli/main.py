@@ -1,0 +1,78 @@
+"""The ``ocs`` command: serve, account, policy, export."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ocs.cli.account_cmd import account_cli
+from ocs.cli.common import fail
+from ocs.cli.export_cmd import export_cli
+from ocs.cli.policy_cmd import policy_cli
+from ocs.config import Config, ConfigError, load_config
+from ocs.policy.loader import PolicyError, PolicySet
+
+DEFAULT_CONFIG = Path("config/ocs.yaml")
+
+
+@click.group()
+@click.option("--config", "-c", "config_file", type=click.Path(path_type=Path), default=None,
+              envvar="OCS_CONFIG", help="configuration file (default: config/ocs.yaml if present)")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
+    """ocs: online charging server (Diameter Gy, RADIUS accounting, Redis balances)."""
+    from ocs.logging import configure
+
+    # Commands print results on stdout; only warnings go to stderr (serve
+    # reconfigures from the configuration before it logs anything).
+    configure(level="warning", fmt="console")
+    if config_file is None and DEFAULT_CONFIG.exists():
+        config_file = DEFAULT_CONFIG
+
+    @cache
+    def config() -> Config:
+        try:
+            return load_config(config_file)
+        except ConfigError as exc:
+            fail(str(exc))
+
+    @cache
+    def policies() -> PolicySet:
+        from ocs.runtime import load_policy_set
+
+        try:
+            return load_policy_set(config())
+        except PolicyError as exc:
+            fail(str(exc))
+
+    ctx.obj = {"config": config, "policies": policies, "config_file": config_file}
+
+
+@cli.command()
+@click.option("--workers", type=int, default=None, help="worker processes (default: from config)")
+@click.pass_obj
+def serve(obj: dict[str, Any], workers: int | None) -> None:
+    """Run the server: store, policies, front ends, supervision, /metrics."""
+    from ocs.logging import configure
+    from ocs.runtime import run_server
+
+    config: Config = obj["config"]()
+    configure(config.logging.level, config.logging.format, config.logging.mask_identities)
+    obj["policies"]()  # fail early, with the named error, on a bad policy set
+    try:
+        run_server(config)
+    except (ConfigError, PolicyError) as exc:
+        fail(str(exc))
+    _ = workers
+
+
+cli.add_command(account_cli)
+cli.add_command(policy_cli)
+cli.add_command(export_cli)
+
+
+def main() -> None:
+    cli(prog_name="ocs")

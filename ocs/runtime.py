@@ -1,0 +1,154 @@
+"""The server runtime: ``ocs serve``.
+
+Starts (or attaches to) the store, loads the policies, builds the charging
+API, starts the configured protocol front ends (entry points, see
+:mod:`ocs.frontend`), the supervision sweeper and the ``/metrics`` +
+``/health`` endpoint; reloads policies on SIGHUP (a bad set keeps the old
+one in force and says why); on SIGTERM/SIGINT drains the front ends and
+stops cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from ocs.charging.api import ChargingService
+from ocs.charging.supervision import run_supervisor
+from ocs.config import Config, ConfigError
+from ocs.frontend import Frontend, FrontendContext, load_frontend_factories
+from ocs.http import register_health, serve_http
+from ocs.policy.loader import PolicyError, PolicySet, load_policies
+from ocs.store.client import connect
+from ocs.store.embedded import EmbeddedRedis
+
+log = structlog.get_logger("ocs.runtime")
+
+
+@contextlib.asynccontextmanager
+async def open_store(config: Config) -> AsyncIterator[tuple[Redis, EmbeddedRedis | None]]:
+    """A client for the configured Redis, starting the embedded one if none is."""
+    embedded = None
+    url = config.redis.url
+    if url is None:
+        embedded = EmbeddedRedis(config.path(config.redis.data_dir), config.redis.appendfsync,
+                                 config.redis.port, config.redis.binary)
+        await asyncio.to_thread(embedded.start)
+        url = embedded.url
+    client = connect(url, timeout=config.redis.timeout, max_connections=config.redis.max_connections)
+    try:
+        yield client, embedded
+    finally:
+        await client.aclose()
+        if embedded is not None and not embedded.attached:
+            await asyncio.to_thread(embedded.stop)
+
+
+def load_policy_set(config: Config) -> PolicySet:
+    return load_policies(config.path(config.policies.dir))
+
+
+@dataclass
+class PolicyHolder:
+    """The policy set in force, and the last reload error (shown on /health)."""
+
+    charging: ChargingService
+    config: Config
+    last_error: str | None = None
+    reloads: int = 0
+
+    def reload(self) -> bool:
+        try:
+            fresh = load_policy_set(self.config)
+        except (PolicyError, OSError) as exc:
+            self.last_error = str(exc)
+            log.error("policy_reload_failed", error=str(exc), kept=self.charging.policies.version)
+            return False
+        self.charging.policies = fresh  # one reference swap: requests in flight keep theirs
+        self.last_error = None
+        self.reloads += 1
+        log.info("policy_reloaded", version=fresh.version)
+        return True
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": self.last_error is None, "version": self.charging.policies.version,
+                "reloads": self.reloads, "last_error": self.last_error}
+
+
+@dataclass
+class Runtime:
+    config: Config
+    worker_index: int = 0
+    frontends: list[Frontend] = field(default_factory=list)
+
+    def _build_frontends(self) -> list[Frontend]:
+        factories = load_frontend_factories()
+        out: list[Frontend] = []
+        for section in ("diameter", "radius"):
+            raw = getattr(self.config, section)
+            if raw is None or raw.get("enabled", True) is False:
+                continue
+            if section not in factories:
+                raise ConfigError(f"{self.config.file}: {section}: no such front end installed")
+            ctx = FrontendContext(self.config.file, section, self.config.node.origin_host,
+                                  self.config.node.origin_realm, self.config.node.product_name,
+                                  self.worker_index)
+            out.append(factories[section]({k: v for k, v in raw.items() if k != "enabled"}, ctx))
+        return out
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        policies = load_policy_set(self.config)
+        async with open_store(self.config) as (client, embedded):
+            charging = await ChargingService.connect(client, policies)
+            holder = PolicyHolder(charging, self.config)
+            register_health("policies", holder.health)
+            register_health("redis", lambda: {"ok": True, "embedded": embedded is not None})
+            self._install_signals(stop, holder)
+            tasks = [asyncio.create_task(run_supervisor(charging, self.config.supervision.sweep_interval, stop))]
+            if embedded is not None and not embedded.attached:
+                tasks.append(asyncio.create_task(embedded.supervise(stop)))
+            http = None
+            if self.config.metrics.enabled and self.worker_index == 0:
+                http = await serve_http(self.config.metrics.host, self.config.metrics.port)
+            self.frontends = self._build_frontends()
+            for fe in self.frontends:
+                await fe.start(charging)
+                register_health(fe.name, fe.health)
+            log.info("ocs_started", frontends=[fe.name for fe in self.frontends],
+                     policy_version=policies.version, worker=self.worker_index)
+            await stop.wait()
+            log.info("ocs_stopping")
+            for fe in self.frontends:
+                await fe.stop(drain_timeout=5.0)
+            if http is not None:
+                http.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("ocs_stopped")
+
+    @staticmethod
+    def _install_signals(stop: asyncio.Event, holder: PolicyHolder) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, holder.reload)
+
+
+def run_server(config: Config, worker_index: int = 0) -> None:
+    """Run one server process on uvloop until SIGTERM/SIGINT."""
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        runner = asyncio.run
+    runner(Runtime(config, worker_index).run())
