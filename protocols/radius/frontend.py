@@ -10,7 +10,6 @@ the drain timeout, then closes the DAE client.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +22,8 @@ from protocols.radius.pipeline import Pipeline
 from protocols.radius.server import RadiusListener, listen
 from protocols.radius.sessions import LiveSessions
 from protocols.radius.settings import RadiusConfig
+
+CONSUMER_STOP_TIMEOUT = 2.0
 
 
 class RadiusFrontend:
@@ -76,8 +77,9 @@ class RadiusFrontend:
             task.cancel()
         if self._consumer is not None:
             self._consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._consumer
+            # Bounded: a subscription cancelled while it connects may not unwind promptly
+            # (seen with redis-py pubsub); stopping must not hang on it.
+            await asyncio.wait({self._consumer}, timeout=CONSUMER_STOP_TIMEOUT)
         if self._dynauth is not None:
             await self._dynauth.drain(drain_timeout)
             self._dynauth.close()

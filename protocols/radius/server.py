@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any
+from typing import Any, cast
 
 from protocols.radius import metrics as m
 from protocols.radius.codec import PortKind
@@ -30,8 +30,8 @@ class RadiusListener(asyncio.DatagramProtocol):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        # uvloop's and asyncio's UDP transports are not all DatagramTransport subclasses
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         host, port = str(addr[0]), int(addr[1])

@@ -1,0 +1,297 @@
+"""RADIUS accounting against the real charging core and Redis (standards §3.4)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pyrad import packet as rp
+
+from ocs.accounts import Accounts
+from ocs.charging.api import ChargingService
+from ocs.charging.records import ChargedRecord, decode_record
+from protocols.radius import metrics as m
+from protocols.radius.dictionary import load_dictionary
+from tests.core_fixtures import NewAccount
+from tests.integration.radius.conftest import SECRET, Server, acct_session
+from tests.integration.radius.radius_harness import Nas
+
+
+def acct(
+    user: str, sid: str, status: str, ident: int, secret: bytes = SECRET, **attrs: Any
+) -> rp.AcctPacket:
+    pkt = rp.AcctPacket(id=ident, secret=secret, dict=load_dictionary())
+    pkt.AddAttribute("Acct-Status-Type", status)
+    pkt.AddAttribute("Acct-Session-Id", sid)
+    pkt.AddAttribute("NAS-IP-Address", "127.0.0.1")
+    pkt.AddAttribute("User-Name", user)
+    for name, value in attrs.items():
+        pkt.AddAttribute(name.replace("_", "-"), value)
+    return pkt
+
+
+async def exchange(nas: Nas, server: Server, pkt: rp.AcctPacket) -> bytes | None:
+    raw = bytes(pkt.RequestPacket())
+    answer = await nas.send(raw, server.acct)
+    if answer is not None:
+        assert pkt.VerifyReply(rp.Packet(packet=answer, dict=load_dictionary()), answer)
+        assert answer[0] == rp.AccountingResponse
+    return answer
+
+
+async def money(accounts: Accounts, account_id: str) -> tuple[int, int]:
+    view = await accounts.show(account_id)
+    main = [b for b in view["buckets"] if b["unit"] == "money"]
+    return sum(b["amount"] for b in main), sum(b["reserved"] for b in main)
+
+
+async def records_of(charging: ChargingService, account_id: str) -> list[ChargedRecord]:
+    entries = await charging.redis.xrange(charging.keys(account_id).records)
+    recs = [decode_record(f[b"r"]) for _, f in entries]
+    return [r for r in recs if r.account == account_id]
+
+
+async def test_start_interim_stop_charges_exactly_the_deltas(
+    server: Server,
+    nas: Nas,
+    charging: ChargingService,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.4: cumulative Interims charge the difference; Stop releases and records."""
+    a = await new_account(money=1_000_000)
+    user, sid = a.identity.value, acct_session()
+    assert await exchange(nas, server, acct(user, sid, "Start", 1))
+    assert (await money(accounts, a.account_id))[1] > 0  # reserved per policy
+    assert await exchange(
+        nas,
+        server,
+        acct(
+            user,
+            sid,
+            "Interim-Update",
+            2,
+            Acct_Input_Octets=2000,
+            Acct_Output_Octets=500,
+            Acct_Session_Time=60,
+        ),
+    )
+    assert (await money(accounts, a.account_id))[0] == 1_000_000 - 30  # 3 blocks of 1000
+    assert await exchange(
+        nas,
+        server,
+        acct(
+            user,
+            sid,
+            "Interim-Update",
+            3,
+            Acct_Input_Octets=4000,
+            Acct_Output_Octets=1000,
+            Acct_Session_Time=120,
+        ),
+    )
+    assert (await money(accounts, a.account_id))[0] == 1_000_000 - 50
+    assert await exchange(
+        nas,
+        server,
+        acct(
+            user,
+            sid,
+            "Stop",
+            4,
+            Acct_Input_Octets=4000,
+            Acct_Output_Octets=1500,
+            Acct_Session_Time=130,
+            Acct_Terminate_Cause="User-Request",
+        ),
+    )
+    assert await money(accounts, a.account_id) == (1_000_000 - 60, 0)
+    (rec,) = await records_of(charging, a.account_id)
+    assert rec.charged == 60
+    assert rec.cause == "normal"
+    assert rec.owner == "radius:127.0.0.1"
+    assert rec.services[0].used["total_octets"] == 5500
+
+
+async def test_gigawords_are_charged_as_64_bit_totals(
+    server: Server,
+    nas: Nas,
+    charging: ChargingService,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.3: total = Gigawords x 2^32 + Octets (here 1 GiW + 1000 octets)."""
+    a = await new_account(money=100_000_000)
+    user, sid = a.identity.value, acct_session()
+    assert await exchange(nas, server, acct(user, sid, "Start", 1))
+    assert await exchange(
+        nas,
+        server,
+        acct(
+            user,
+            sid,
+            "Stop",
+            2,
+            Acct_Input_Octets=1000,
+            Acct_Input_Gigawords=1,
+            Acct_Output_Octets=0,
+        ),
+    )
+    (rec,) = await records_of(charging, a.account_id)
+    assert rec.services[0].used["total_octets"] == 2**32 + 1000
+    assert rec.charged == -(-(2**32 + 1000) // 1000) * 10
+
+
+async def test_retransmission_gets_the_cached_answer_and_no_second_charge(
+    server: Server,
+    nas: Nas,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.4: same (source, port, Identifier, Authenticator) -> cached response."""
+    a = await new_account(money=1_000_000)
+    user, sid = a.identity.value, acct_session()
+    await exchange(nas, server, acct(user, sid, "Start", 1))
+    interim = acct(user, sid, "Interim-Update", 2, Acct_Input_Octets=3000)
+    raw = bytes(interim.RequestPacket())
+    before = m.DUPLICATES.labels("nas1")._value.get()
+    first = await nas.send(raw, server.acct)
+    second = await nas.send(raw, server.acct)
+    assert first is not None
+    assert first == second
+    assert m.DUPLICATES.labels("nas1")._value.get() == before + 1
+    assert (await money(accounts, a.account_id))[0] == 1_000_000 - 30
+
+
+async def test_resent_record_with_new_identifier_charges_once(
+    server: Server,
+    nas: Nas,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.4: a NAS re-sends with a new Identifier and Acct-Delay-Time: charged once."""
+    a = await new_account(money=1_000_000)
+    user, sid = a.identity.value, acct_session()
+    await exchange(nas, server, acct(user, sid, "Start", 1))
+    assert await exchange(nas, server, acct(user, sid, "Interim-Update", 2, Acct_Input_Octets=3000))
+    assert await exchange(
+        nas, server, acct(user, sid, "Interim-Update", 3, Acct_Input_Octets=3000, Acct_Delay_Time=5)
+    )
+    assert (await money(accounts, a.account_id))[0] == 1_000_000 - 30
+    assert await exchange(nas, server, acct(user, sid, "Stop", 4, Acct_Input_Octets=3000))
+    assert await exchange(
+        nas, server, acct(user, sid, "Stop", 5, Acct_Input_Octets=3000, Acct_Delay_Time=9)
+    )
+    assert await money(accounts, a.account_id) == (1_000_000 - 30, 0)
+
+
+async def test_counters_going_down_start_a_new_epoch_and_never_credit(
+    server: Server,
+    nas: Nas,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.4: a lower total (32-bit wrap without Gigawords) is charged from zero."""
+    a = await new_account(money=1_000_000)
+    user, sid = a.identity.value, acct_session()
+    await exchange(nas, server, acct(user, sid, "Start", 1))
+    await exchange(nas, server, acct(user, sid, "Interim-Update", 2, Acct_Input_Octets=5000))
+    assert (await money(accounts, a.account_id))[0] == 1_000_000 - 50
+    await exchange(nas, server, acct(user, sid, "Interim-Update", 3, Acct_Input_Octets=2000))
+    balance = (await money(accounts, a.account_id))[0]
+    assert balance <= 1_000_000 - 50  # never a credit
+
+
+async def test_stop_without_start_is_charged_and_recorded(
+    server: Server,
+    nas: Nas,
+    charging: ChargingService,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.4: Stop without Start creates the record anyway."""
+    a = await new_account(money=1_000_000)
+    user, sid = a.identity.value, acct_session()
+    assert await exchange(nas, server, acct(user, sid, "Stop", 1, Acct_Output_Octets=1500))
+    (rec,) = await records_of(charging, a.account_id)
+    assert rec.charged == 20
+    assert await money(accounts, a.account_id) == (1_000_000 - 20, 0)
+
+
+async def test_interim_without_start_opens_the_session(
+    server: Server,
+    nas: Nas,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """An Interim for a session we never saw opens it (the Start was lost) and charges."""
+    a = await new_account(money=1_000_000)
+    user, sid = a.identity.value, acct_session()
+    assert await exchange(nas, server, acct(user, sid, "Interim-Update", 1, Acct_Input_Octets=1000))
+    assert (await money(accounts, a.account_id))[0] == 1_000_000 - 10
+
+
+async def test_accounting_on_closes_every_session_of_the_nas(
+    server: Server,
+    nas: Nas,
+    charging: ChargingService,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.4: Accounting-On closes the NAS's sessions and releases reservations."""
+    a = await new_account(money=1_000_000)
+    user = a.identity.value
+    for i, sid in enumerate((acct_session(), acct_session())):
+        assert await exchange(nas, server, acct(user, sid, "Start", 10 + i))
+    assert (await money(accounts, a.account_id))[1] > 0
+    # The NAS rebooted after those sessions opened (sessions opened at or after the
+    # event time belong to the new boot and are kept).
+    on = acct(
+        user, "on-" + acct_session(), "Accounting-On", 20, Event_Timestamp=int(time.time()) + 1
+    )
+    assert await exchange(nas, server, on)
+    assert await money(accounts, a.account_id) == (1_000_000, 0)
+    recs = await records_of(charging, a.account_id)
+    assert [r.cause for r in recs] == ["nas_reboot", "nas_reboot"]
+
+
+async def test_unknown_user_is_acknowledged_without_charge(server: Server, nas: Nas) -> None:
+    """The NAS cannot act on an unknown user: acknowledge, count, charge nobody."""
+    before = m.ACCT_OUTCOMES.labels("nas1", "1", "rejected")._value.get()
+    assert await exchange(nas, server, acct("0000000000", acct_session(), "Start", 1))
+    assert m.ACCT_OUTCOMES.labels("nas1", "1", "rejected")._value.get() == before + 1
+
+
+async def test_wrong_secret_gets_no_answer(server: Server, nas: Nas) -> None:
+    """standards §3.2: bad Request Authenticator -> drop, no reply, counted."""
+    before = m.DROPS.labels("nas1", "bad_authenticator")._value.get()
+    pkt = acct("1", acct_session(), "Start", 1, secret=b"wrong")
+    assert await nas.send(bytes(pkt.RequestPacket()), server.acct, timeout=0.5) is None
+    assert m.DROPS.labels("nas1", "bad_authenticator")._value.get() == before + 1
+
+
+async def test_unknown_source_is_dropped_and_counted(start_server: Any, nas: Nas) -> None:
+    """standards §3.1: a source matching no client is dropped silently and counted."""
+    server = await start_server(
+        clients=[{"name": "other", "address": "192.0.2.0/24", "secret": "x"}]
+    )
+    before = m.DROPS.labels(m.UNKNOWN_NAS, "unknown_client")._value.get()
+    pkt = acct("1", acct_session(), "Start", 1)
+    assert await nas.send(bytes(pkt.RequestPacket()), server.acct, timeout=0.5) is None
+    assert m.DROPS.labels(m.UNKNOWN_NAS, "unknown_client")._value.get() == before + 1
+
+
+async def test_garbage_is_dropped_and_the_server_keeps_serving(
+    server: Server,
+    nas: Nas,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.7: malformed datagrams get nothing; the next valid request is answered."""
+    a = await new_account()
+    for junk in (b"", b"\x04", b"\x04\x01\x00\x10" + bytes(16), b"\x04\x01\x10\x00" + bytes(40)):
+        assert await nas.send(junk, server.acct, timeout=0.2) is None
+    pkt = acct(a.identity.value, acct_session(), "Start", 1)
+    pkt_no_status = acct(a.identity.value, acct_session(), "Start", 2)
+    del pkt_no_status["Acct-Status-Type"]
+    assert await nas.send(bytes(pkt_no_status.RequestPacket()), server.acct, timeout=0.3) is None
+    assert await exchange(nas, server, pkt)
