@@ -5,7 +5,10 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     OCS_REDIS__DATA_DIR=/var/lib/ocs/redis \
-    OCS_LOGGING__FORMAT=json
+    OCS_LOGGING__FORMAT=json \
+    OCS_DIAMETER__LISTEN='["0.0.0.0", "::"]' \
+    OCS_RADIUS__LISTEN='["0.0.0.0", "::"]' \
+    OCS_METRICS__HOST=0.0.0.0
 
 WORKDIR /opt/ocs
 COPY pyproject.toml README.md ./
