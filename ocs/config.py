@@ -122,7 +122,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__")]
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
         if path[0] not in Config.model_fields or path[0] in ("file", "base_dir"):
             continue
         try:
@@ -171,14 +171,20 @@ def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
     if env:
         source = f"{source} (with OCS_* environment overrides)"
     try:
-        return Config.model_validate({**_merge(data, env), "file": path, "base_dir": _base_dir(path)})
+        return Config.model_validate(
+            {**_merge(data, env), "file": path, "base_dir": _base_dir(path)}
+        )
     except ValidationError as exc:
         raise ConfigError(describe(source, exc)) from None
 
 
-def validate_section(model: type[T], raw: Mapping[str, Any] | None, file: Path | None, section: str) -> T:
+def validate_section(
+    model: type[T], raw: Mapping[str, Any] | None, file: Path | None, section: str
+) -> T:
     """Validate a front end's raw section with its own model (errors name file and key path)."""
     try:
         return model.model_validate(dict(raw or {}))
     except ValidationError as exc:
-        raise ConfigError(describe(str(file) if file else "configuration", exc, prefix=section)) from None
+        raise ConfigError(
+            describe(str(file) if file else "configuration", exc, prefix=section)
+        ) from None

@@ -15,8 +15,18 @@ from typing import Any
 
 import structlog
 
-IDENTITY_KEYS = frozenset({"subscriber", "identity", "identities", "user_name", "msisdn", "imsi",
-                           "calling_station_id", "nai"})
+IDENTITY_KEYS = frozenset(
+    {
+        "subscriber",
+        "identity",
+        "identities",
+        "user_name",
+        "msisdn",
+        "imsi",
+        "calling_station_id",
+        "nai",
+    }
+)
 
 
 def mask(value: str) -> str:
@@ -52,8 +62,11 @@ def configure(level: str = "info", fmt: str = "auto", mask_ids: bool = True) -> 
     if mask_ids:
         processors.append(mask_identities)
     processors.append(structlog.processors.format_exc_info)
-    processors.append(structlog.processors.JSONRenderer() if json_out
-                      else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    processors.append(
+        structlog.processors.JSONRenderer()
+        if json_out
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
     numeric = getattr(logging, level.upper(), logging.INFO)
     structlog.configure(
         processors=processors,
@@ -61,4 +74,6 @@ def configure(level: str = "info", fmt: str = "auto", mask_ids: bool = True) -> 
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )

@@ -10,6 +10,7 @@ so a top-up made by the CLI in another process reaches the gateway at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -54,7 +55,5 @@ async def subscribe(client: Redis, retry_delay: float = 0.5) -> AsyncIterator[No
             log.warning("notification_subscription_lost", error=repr(exc))
             await asyncio.sleep(retry_delay)
         finally:
-            try:
-                await pubsub.aclose()
-            except (rexc.RedisError, OSError):
-                pass
+            with contextlib.suppress(rexc.RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -38,11 +38,17 @@ async def open_store(config: Config) -> AsyncIterator[tuple[Redis, EmbeddedRedis
     embedded = None
     url = config.redis.url
     if url is None:
-        embedded = EmbeddedRedis(config.path(config.redis.data_dir), config.redis.appendfsync,
-                                 config.redis.port, config.redis.binary)
+        embedded = EmbeddedRedis(
+            config.path(config.redis.data_dir),
+            config.redis.appendfsync,
+            config.redis.port,
+            config.redis.binary,
+        )
         await asyncio.to_thread(embedded.start)
         url = embedded.url
-    client = connect(url, timeout=config.redis.timeout, max_connections=config.redis.max_connections)
+    client = connect(
+        url, timeout=config.redis.timeout, max_connections=config.redis.max_connections
+    )
     try:
         yield client, embedded
     finally:
@@ -78,8 +84,12 @@ class PolicyHolder:
         return True
 
     def health(self) -> dict[str, Any]:
-        return {"ok": self.last_error is None, "version": self.charging.policies.version,
-                "reloads": self.reloads, "last_error": self.last_error}
+        return {
+            "ok": self.last_error is None,
+            "version": self.charging.policies.version,
+            "reloads": self.reloads,
+            "last_error": self.last_error,
+        }
 
 
 @dataclass
@@ -97,9 +107,14 @@ class Runtime:
                 continue
             if section not in factories:
                 raise ConfigError(f"{self.config.file}: {section}: no such front end installed")
-            ctx = FrontendContext(self.config.file, section, self.config.node.origin_host,
-                                  self.config.node.origin_realm, self.config.node.product_name,
-                                  self.worker_index)
+            ctx = FrontendContext(
+                self.config.file,
+                section,
+                self.config.node.origin_host,
+                self.config.node.origin_realm,
+                self.config.node.product_name,
+                self.worker_index,
+            )
             out.append(factories[section]({k: v for k, v in raw.items() if k != "enabled"}, ctx))
         return out
 
@@ -112,7 +127,11 @@ class Runtime:
             register_health("policies", holder.health)
             register_health("redis", lambda: {"ok": True, "embedded": embedded is not None})
             self._install_signals(stop, holder)
-            tasks = [asyncio.create_task(run_supervisor(charging, self.config.supervision.sweep_interval, stop))]
+            tasks = [
+                asyncio.create_task(
+                    run_supervisor(charging, self.config.supervision.sweep_interval, stop)
+                )
+            ]
             if embedded is not None and not embedded.attached:
                 tasks.append(asyncio.create_task(embedded.supervise(stop)))
             http = None
@@ -122,8 +141,12 @@ class Runtime:
             for fe in self.frontends:
                 await fe.start(charging)
                 register_health(fe.name, fe.health)
-            log.info("ocs_started", frontends=[fe.name for fe in self.frontends],
-                     policy_version=policies.version, worker=self.worker_index)
+            log.info(
+                "ocs_started",
+                frontends=[fe.name for fe in self.frontends],
+                policy_version=policies.version,
+                worker=self.worker_index,
+            )
             await stop.wait()
             log.info("ocs_stopping")
             for fe in self.frontends:

@@ -58,8 +58,9 @@ NewAccount = Callable[..., Awaitable[TestAccount]]
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def new_account(accounts: Accounts) -> NewAccount:
-    async def make(money: int = 1_000_000, plan: str = "basic",
-                   buckets: Sequence[BucketSpec] = ()) -> TestAccount:
+    async def make(
+        money: int = 1_000_000, plan: str = "basic", buckets: Sequence[BucketSpec] = ()
+    ) -> TestAccount:
         ident = Identity(IdentityType.E164, "99" + str(uuid.uuid4().int)[:13])
         specs = list(buckets)
         if money:

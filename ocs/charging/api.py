@@ -44,7 +44,7 @@ from ocs.charging.types import (
 from ocs.notify import subscribe
 from ocs.policy.loader import PolicySet
 from ocs.store.client import partitions as read_partitions
-from ocs.store.client import storage_errors
+from ocs.store.client import storage_errors, text
 from ocs.store.keys import AccountKeys, owner_index, session_index, supervision_shard
 from ocs.store.scripts import Scripts
 
@@ -113,8 +113,16 @@ class ChargingService:
         ids = _as_list(subscriber)
         if not ids:
             raise errors.InvalidRequest("initiate needs a subscriber identity")
-        return await self._session_call("initiate", session, request_key, services, ids,
-                                        now, TerminationCause.NORMAL, create=True)
+        return await self._session_call(
+            "initiate",
+            session,
+            request_key,
+            services,
+            ids,
+            now,
+            TerminationCause.NORMAL,
+            create=True,
+        )
 
     async def update(
         self,
@@ -129,9 +137,16 @@ class ChargingService:
         With ``subscriber`` given and the session unknown, the session is opened
         implicitly (RADIUS Interim without Start); without it, UnknownSession.
         """
-        return await self._session_call("update", session, request_key, services,
-                                        _as_list(subscriber), now, TerminationCause.NORMAL,
-                                        create=subscriber is not None)
+        return await self._session_call(
+            "update",
+            session,
+            request_key,
+            services,
+            _as_list(subscriber),
+            now,
+            TerminationCause.NORMAL,
+            create=subscriber is not None,
+        )
 
     async def terminate(
         self,
@@ -147,22 +162,36 @@ class ChargingService:
         With ``subscriber`` given and the session unknown, the usage is still
         charged and recorded (RADIUS Stop without Start); otherwise UnknownSession.
         """
-        return await self._session_call("terminate", session, request_key, services,
-                                        _as_list(subscriber), now, cause,
-                                        create=subscriber is not None)
+        return await self._session_call(
+            "terminate",
+            session,
+            request_key,
+            services,
+            _as_list(subscriber),
+            now,
+            cause,
+            create=subscriber is not None,
+        )
 
     async def _session_call(
-        self, op: str, session: SessionRef, request_key: str,
-        services: Sequence[ServiceRequest], ids: list[Identity], now: int | None,
-        cause: TerminationCause, create: bool,
+        self,
+        op: str,
+        session: SessionRef,
+        request_key: str,
+        services: Sequence[ServiceRequest],
+        ids: list[Identity],
+        now: int | None,
+        cause: TerminationCause,
+        create: bool,
     ) -> ChargingAnswer:
         ts = int(time.time()) if now is None else now
         for attempt in (0, 1):
             target = await self._target(session.session_id, ids, prefer_identity=op == "initiate")
             policies = self.policies
             rated = rate_request(policies, target.plan, services)
-            reply = await self._run_session_script(op, session, request_key, rated, target,
-                                                   ids, ts, cause, create, policies)
+            reply = await self._run_session_script(
+                op, session, request_key, rated, target, ids, ts, cause, create, policies
+            )
             err = reply.get("e")
             if err == "stale" and attempt == 0:
                 self.resolver.forget(ids, session.session_id)
@@ -171,12 +200,18 @@ class ChargingService:
                 raise _ERRORS.get(str(err), errors.UnknownSession)(f"{session.session_id}: {err}")
             self.resolver.remember_session(session.session_id, target)
             answer = ChargingAnswer(
-                session_id=session.session_id, request_number=_number(request_key),
-                account_id=target.account_id, services=outcomes(rated, reply),
+                session_id=session.session_id,
+                request_number=_number(request_key),
+                account_id=target.account_id,
+                services=outcomes(rated, reply),
                 replayed=bool(reply.get("replay")),
             )
-            log.debug("charging_" + op, session=session.session_id, account=target.account_id,
-                      replayed=answer.replayed)
+            log.debug(
+                "charging_" + op,
+                session=session.session_id,
+                account=target.account_id,
+                replayed=answer.replayed,
+            )
             return answer
         raise errors.UnknownSession(session.session_id)  # stale twice: the data keeps moving
 
@@ -191,19 +226,37 @@ class ChargingService:
             return await self.resolver.by_identity(ids)
 
     async def _run_session_script(
-        self, op: str, session: SessionRef, request_key: str, rated: RatedRequest,
-        target: Target, ids: list[Identity], now: int, cause: TerminationCause,
-        create: bool, policies: PolicySet,
+        self,
+        op: str,
+        session: SessionRef,
+        request_key: str,
+        rated: RatedRequest,
+        target: Target,
+        ids: list[Identity],
+        now: int,
+        cause: TerminationCause,
+        create: bool,
+        policies: PolicySet,
     ) -> dict[str, Any]:
         keys = self.keys(target.account_id)
         member = f"{target.account_id}\0{session.session_id}"
         supervision = rated.supervision or 3600
         request = {
-            "sid": session.session_id, "rk": request_key, "now": now, "acct": target.account_id,
-            "ik": target.identity_key, "plan": target.plan, "ids": [i.key() for i in ids],
-            "owner": session.owner, "attrs": [list(a) for a in session.attributes],
-            "pv": policies.version, "sup": supervision, "svcs": rated.lua,
-            "cause": cause.value, "create": int(create), "tax": policies.tax_ppm(target.plan),
+            "sid": session.session_id,
+            "rk": request_key,
+            "now": now,
+            "acct": target.account_id,
+            "ik": target.identity_key,
+            "plan": target.plan,
+            "ids": [i.key() for i in ids],
+            "owner": session.owner,
+            "attrs": [list(a) for a in session.attributes],
+            "pv": policies.version,
+            "sup": supervision,
+            "svcs": rated.lua,
+            "cause": cause.value,
+            "create": int(create),
+            "tax": policies.tax_ppm(target.plan),
         }
         script = getattr(self.scripts, op)
         async with storage_errors():
@@ -216,8 +269,15 @@ class ChargingService:
                     pipe.sadd(owner_index(session.owner), member)
             script_index = len(pipe.command_stack)
             await script(
-                keys=[keys.account, keys.balance, keys.ids, keys.sessions,
-                      keys.session(session.session_id), keys.records, keys.notifications],
+                keys=[
+                    keys.account,
+                    keys.balance,
+                    keys.ids,
+                    keys.sessions,
+                    keys.session(session.session_id),
+                    keys.records,
+                    keys.notifications,
+                ],
                 args=[msgpack.packb(request, use_bin_type=True)],
                 client=pipe,
             )
@@ -254,18 +314,38 @@ class ChargingService:
             name = policies.service_name(service)
             price = policies.price(target.plan, name) if name and plan else None
             if name is None or price is None or plan is None:
-                return EventAnswer(event_id, target.account_id, action,
-                                   ServiceStatus.RATING_FAILED, service)
+                return EventAnswer(
+                    event_id, target.account_id, action, ServiceStatus.RATING_FAILED, service
+                )
             unit = policies.services[name].unit
             amount = rated_amount(units or Usage(), unit) or 1
             params = tariff_params(price)
             if action is EventAction.PRICE_ENQUIRY:
-                return EventAnswer(event_id, target.account_id, action, ServiceStatus.GRANTED,
-                                   service, Usage.of(unit, amount), cost(params, amount),
-                                   plan.currency)
-            reply = await self._run_event_script(event_id, action, target, ids, service, name,
-                                                 unit.value, amount, units, params.to_lua(),
-                                                 ts, owner, policies)
+                return EventAnswer(
+                    event_id,
+                    target.account_id,
+                    action,
+                    ServiceStatus.GRANTED,
+                    service,
+                    Usage.of(unit, amount),
+                    cost(params, amount),
+                    plan.currency,
+                )
+            reply = await self._run_event_script(
+                event_id,
+                action,
+                target,
+                ids,
+                service,
+                name,
+                unit.value,
+                amount,
+                units,
+                params.to_lua(),
+                ts,
+                owner,
+                policies,
+            )
             if reply.get("e") == "stale" and attempt == 0:
                 self.resolver.forget(ids)
                 continue
@@ -275,63 +355,132 @@ class ChargingService:
         raise errors.UserUnknown(event_id)
 
     async def _run_event_script(
-        self, event_id: str, action: EventAction, target: Target, ids: list[Identity],
-        service: ServiceKey, name: str, unit: str, amount: int, units: Usage | None,
-        params: dict[str, int], now: int, owner: str, policies: PolicySet,
+        self,
+        event_id: str,
+        action: EventAction,
+        target: Target,
+        ids: list[Identity],
+        service: ServiceKey,
+        name: str,
+        unit: str,
+        amount: int,
+        units: Usage | None,
+        params: dict[str, int],
+        now: int,
+        owner: str,
+        policies: PolicySet,
     ) -> dict[str, Any]:
         keys = self.keys(target.account_id)
         used = usage_map(units or Usage.of(UnitType(unit), amount), UnitType(unit))
         request = {
-            "eid": event_id, "now": now, "acct": target.account_id, "ik": target.identity_key,
-            "plan": target.plan, "ids": [i.key() for i in ids], "owner": owner,
-            "pv": policies.version, "ttl": EVENT_TTL, "tax": policies.tax_ppm(target.plan),
+            "eid": event_id,
+            "now": now,
+            "acct": target.account_id,
+            "ik": target.identity_key,
+            "plan": target.plan,
+            "ids": [i.key() for i in ids],
+            "owner": owner,
+            "pv": policies.version,
+            "ttl": EVENT_TTL,
+            "tax": policies.tax_ppm(target.plan),
             "cause": action.name.lower(),
             "op": "check" if action is EventAction.CHECK_BALANCE else "debit",
-            "svc": {"k": service.key(), "nm": name, "rg": service.rating_group,
-                    "sid": service.service_id, "ru": unit, "u": amount, "t": params, "used": used},
-            "amount": units.money if units is not None and units.money is not None
+            "svc": {
+                "k": service.key(),
+                "nm": name,
+                "rg": service.rating_group,
+                "sid": service.service_id,
+                "ru": unit,
+                "u": amount,
+                "t": params,
+                "used": used,
+            },
+            "amount": units.money
+            if units is not None and units.money is not None
             else cost(tariff_params(policies.price(target.plan, name)), amount),
         }
         script = self.scripts.refund if action is EventAction.REFUND else self.scripts.event
         async with storage_errors():
             raw = await script(
-                keys=[keys.account, keys.balance, keys.ids, f"{keys.events}:{event_id}", keys.records],
+                keys=[
+                    keys.account,
+                    keys.balance,
+                    keys.ids,
+                    f"{keys.events}:{event_id}",
+                    keys.records,
+                ],
                 args=[msgpack.packb(request, use_bin_type=True)],
             )
         return _decode(raw)
 
     @staticmethod
-    def _event_answer(event_id: str, target: Target, action: EventAction, service: ServiceKey,
-                      unit: str, reply: dict[str, Any]) -> EventAnswer:
+    def _event_answer(
+        event_id: str,
+        target: Target,
+        action: EventAction,
+        service: ServiceKey,
+        unit: str,
+        reply: dict[str, Any],
+    ) -> EventAnswer:
         if action is EventAction.CHECK_BALANCE:
-            return EventAnswer(event_id, target.account_id, action, ServiceStatus.GRANTED, service,
-                               cost=int(reply.get("cost", 0)), currency=str(reply.get("cur", "")),
-                               enough_credit=bool(reply.get("enough")))
+            return EventAnswer(
+                event_id,
+                target.account_id,
+                action,
+                ServiceStatus.GRANTED,
+                service,
+                cost=int(reply.get("cost", 0)),
+                currency=str(reply.get("cur", "")),
+                enough_credit=bool(reply.get("enough")),
+            )
         status = ServiceStatus(str(reply.get("st", "granted")))
         u = int(reply.get("u", 0))
         return EventAnswer(
-            event_id, target.account_id, action, status, service,
-            units=Usage.of(UnitType(unit), u) if u else None, cost=int(reply.get("cost", 0)),
-            currency=str(reply.get("cur", "")), replayed=bool(reply.get("replay")),
+            event_id,
+            target.account_id,
+            action,
+            status,
+            service,
+            units=Usage.of(UnitType(unit), u) if u else None,
+            cost=int(reply.get("cost", 0)),
+            currency=str(reply.get("cur", "")),
+            replayed=bool(reply.get("replay")),
         )
 
     # -- closing sessions the gateway will not close ---------------------------
 
-    async def abandon(self, account_id: str, session_id: str, cause: TerminationCause,
-                      now: int | None = None, force: bool = False,
-                      opened_before: int | None = None) -> dict[str, Any]:
+    async def abandon(
+        self,
+        account_id: str,
+        session_id: str,
+        cause: TerminationCause,
+        now: int | None = None,
+        force: bool = False,
+        opened_before: int | None = None,
+    ) -> dict[str, Any]:
         """Run the abandon script on one session: released and recorded when its
         supervision deadline passed (or ``force``). Returns the script's reply."""
         keys = self.keys(account_id)
-        request = {"sid": session_id, "now": int(time.time()) if now is None else now,
-                   "cause": cause.value, "force": int(force), "before": opened_before or 0,
-                   "tax": 0}
+        request = {
+            "sid": session_id,
+            "now": int(time.time()) if now is None else now,
+            "cause": cause.value,
+            "force": int(force),
+            "before": opened_before or 0,
+            "tax": 0,
+        }
         plan = await self._plan_of(account_id)
         if plan is not None and plan in self.policies.plans:
             request["tax"] = self.policies.tax_ppm(plan)
         async with storage_errors():
             raw = await self.scripts.abandon(
-                keys=[keys.account, keys.balance, keys.sessions, keys.session(session_id), keys.records],
+                keys=[
+                    keys.account,
+                    keys.balance,
+                    keys.sessions,
+                    keys.session(session_id),
+                    keys.records,
+                ],
                 args=[msgpack.packb(request, use_bin_type=True)],
             )
         return _decode(raw)
@@ -339,7 +488,7 @@ class ChargingService:
     async def _plan_of(self, account_id: str) -> str | None:
         async with storage_errors():
             raw = await self.redis.hget(self.keys(account_id).account, "plan")
-        return None if raw is None else raw.decode()
+        return None if raw is None else text(raw)
 
     async def terminate_owner_sessions(
         self, owner: str, cause: TerminationCause, opened_before: int | None = None
@@ -350,9 +499,10 @@ class ChargingService:
             members = await self.redis.smembers(owner_index(owner))
         closed = 0
         for raw in members:
-            account_id, _, session_id = raw.decode().partition("\0")
-            reply = await self.abandon(account_id, session_id, cause, force=True,
-                                       opened_before=opened_before)
+            account_id, _, session_id = text(raw).partition("\0")
+            reply = await self.abandon(
+                account_id, session_id, cause, force=True, opened_before=opened_before
+            )
             if reply.get("alive") is None:
                 async with storage_errors():
                     await self.redis.srem(owner_index(owner), raw)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ocs.charging.types import Usage, UnitType
+from ocs.charging.types import UnitType, Usage
 from ocs.policy.models import Price, Quota
 from ocs.policy.quantities import MAX_QUANTITY
 
@@ -32,8 +32,14 @@ class TariffParams:
     free: bool = False
 
     def to_lua(self) -> dict[str, int]:
-        return {"fu": self.first_units, "fp": self.first_price, "bu": self.block_units,
-                "bp": self.block_price, "r": self.rounding, "free": int(self.free)}
+        return {
+            "fu": self.first_units,
+            "fp": self.first_price,
+            "bu": self.block_units,
+            "bp": self.block_price,
+            "r": self.rounding,
+            "free": int(self.free),
+        }
 
 
 FREE = TariffParams(free=True)

@@ -71,16 +71,34 @@ def encode_record(rec: ChargedRecord) -> bytes:
 
 def _to_map(rec: ChargedRecord) -> dict[str, Any]:
     return {
-        "v": rec.version, "id": rec.record_id, "kind": rec.kind, "account": rec.account,
-        "identities": list(rec.identities), "session": rec.session, "owner": rec.owner,
-        "start": rec.start, "end": rec.end, "cause": rec.cause,
-        "policy_version": rec.policy_version, "currency": rec.currency,
-        "charged": rec.charged, "net": rec.net, "tax": rec.tax,
-        "tax_rate_ppm": rec.tax_rate_ppm, "shortfall": rec.shortfall,
+        "v": rec.version,
+        "id": rec.record_id,
+        "kind": rec.kind,
+        "account": rec.account,
+        "identities": list(rec.identities),
+        "session": rec.session,
+        "owner": rec.owner,
+        "start": rec.start,
+        "end": rec.end,
+        "cause": rec.cause,
+        "policy_version": rec.policy_version,
+        "currency": rec.currency,
+        "charged": rec.charged,
+        "net": rec.net,
+        "tax": rec.tax,
+        "tax_rate_ppm": rec.tax_rate_ppm,
+        "shortfall": rec.shortfall,
         "services": [
-            {"service": s.service, "name": s.name, "rating_group": s.rating_group,
-             "service_id": s.service_id, "used": s.used, "charged": s.charged,
-             "shortfall": s.shortfall, "from_buckets": s.from_buckets}
+            {
+                "service": s.service,
+                "name": s.name,
+                "rating_group": s.rating_group,
+                "service_id": s.service_id,
+                "used": s.used,
+                "charged": s.charged,
+                "shortfall": s.shortfall,
+                "from_buckets": s.from_buckets,
+            }
             for s in rec.services
         ],
     }
@@ -92,28 +110,46 @@ def decode_record(data: bytes) -> ChargedRecord:
         m = msgpack.unpackb(data, raw=False, strict_map_key=False)
         services = tuple(
             ServiceCharge(
-                service=str(s["service"]), name=str(s.get("name", "")),
+                service=str(s["service"]),
+                name=str(s.get("name", "")),
                 rating_group=_opt_int(s.get("rating_group")),
                 service_id=_opt_int(s.get("service_id")),
                 used={str(k): int(v) for k, v in (s.get("used") or {}).items()},
-                charged=int(s["charged"]), shortfall=int(s.get("shortfall", 0)),
+                charged=int(s["charged"]),
+                shortfall=int(s.get("shortfall", 0)),
                 from_buckets={str(k): int(v) for k, v in (s.get("from_buckets") or {}).items()},
             )
             for s in m["services"]
         )
         return ChargedRecord(
-            record_id=str(m["id"]), kind=str(m["kind"]), account=str(m["account"]),
+            record_id=str(m["id"]),
+            kind=str(m["kind"]),
+            account=str(m["account"]),
             identities=tuple(str(i) for i in m.get("identities") or ()),
-            session=str(m.get("session", "")), owner=str(m.get("owner", "")),
-            start=int(m["start"]), end=int(m["end"]), cause=str(m.get("cause", "")),
-            policy_version=str(m.get("policy_version", "")), currency=str(m["currency"]),
-            charged=int(m["charged"]), net=int(m["net"]), tax=int(m["tax"]),
-            tax_rate_ppm=int(m.get("tax_rate_ppm", 0)), shortfall=int(m.get("shortfall", 0)),
-            services=services, version=int(m.get("v", RECORD_VERSION)),
+            session=str(m.get("session", "")),
+            owner=str(m.get("owner", "")),
+            start=int(m["start"]),
+            end=int(m["end"]),
+            cause=str(m.get("cause", "")),
+            policy_version=str(m.get("policy_version", "")),
+            currency=str(m["currency"]),
+            charged=int(m["charged"]),
+            net=int(m["net"]),
+            tax=int(m["tax"]),
+            tax_rate_ppm=int(m.get("tax_rate_ppm", 0)),
+            shortfall=int(m.get("shortfall", 0)),
+            services=services,
+            version=int(m.get("v", RECORD_VERSION)),
         )
-    except (KeyError, TypeError, ValueError, AttributeError,
-            msgpack.exceptions.ExtraData, msgpack.exceptions.FormatError,
-            msgpack.exceptions.StackError) as exc:
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        msgpack.exceptions.ExtraData,
+        msgpack.exceptions.FormatError,
+        msgpack.exceptions.StackError,
+    ) as exc:
         raise RecordDecodeError(f"undecodable record: {exc!r}") from exc
 
 

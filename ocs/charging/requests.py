@@ -50,7 +50,9 @@ def usage_map(usage: Usage, unit: UnitType) -> dict[str, int]:
     return out
 
 
-def rate_request(policies: PolicySet, plan: str, services: Sequence[ServiceRequest]) -> RatedRequest:
+def rate_request(
+    policies: PolicySet, plan: str, services: Sequence[ServiceRequest]
+) -> RatedRequest:
     """Turn the gateway's per-service asks into the script's service entries."""
     rated = RatedRequest()
     for index, req in enumerate(services):
@@ -72,13 +74,19 @@ def rate_request(policies: PolicySet, plan: str, services: Sequence[ServiceReque
         params = tariff_params(price).to_lua()
         rated.supervision = max(rated.supervision, quota.supervision)
         rated.units[req.service.key()] = svc.unit
-        rated.lua.append({
-            "k": req.service.key(), "nm": name, "rg": req.service.rating_group,
-            "sid": req.service.service_id, "ru": svc.unit.value,
-            "want": grant_size(req.requested, svc.unit, quota), "t": params,
-            "rep": [_report(u, svc.unit, params) for u in req.used],
-            "x": _extras(quota_name=name, policies=policies),
-        })
+        rated.lua.append(
+            {
+                "k": req.service.key(),
+                "nm": name,
+                "rg": req.service.rating_group,
+                "sid": req.service.service_id,
+                "ru": svc.unit.value,
+                "want": grant_size(req.requested, svc.unit, quota),
+                "t": params,
+                "rep": [_report(u, svc.unit, params) for u in req.used],
+                "x": _extras(quota_name=name, policies=policies),
+            }
+        )
     return rated
 
 
@@ -90,9 +98,15 @@ def _extras(quota_name: str, policies: PolicySet) -> dict[str, Any]:
     """Grant attributes stored with the answer so a replay is identical."""
     q = policies.quota(quota_name)
     fu = q.final_unit
-    return {"vt": q.validity_time, "thr": q.threshold_percent, "qht": q.quota_holding_time,
-            "fua": _FUA[fu.action], "url": fu.redirect_url or "", "fid": list(fu.filter_ids),
-            "rr": list(fu.restriction_rules)}
+    return {
+        "vt": q.validity_time,
+        "thr": q.threshold_percent,
+        "qht": q.quota_holding_time,
+        "fua": _FUA[fu.action],
+        "url": fu.redirect_url or "",
+        "fid": list(fu.filter_ids),
+        "rr": list(fu.restriction_rules),
+    }
 
 
 def outcomes(rated: RatedRequest, reply: dict[str, Any]) -> tuple[ServiceOutcome, ...]:
@@ -115,7 +129,11 @@ def _outcome(key: ServiceKey, item: dict[str, Any], unit: UnitType) -> ServiceOu
     status = ServiceStatus(item["st"])
     x = item.get("x") or {}
     granted_units = int(item.get("g", 0))
-    granted = Usage.of(unit, granted_units) if status is ServiceStatus.GRANTED and granted_units > 0 else None
+    granted = (
+        Usage.of(unit, granted_units)
+        if status is ServiceStatus.GRANTED and granted_units > 0
+        else None
+    )
     final = None
     if int(item.get("fin", 0)) == 1 and status is ServiceStatus.GRANTED:
         final = FinalUnit(

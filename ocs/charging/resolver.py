@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from ocs.charging.errors import UnknownSession, UserUnknown
 from ocs.charging.types import Identity
-from ocs.store.client import storage_errors
+from ocs.store.client import storage_errors, text
 from ocs.store.keys import AccountKeys, identity_index, session_index
 
 
@@ -60,7 +60,7 @@ class Resolver:
             async with storage_errors():
                 raw = await self._client.get(identity_index(ident.key()))
             if raw is not None:
-                target = await self._with_plan(raw.decode(), ident.key())
+                target = await self._with_plan(text(raw), ident.key())
                 if target is not None:
                     self._identities.put(ident.key(), target)
                     return target
@@ -74,7 +74,7 @@ class Resolver:
             raw = await self._client.get(session_index(session_id))
         if raw is None:
             raise UnknownSession(session_id)
-        target = await self._with_plan(raw.decode(), "")
+        target = await self._with_plan(text(raw), "")
         if target is None:
             raise UnknownSession(session_id)
         self._sessions.put(session_id, target)
@@ -95,4 +95,4 @@ class Resolver:
             plan = await self._client.hget(keys.account, "plan")
         if plan is None:
             return None
-        return Target(account_id, plan.decode(), identity_key)
+        return Target(account_id, text(plan), identity_key)

@@ -12,6 +12,7 @@ racing, or an index entry left behind, never close a live session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import structlog
@@ -19,7 +20,7 @@ import structlog
 from ocs.charging.api import ChargingService
 from ocs.charging.errors import StorageUnavailable
 from ocs.charging.types import TerminationCause
-from ocs.store.client import storage_errors
+from ocs.store.client import storage_errors, text
 from ocs.store.keys import SUPERVISION_SHARDS, supervision_shard_key
 
 log = structlog.get_logger("ocs.supervision")
@@ -34,14 +35,17 @@ async def sweep(charging: ChargingService, now: int | None = None, batch: int = 
         async with storage_errors():
             due = await charging.redis.zrangebyscore(key, "-inf", ts, start=0, num=batch)
         for raw in due:
-            account_id, _, session_id = raw.decode().partition("\0")
-            reply = await charging.abandon(account_id, session_id, TerminationCause.ABANDONED, now=ts)
+            member = text(raw)
+            account_id, _, session_id = member.partition("\0")
+            reply = await charging.abandon(
+                account_id, session_id, TerminationCause.ABANDONED, now=ts
+            )
             async with storage_errors():
                 if "alive" in reply:
                     # Moved on since the index was written: re-arm at the real deadline.
-                    await charging.redis.zadd(key, {raw: int(reply["alive"])})
+                    await charging.redis.zadd(key, {member: int(reply["alive"])})
                 else:
-                    await charging.redis.zrem(key, raw)
+                    await charging.redis.zrem(key, member)
             if reply.get("closed"):
                 closed += 1
                 log.info("session_abandoned", session=session_id, account=account_id)
@@ -55,7 +59,5 @@ async def run_supervisor(charging: ChargingService, interval: float, stop: async
             await sweep(charging)
         except StorageUnavailable as exc:
             log.warning("supervision_sweep_failed", error=str(exc))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass

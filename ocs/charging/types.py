@@ -55,7 +55,9 @@ class Identity:
             return cls(IdentityType(kind), value)
         except ValueError:
             kinds = ", ".join(t.value for t in IdentityType)
-            raise ValueError(f"identity {text!r}: unknown type {kind!r}, expected one of {kinds}") from None
+            raise ValueError(
+                f"identity {text!r}: unknown type {kind!r}, expected one of {kinds}"
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)

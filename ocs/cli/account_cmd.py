@@ -56,8 +56,9 @@ def parse_expiry(text: str | None) -> int:
 
         return int(datetime.fromisoformat(text).timestamp())
     except ValueError:
-        raise click.BadParameter(f"{text!r}: expected +30d, +12h, an ISO date or unix seconds",
-                                 param_hint="--expires") from None
+        raise click.BadParameter(
+            f"{text!r}: expected +30d, +12h, an ISO date or unix seconds", param_hint="--expires"
+        ) from None
 
 
 def _identities(values: tuple[str, ...]) -> list[Identity]:
@@ -76,24 +77,35 @@ def account_cli() -> None:
 
 
 @account_cli.command("create")
-@click.option("--identity", "-i", "identities", multiple=True, required=True,
-              help="TYPE:VALUE, e.g. e164:33612345678, imsi:208..., nai:user@isp (repeatable)")
+@click.option(
+    "--identity",
+    "-i",
+    "identities",
+    multiple=True,
+    required=True,
+    help="TYPE:VALUE, e.g. e164:33612345678, imsi:208..., nai:user@isp (repeatable)",
+)
 @click.option("--plan", required=True, help="a plan name from the policies")
 @click.option("--money", default="0", help="opening money balance, e.g. 10.00")
 @click.option("--id", "account_id", default=None, help="account id (default: generated)")
 @click.pass_obj
-def create(obj: dict[str, Any], identities: tuple[str, ...], plan: str, money: str,
-           account_id: str | None) -> None:
+def create(
+    obj: dict[str, Any], identities: tuple[str, ...], plan: str, money: str, account_id: str | None
+) -> None:
     """Create an account with its identities and opening balance."""
     ids = _identities(identities)
-    opening = parse_amount(money, UnitType.MONEY, allow_negative=False) if money not in ("0", "") else 0
+    opening = (
+        parse_amount(money, UnitType.MONEY, allow_negative=False) if money not in ("0", "") else 0
+    )
 
     async def go(accounts: Accounts) -> None:
         policies = obj["policies"]()
         if plan not in policies.plans:
             fail(f"unknown plan {plan!r} (expected one of {', '.join(sorted(policies.plans))})")
         currency = policies.plans[plan].currency
-        buckets = [BucketSpec(UnitType.MONEY, opening)] if opening else [BucketSpec(UnitType.MONEY, 0)]
+        buckets = (
+            [BucketSpec(UnitType.MONEY, opening)] if opening else [BucketSpec(UnitType.MONEY, 0)]
+        )
         acct = await accounts.create(ids, plan, currency, buckets, account_id)
         click.echo(acct)
 
@@ -121,9 +133,15 @@ def _print_account(view: dict[str, Any]) -> None:
     click.echo(f"account   {view['account']}  ({view.get('status')}, plan {view.get('plan')})")
     click.echo(f"identities {', '.join(view['identities'])}")
     for b in view["buckets"]:
-        amount = format_money(b["amount"], view.get("currency", "")) if b["unit"] == "money" else b["amount"]
-        click.echo(f"  bucket {b['id']:<14} {b['unit']:<13} {amount}  reserved {b['reserved']}"
-                   + (f"  expires {b['expires']}" if b["expires"] else ""))
+        amount = (
+            format_money(b["amount"], view.get("currency", ""))
+            if b["unit"] == "money"
+            else b["amount"]
+        )
+        click.echo(
+            f"  bucket {b['id']:<14} {b['unit']:<13} {amount}  reserved {b['reserved']}"
+            + (f"  expires {b['expires']}" if b["expires"] else "")
+        )
     click.echo(f"sessions  {len(view['sessions'])} live")
 
 
@@ -144,22 +162,49 @@ def _bucket_options(f: Callable[..., None]) -> Callable[..., None]:
     f = click.option("--unit", type=click.Choice(UNIT_NAMES), default="money", show_default=True)(f)
     f = click.option("--bucket", default=None, help="bucket id (default: the main money bucket)")(f)
     f = click.option("--expires", default=None, help="+30d, +12h, ISO date or unix seconds")(f)
-    f = click.option("--rating-group", "rating_groups", type=int, multiple=True,
-                     help="restrict a new bucket to these rating groups")(f)
+    f = click.option(
+        "--rating-group",
+        "rating_groups",
+        type=int,
+        multiple=True,
+        help="restrict a new bucket to these rating groups",
+    )(f)
     f = click.option("--priority", type=int, default=100, show_default=True)(f)
     return f
 
 
-def _credit(obj: dict[str, Any], ref: str, amount: str, unit: str, bucket: str | None,
-            expires: str | None, rating_groups: tuple[int, ...], priority: int,
-            negative: bool, kind: NotificationKind, payment_ref: str) -> None:
+def _credit(
+    obj: dict[str, Any],
+    ref: str,
+    amount: str,
+    unit: str,
+    bucket: str | None,
+    expires: str | None,
+    rating_groups: tuple[int, ...],
+    priority: int,
+    negative: bool,
+    kind: NotificationKind,
+    payment_ref: str,
+) -> None:
     u = UnitType(unit)
     delta = parse_amount(amount, u, allow_negative=negative)
-    spec = BucketSpec(u, 0, bucket_id=bucket, expires=parse_expiry(expires),
-                      rating_groups=rating_groups, priority=priority)
+    spec = BucketSpec(
+        u,
+        0,
+        bucket_id=bucket,
+        expires=parse_expiry(expires),
+        rating_groups=rating_groups,
+        priority=priority,
+    )
     if u is not UnitType.MONEY and not bucket and delta > 0:
-        spec = BucketSpec(u, 0, bucket_id=None, expires=spec.expires,
-                          rating_groups=rating_groups, priority=priority)
+        spec = BucketSpec(
+            u,
+            0,
+            bucket_id=None,
+            expires=spec.expires,
+            rating_groups=rating_groups,
+            priority=priority,
+        )
 
     async def go(accounts: Accounts) -> None:
         reply = await accounts.credit(await accounts.resolve(ref), spec, delta, kind, payment_ref)
@@ -174,11 +219,31 @@ def _credit(obj: dict[str, Any], ref: str, amount: str, unit: str, bucket: str |
 @_bucket_options
 @click.option("--ref", "payment_ref", default="", help="idempotency reference (a payment id)")
 @click.pass_obj
-def topup(obj: dict[str, Any], ref: str, amount: str, unit: str, bucket: str | None,
-          expires: str | None, rating_groups: tuple[int, ...], priority: int, payment_ref: str) -> None:
+def topup(
+    obj: dict[str, Any],
+    ref: str,
+    amount: str,
+    unit: str,
+    bucket: str | None,
+    expires: str | None,
+    rating_groups: tuple[int, ...],
+    priority: int,
+    payment_ref: str,
+) -> None:
     """Add AMOUNT to an account (money '10.00', or a bundle: --unit total_octets 1GB)."""
-    _credit(obj, ref, amount, unit, bucket, expires, rating_groups, priority, False,
-            NotificationKind.TOPUP, payment_ref)
+    _credit(
+        obj,
+        ref,
+        amount,
+        unit,
+        bucket,
+        expires,
+        rating_groups,
+        priority,
+        False,
+        NotificationKind.TOPUP,
+        payment_ref,
+    )
 
 
 @account_cli.command("adjust")
@@ -187,11 +252,31 @@ def topup(obj: dict[str, Any], ref: str, amount: str, unit: str, bucket: str | N
 @_bucket_options
 @click.option("--ref", "payment_ref", default="", help="idempotency reference")
 @click.pass_obj
-def adjust(obj: dict[str, Any], ref: str, delta: str, unit: str, bucket: str | None,
-           expires: str | None, rating_groups: tuple[int, ...], priority: int, payment_ref: str) -> None:
+def adjust(
+    obj: dict[str, Any],
+    ref: str,
+    delta: str,
+    unit: str,
+    bucket: str | None,
+    expires: str | None,
+    rating_groups: tuple[int, ...],
+    priority: int,
+    payment_ref: str,
+) -> None:
     """Correct a bucket by DELTA (may be negative, never below the bucket's floor)."""
-    _credit(obj, ref, delta, unit, bucket, expires, rating_groups, priority, True,
-            NotificationKind.ADJUST, payment_ref)
+    _credit(
+        obj,
+        ref,
+        delta,
+        unit,
+        bucket,
+        expires,
+        rating_groups,
+        priority,
+        True,
+        NotificationKind.ADJUST,
+        payment_ref,
+    )
 
 
 def _status_command(name: str, status: str, help_text: str) -> None:
@@ -206,7 +291,9 @@ def _status_command(name: str, status: str, help_text: str) -> None:
         run_with_store(obj, go)
 
 
-_status_command("block", "blocked", "Block an account: live sessions are aborted (ASR / Disconnect).")
+_status_command(
+    "block", "blocked", "Block an account: live sessions are aborted (ASR / Disconnect)."
+)
 _status_command("unblock", "active", "Make a blocked account active again.")
 _status_command("delete", "deleted", "Delete an account: its identities are freed.")
 

@@ -19,8 +19,15 @@ DEFAULT_CONFIG = Path("config/ocs.yaml")
 
 
 @click.group()
-@click.option("--config", "-c", "config_file", type=click.Path(path_type=Path), default=None,
-              envvar="OCS_CONFIG", help="configuration file (default: config/ocs.yaml if present)")
+@click.option(
+    "--config",
+    "-c",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="OCS_CONFIG",
+    help="configuration file (default: config/ocs.yaml if present)",
+)
 @click.pass_context
 def cli(ctx: click.Context, config_file: Path | None) -> None:
     """ocs: online charging server (Diameter Gy, RADIUS accounting, Redis balances)."""

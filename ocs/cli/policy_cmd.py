@@ -28,8 +28,10 @@ def check(files: tuple[Path, ...]) -> None:
         policies = load_policy_files(files)
     except PolicyError as exc:
         fail(str(exc))
-    click.echo(f"ok: {len(policies.services)} services, {len(policies.tariffs)} tariffs, "
-               f"{len(policies.plans)} plans; version {policies.version}")
+    click.echo(
+        f"ok: {len(policies.services)} services, {len(policies.tariffs)} tariffs, "
+        f"{len(policies.plans)} plans; version {policies.version}"
+    )
 
 
 @policy_cli.command("show")
@@ -37,13 +39,21 @@ def check(files: tuple[Path, ...]) -> None:
 def show(obj: dict[str, Any]) -> None:
     """Print the policy set the configuration points at, as JSON."""
     policies = obj["policies"]()
-    click.echo(json.dumps({
-        "version": policies.version,
-        "files": list(policies.files),
-        "timezone": policies.timezone,
-        "services": {k: v.model_dump(mode="json") for k, v in policies.services.items()},
-        "tariffs": {k: v.model_dump(mode="json") for k, v in policies.tariffs.items()},
-        "quotas": {k: v.model_dump(mode="json") for k, v in policies.quotas.items()},
-        "plans": {k: v.model_dump(mode="json") for k, v in policies.plans.items()},
-        "defaults": policies.defaults.model_dump(mode="json") if policies.defaults else None,
-    }, indent=2, sort_keys=True))
+    click.echo(
+        json.dumps(
+            {
+                "version": policies.version,
+                "files": list(policies.files),
+                "timezone": policies.timezone,
+                "services": {k: v.model_dump(mode="json") for k, v in policies.services.items()},
+                "tariffs": {k: v.model_dump(mode="json") for k, v in policies.tariffs.items()},
+                "quotas": {k: v.model_dump(mode="json") for k, v in policies.quotas.items()},
+                "plans": {k: v.model_dump(mode="json") for k, v in policies.plans.items()},
+                "defaults": policies.defaults.model_dump(mode="json")
+                if policies.defaults
+                else None,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+    )

@@ -135,7 +135,9 @@ def _parse_document(path: Path, raw: bytes) -> PolicyDocument:
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise PolicyError(f"{path}: expected a mapping of sections ({', '.join(PolicyDocument.keys())})")
+        raise PolicyError(
+            f"{path}: expected a mapping of sections ({', '.join(PolicyDocument.keys())})"
+        )
     try:
         return PolicyDocument.model_validate(data)
     except ValidationError as exc:
@@ -164,29 +166,41 @@ def _check_references(
     for tname, (path, tariff) in merged["tariffs"].items():
         for sname in tariff.prices:
             if sname not in services:
-                raise PolicyError(f"{path}: tariffs.{tname}.prices.{sname}: unknown service "
-                                  f"(expected one of {', '.join(sorted(services)) or 'none defined'})")
+                raise PolicyError(
+                    f"{path}: tariffs.{tname}.prices.{sname}: unknown service "
+                    f"(expected one of {', '.join(sorted(services)) or 'none defined'})"
+                )
     for pname, (path, plan) in merged["plans"].items():
         if plan.tariff not in merged["tariffs"]:
-            raise PolicyError(f"{path}: plans.{pname}.tariff: unknown tariff {plan.tariff!r} "
-                              f"(expected one of {', '.join(sorted(merged['tariffs'])) or 'none defined'})")
+            raise PolicyError(
+                f"{path}: plans.{pname}.tariff: unknown tariff {plan.tariff!r} "
+                f"(expected one of {', '.join(sorted(merged['tariffs'])) or 'none defined'})"
+            )
     for qname, (path, _) in merged["quotas"].items():
         if qname not in services:
-            raise PolicyError(f"{path}: quotas.{qname}: unknown service (quotas are keyed by service name)")
+            raise PolicyError(
+                f"{path}: quotas.{qname}: unknown service (quotas are keyed by service name)"
+            )
     if defaults is not None and defaults[1].service not in services:
-        raise PolicyError(f"{defaults[0]}: defaults.service: unknown service {defaults[1].service!r}")
+        raise PolicyError(
+            f"{defaults[0]}: defaults.service: unknown service {defaults[1].service!r}"
+        )
     has_default_quota = defaults is not None and defaults[1].quota is not None
     for sname, (path, svc) in services.items():
         if svc.credit_control and sname not in merged["quotas"] and not has_default_quota:
-            raise PolicyError(f"{path}: services.{sname}: no quota for this service "
-                              f"(expected quotas.{sname} or defaults.quota)")
+            raise PolicyError(
+                f"{path}: services.{sname}: no quota for this service "
+                f"(expected quotas.{sname} or defaults.quota)"
+            )
     keys: dict[tuple[int | None, int | None], str] = {}
     for sname, (path, svc) in services.items():
         key = (svc.rating_group, svc.service_id)
         if key == (None, None):
             raise PolicyError(f"{path}: services.{sname}: expected rating_group and/or service_id")
         if key in keys:
-            raise PolicyError(f"{path}: services.{sname}: same rating_group/service_id as {keys[key]}")
+            raise PolicyError(
+                f"{path}: services.{sname}: same rating_group/service_id as {keys[key]}"
+            )
         keys[key] = sname
 
 
@@ -196,4 +210,6 @@ def _check_timezone(path: Path, tz: str) -> None:
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise PolicyError(f"{path}: timezone: unknown time zone {tz!r} (expected e.g. Europe/Paris)") from None
+        raise PolicyError(
+            f"{path}: timezone: unknown time zone {tz!r} (expected e.g. Europe/Paris)"
+        ) from None

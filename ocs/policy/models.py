@@ -23,7 +23,11 @@ Quantity = Annotated[int, BeforeValidator(lambda v: _parse_quantity(v))]
 
 
 def _parse_quantity(value: object) -> int:
-    if isinstance(value, str) and value.strip()[-1:].lower() in "smhd" and not value.strip().lower().endswith("b"):
+    if (
+        isinstance(value, str)
+        and value.strip()[-1:].lower() in "smhd"
+        and not value.strip().lower().endswith("b")
+    ):
         return parse_seconds(value)
     return parse_octets(value)
 
@@ -69,7 +73,9 @@ class Price(_Strict):
     @model_validator(mode="after")
     def _has_a_price(self) -> Price:
         if not self.free and self.per is None:
-            raise ValueError("per: required unless free is true (e.g. per: {units: 1MB, price: '0.01'})")
+            raise ValueError(
+                "per: required unless free is true (e.g. per: {units: 1MB, price: '0.01'})"
+            )
         return self
 
 
@@ -122,7 +128,9 @@ class Quota(_Strict):
 
     @property
     def supervision(self) -> int:
-        return self.supervision_time if self.supervision_time is not None else 2 * self.validity_time
+        return (
+            self.supervision_time if self.supervision_time is not None else 2 * self.validity_time
+        )
 
 
 class Plan(_Strict):

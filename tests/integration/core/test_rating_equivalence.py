@@ -6,23 +6,31 @@ import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocs.charging.rating import TariffParams, cost
 from ocs.charging.api import ChargingService
+from ocs.charging.rating import TariffParams, cost
 from ocs.store.scripts import script_source
 
 PROBE = "\nlocal a = cmsgpack.unpack(ARGV[1])\nreturn {cost(a.t, a.u), affordable(a.t, a.c0, a.want, a.money)}\n"
 
 tariffs = st.builds(
     TariffParams,
-    first_units=st.integers(0, 10_000), first_price=st.integers(0, 100_000),
-    block_units=st.integers(1, 10**7), block_price=st.integers(0, 10**6),
-    rounding=st.integers(0, 2), free=st.booleans(),
+    first_units=st.integers(0, 10_000),
+    first_price=st.integers(0, 100_000),
+    block_units=st.integers(1, 10**7),
+    block_price=st.integers(0, 10**6),
+    rounding=st.integers(0, 2),
+    free=st.booleans(),
 )
 
 
 @settings(max_examples=600, deadline=None)
-@given(t=tariffs, u=st.integers(0, 10**12), c0=st.integers(0, 10**9), want=st.integers(0, 10**9),
-       money=st.integers(0, 10**9))
+@given(
+    t=tariffs,
+    u=st.integers(0, 10**12),
+    c0=st.integers(0, 10**9),
+    want=st.integers(0, 10**9),
+    money=st.integers(0, 10**9),
+)
 async def test_lua_cost_equals_python_cost(
     charging: ChargingService, t: TariffParams, u: int, c0: int, want: int, money: int
 ) -> None:

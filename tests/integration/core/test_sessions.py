@@ -27,8 +27,13 @@ DATA = ServiceKey(10)
 VOICE = ServiceKey(30)
 
 
-def ask(key: ServiceKey, want: Usage | None = None, used: int | None = None,
-        unit: str = "total_octets", cumulative: bool = False) -> ServiceRequest:
+def ask(
+    key: ServiceKey,
+    want: Usage | None = None,
+    used: int | None = None,
+    unit: str = "total_octets",
+    cumulative: bool = False,
+) -> ServiceRequest:
     reports = () if used is None else (UsedUnits(Usage(**{unit: used}), cumulative=cumulative),)
     return ServiceRequest(key, want, reports)
 
@@ -65,7 +70,9 @@ async def test_full_session_debits_exact_usage_and_writes_one_record(
     assert u.services[0].charged == 30  # 3 started blocks of 1000 octets
     assert await money(accounts, acct.account_id) == (999_970, 3_100)
 
-    t = await charging.terminate(s, "2", [ask(DATA, used=1_000), ask(VOICE, used=61, unit="seconds")])
+    t = await charging.terminate(
+        s, "2", [ask(DATA, used=1_000), ask(VOICE, used=61, unit="seconds")]
+    )
     assert [o.granted for o in t.services] == [None, None]
     # data cumulative 3500 -> 4 blocks = 40 (10 more); voice 600 + 10
     assert await money(accounts, acct.account_id) == (1_000_000 - 40 - 610, 0)
@@ -118,8 +125,12 @@ async def test_concurrent_reserves_never_grant_more_than_the_balance(
     """250 sessions at once on a balance worth 37 blocks: grants sum to at most 37 blocks."""
     acct = await new_account(money=375)  # 37 blocks of 1000 octets at 10 each
     sessions = [SessionRef(unique_session()) for _ in range(250)]
-    answers = await asyncio.gather(*(
-        charging.initiate(s, acct.identity, [ask(DATA, Usage(total_octets=1_000))]) for s in sessions))
+    answers = await asyncio.gather(
+        *(
+            charging.initiate(s, acct.identity, [ask(DATA, Usage(total_octets=1_000))])
+            for s in sessions
+        )
+    )
     granted = sum(a.services[0].granted.total_octets or 0 for a in answers if a.services[0].granted)
     assert granted == 37_000
     limited = [a for a in answers if a.services[0].status is ServiceStatus.CREDIT_LIMIT_REACHED]
@@ -148,22 +159,35 @@ async def test_one_request_mixes_granted_and_credit_limit(
 ) -> None:
     """Data paid by a data bundle is granted while voice hits the credit limit (4012 per MSCC)."""
     acct = await new_account(money=0, buckets=[BucketSpec(UnitType.TOTAL_OCTETS, 50_000)])
-    a = await charging.initiate(SessionRef(unique_session()), acct.identity,
-                                [ask(DATA, Usage()), ask(VOICE, Usage())])
+    a = await charging.initiate(
+        SessionRef(unique_session()), acct.identity, [ask(DATA, Usage()), ask(VOICE, Usage())]
+    )
     assert a.services[0].status is ServiceStatus.GRANTED
     assert a.services[0].granted == Usage(total_octets=10_000)
     assert a.services[1].status is ServiceStatus.CREDIT_LIMIT_REACHED
 
 
-async def test_unknown_and_uncontrolled_services(charging: ChargingService, new_account: NewAccount) -> None:
+async def test_unknown_and_uncontrolled_services(
+    charging: ChargingService, new_account: NewAccount
+) -> None:
     """Unknown RG -> rating failed (5031), portal -> not applicable (4011), others still granted."""
     acct = await new_account()
-    a = await charging.initiate(SessionRef(unique_session()), acct.identity,
-                                [ask(ServiceKey(12345), Usage()), ask(ServiceKey(99), Usage()),
-                                 ask(ServiceKey(50), Usage()), ask(DATA, Usage())])
+    a = await charging.initiate(
+        SessionRef(unique_session()),
+        acct.identity,
+        [
+            ask(ServiceKey(12345), Usage()),
+            ask(ServiceKey(99), Usage()),
+            ask(ServiceKey(50), Usage()),
+            ask(DATA, Usage()),
+        ],
+    )
     assert [o.status for o in a.services] == [
-        ServiceStatus.RATING_FAILED, ServiceStatus.NOT_APPLICABLE,
-        ServiceStatus.RATING_FAILED, ServiceStatus.GRANTED]
+        ServiceStatus.RATING_FAILED,
+        ServiceStatus.NOT_APPLICABLE,
+        ServiceStatus.RATING_FAILED,
+        ServiceStatus.GRANTED,
+    ]
 
 
 async def test_command_level_request_uses_the_default_service(
@@ -196,8 +220,9 @@ async def test_overdraft_floor_allows_negative_balance_down_to_the_limit(
     charging: ChargingService, accounts: Accounts, new_account: NewAccount
 ) -> None:
     """A money bucket with a negative floor is debited below zero, never below the floor."""
-    acct = await new_account(money=0, buckets=[
-        BucketSpec(UnitType.MONEY, 0, bucket_id="credit", floor=-200)])
+    acct = await new_account(
+        money=0, buckets=[BucketSpec(UnitType.MONEY, 0, bucket_id="credit", floor=-200)]
+    )
     s = SessionRef(unique_session())
     a = await charging.initiate(s, acct.identity, [ask(DATA, Usage())])
     assert a.services[0].granted == Usage(total_octets=10_000)
@@ -212,13 +237,20 @@ async def test_unit_buckets_consumed_by_priority_then_expiry_and_expired_never(
 ) -> None:
     """Order: priority, then earliest expiry; an expired bucket is never used; then money."""
     now = 2_000_000_000
-    acct = await new_account(money=1_000, buckets=[
-        BucketSpec(UnitType.TOTAL_OCTETS, 1_000, bucket_id="late", expires=now + 900, priority=1),
-        BucketSpec(UnitType.TOTAL_OCTETS, 1_000, bucket_id="soon", expires=now + 100, priority=1),
-        BucketSpec(UnitType.TOTAL_OCTETS, 1_000, bucket_id="low", priority=5),
-        BucketSpec(UnitType.TOTAL_OCTETS, 9_000, bucket_id="dead", expires=now - 1, priority=0),
-        BucketSpec(UnitType.TOTAL_OCTETS, 9_000, bucket_id="video-only", rating_groups=(20,)),
-    ])
+    acct = await new_account(
+        money=1_000,
+        buckets=[
+            BucketSpec(
+                UnitType.TOTAL_OCTETS, 1_000, bucket_id="late", expires=now + 900, priority=1
+            ),
+            BucketSpec(
+                UnitType.TOTAL_OCTETS, 1_000, bucket_id="soon", expires=now + 100, priority=1
+            ),
+            BucketSpec(UnitType.TOTAL_OCTETS, 1_000, bucket_id="low", priority=5),
+            BucketSpec(UnitType.TOTAL_OCTETS, 9_000, bucket_id="dead", expires=now - 1, priority=0),
+            BucketSpec(UnitType.TOTAL_OCTETS, 9_000, bucket_id="video-only", rating_groups=(20,)),
+        ],
+    )
     s = SessionRef(unique_session())
     await charging.initiate(s, acct.identity, [ask(DATA, Usage())], now=now)
     await charging.terminate(s, "1", [ask(DATA, used=3_500)], now=now + 10)
@@ -244,8 +276,9 @@ async def test_stop_without_start_is_charged_and_recorded(
     """A terminate naming its subscriber for an unknown session charges and records (standards §3.4)."""
     acct = await new_account()
     s = SessionRef(unique_session(), owner="radius:127.0.0.1")
-    await charging.terminate(s, "stop", [ask(DATA, used=2_000, cumulative=True)],
-                             subscriber=acct.identity)
+    await charging.terminate(
+        s, "stop", [ask(DATA, used=2_000, cumulative=True)], subscriber=acct.identity
+    )
     assert (await money(accounts, acct.account_id))[0] == 1_000_000 - 20
     (rec,) = await records_of(charging, acct.account_id)
     assert rec.services[0].used == {"total_octets": 2_000}
@@ -287,8 +320,9 @@ async def test_unknown_subscriber(charging: ChargingService) -> None:
     from ocs.charging.types import Identity, IdentityType
 
     with pytest.raises(errors.UserUnknown):
-        await charging.initiate(SessionRef(unique_session()), Identity(IdentityType.IMSI, "0000"),
-                                [ask(DATA, Usage())])
+        await charging.initiate(
+            SessionRef(unique_session()), Identity(IdentityType.IMSI, "0000"), [ask(DATA, Usage())]
+        )
 
 
 async def test_free_plan_grants_without_charge(
@@ -310,8 +344,9 @@ async def test_peer_restart_closes_its_sessions(
     acct = await new_account()
     owner = "diameter:" + unique_session()
     for _ in range(3):
-        await charging.initiate(SessionRef(unique_session(), owner=owner), acct.identity,
-                                [ask(DATA, Usage())])
+        await charging.initiate(
+            SessionRef(unique_session(), owner=owner), acct.identity, [ask(DATA, Usage())]
+        )
     assert (await money(accounts, acct.account_id))[1] == 300
     assert await charging.terminate_owner_sessions(owner, TerminationCause.PEER_RESTART) == 3
     assert await money(accounts, acct.account_id) == (1_000_000, 0)
