@@ -213,7 +213,7 @@ def _credit(
     run_with_store(obj, go)
 
 
-@account_cli.command("topup")
+@account_cli.command("topup", context_settings={"ignore_unknown_options": True})
 @click.argument("ref")
 @click.argument("amount")
 @_bucket_options
@@ -246,7 +246,7 @@ def topup(
     )
 
 
-@account_cli.command("adjust")
+@account_cli.command("adjust", context_settings={"ignore_unknown_options": True})
 @click.argument("ref")
 @click.argument("delta")
 @_bucket_options

@@ -23,13 +23,15 @@ Quantity = Annotated[int, BeforeValidator(lambda v: _parse_quantity(v))]
 
 
 def _parse_quantity(value: object) -> int:
-    if (
-        isinstance(value, str)
-        and value.strip()[-1:].lower() in "smhd"
-        and not value.strip().lower().endswith("b")
-    ):
-        return parse_seconds(value)
-    return parse_octets(value)
+    """A grant or block size: plain integer, octets ('10MB') or seconds ('15m')."""
+    for parse in (parse_octets, parse_seconds):
+        try:
+            return parse(value)
+        except ValueError:
+            continue
+    raise ValueError(
+        f"expected a whole number, octets like '10MB' or seconds like '15m', got {value!r}"
+    )
 
 
 class _Strict(BaseModel):
