@@ -6,73 +6,103 @@
   against batch metadata and manifests; exit 1 with one line on stderr on
   any mismatch.
 
-Exit status: 0 done, 1 a write failure (``--once``) or a verify mismatch,
-2 a configuration error.
+The exporter reads the ``export:`` section of the configuration and the same
+``redis:`` section as ``ocs serve`` (attaching to the embedded server when no
+URL is set). It serves its own ``/metrics`` and ``/health`` on
+``export.metrics_port`` while following. Exit status: 0 done, 1 a write
+failure (``--once``) or a verify mismatch, 2 a configuration error.
 """
 
 from __future__ import annotations
 
-import os
+import asyncio
 import signal
 import sys
+import threading
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
 import redis
-import yaml
+import structlog
 
+from ocs.cli.common import fail
+from ocs.config import Config, ConfigError, load_config
 from ocs.export.config import ExportConfig, load_export_config
 from ocs.export.exporter import Exporter
+from ocs.export.layout import LayoutMismatch
 from ocs.export.verify import verify
 
 DEFAULT_CONFIG = Path("config/ocs.yaml")
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+log = structlog.get_logger("ocs.export")
 
 
-def _read_config(path: Path | None) -> tuple[dict[str, Any], Path | None]:
-    """The whole config mapping (empty if no file is given and the default is absent)."""
-    if path is None:
-        if not DEFAULT_CONFIG.exists():
-            return {}, None
-        path = DEFAULT_CONFIG
+def _config(ctx: click.Context, path: Path | None) -> Config:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise click.ClickException(f"{path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise click.ClickException(f"{path}: expected a mapping at the top level")
-    return raw, path
+        if path is not None:
+            return load_config(path)
+        if ctx.obj and "config" in ctx.obj:
+            config: Config = ctx.obj["config"]()
+            return config
+        return load_config(DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
-def _redis_url(option: str | None, whole: dict[str, Any]) -> str:
-    if option:
-        return option
-    section = whole.get("redis")
-    if isinstance(section, dict) and isinstance(section.get("url"), str):
-        return str(section["url"])
-    return DEFAULT_REDIS_URL
-
-
-def _export_config(
-    whole: dict[str, Any], path: Path | None, output_dir: Path | None
-) -> ExportConfig:
-    from pydantic import ValidationError
-
-    try:
-        from ocs.config import ConfigError
-    except ImportError:  # pragma: no cover - until ocs.config lands
-        ConfigError = ValidationError  # type: ignore[misc,assignment]
-
-    raw = dict(whole.get("export") or {})
+def _export_config(config: Config, output_dir: Path | None) -> ExportConfig:
+    raw = dict(config.export or {})
     if output_dir is not None:
         raw["output_dir"] = str(output_dir)
     try:
-        return load_export_config(raw, path)
+        cfg = load_export_config(raw, config.file)
     except ConfigError as exc:
-        click.echo(f"ocs export: {exc}", err=True)
-        sys.exit(2)
+        fail(str(exc))
+    return cfg.model_copy(update={"output_dir": config.path(cfg.output_dir)})
+
+
+def _redis(config: Config, url: str | None, stack: ExitStack) -> redis.Redis:
+    """A client for --redis-url, redis.url, or the embedded server (attached or started)."""
+    if url is None:
+        url = config.redis.url
+    if url is None:
+        from ocs.store.embedded import EmbeddedRedis
+
+        embedded = EmbeddedRedis(
+            config.path(config.redis.data_dir),
+            config.redis.appendfsync,
+            config.redis.port,
+            config.redis.binary,
+        )
+        embedded.start()
+        if not embedded.attached:
+            stack.callback(embedded.stop)
+        url = embedded.url
+    client = redis.Redis.from_url(
+        url, decode_responses=False, socket_timeout=10, socket_connect_timeout=5
+    )
+    stack.callback(client.close)
+    return client
+
+
+def _serve_http(host: str, port: int, stack: ExitStack) -> None:
+    """/metrics and /health on a daemon thread's event loop (the exporter is blocking)."""
+    from ocs.http import serve_http
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(serve_http(host, port))
+    thread = threading.Thread(target=loop.run_forever, name="export-http", daemon=True)
+    thread.start()
+    bound = server.sockets[0].getsockname()[1] if server.sockets else port
+    log.info("export_http_listening", host=host, port=bound)
+
+    def close() -> None:
+        loop.call_soon_threadsafe(server.close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+    stack.callback(close)
 
 
 @click.group("export", invoke_without_command=True)
@@ -80,13 +110,14 @@ def _export_config(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    envvar="OCS_CONFIG",
-    help="config file (default config/ocs.yaml if present)",
+    default=None,
+    help="config file (default: the one given to `ocs -c`)",
 )
-@click.option("--redis-url", envvar="OCS_REDIS_URL", help="overrides redis.url of the config")
+@click.option("--redis-url", default=None, help="overrides redis.url of the config")
 @click.option(
     "--output-dir",
     type=click.Path(path_type=Path, file_okay=False),
+    default=None,
     help="overrides export.output_dir",
 )
 @click.option("--once", is_flag=True, help="drain the streams, close complete periods, exit")
@@ -98,33 +129,52 @@ def export_cli(
     output_dir: Path | None,
     once: bool,
 ) -> None:
-    """Export charged-session records to invoice files (exactly once)."""
+    """Export charged-session records to invoice files, exactly once."""
     if ctx.invoked_subcommand is not None:
         return
-    whole, path = _read_config(config_path)
-    cfg = _export_config(whole, path, output_dir)
-    client = redis.Redis.from_url(
-        _redis_url(redis_url, whole),
-        decode_responses=False,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-    )
-    exporter = Exporter(client, cfg)
+    config = _config(ctx, config_path)
+    from ocs.logging import configure
+
+    configure(config.logging.level, config.logging.format, config.logging.mask_identities)
+    cfg = _export_config(config, output_dir)
+    with ExitStack() as stack:
+        sys.exit(_run(config, cfg, redis_url, once, stack))
+
+
+def _run(
+    config: Config, cfg: ExportConfig, redis_url: str | None, once: bool, stack: ExitStack
+) -> int:
+    from ocs.http import register_health, unregister_health
+    from ocs.store.embedded import EmbeddedError
+
+    try:
+        client = _redis(config, redis_url, stack)
+        exporter = Exporter(client, cfg)
+        if not once and config.metrics.enabled and cfg.metrics_port is not None:
+            _serve_http(cfg.metrics_host or config.metrics.host, cfg.metrics_port, stack)
+    except (EmbeddedError, OSError) as exc:
+        fail(f"export: {exc}")
+    register_health("export", exporter.health)
+    stack.callback(unregister_health, "export")
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         exporter.stop()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    status = exporter.run(once=once)
+    try:
+        status = exporter.run(once=once)
+    except LayoutMismatch as exc:
+        fail(str(exc))
+    except redis.RedisError as exc:
+        fail(f"export: redis: {exc}")
     if status != 0:
         click.echo(
-            f"ocs export: stopped with nothing acknowledged past the failure: "
+            f"ocs export: stopped, nothing acknowledged past the failure: "
             f"{exporter.health()['reason']}",
             err=True,
         )
-    client.close()
-    sys.exit(status)
+    return status
 
 
 @export_cli.command("verify")
@@ -142,5 +192,6 @@ def verify_cmd(directory: Path) -> None:
     )
 
 
-def main() -> None:  # pragma: no cover - `python -m ocs.export`
-    export_cli(prog_name=os.environ.get("OCS_PROG", "ocs export"))
+def main(argv: list[str] | None = None) -> Any:
+    """``python -m ocs.export`` (same options as ``ocs export``)."""
+    return export_cli.main(args=argv, prog_name="ocs export")

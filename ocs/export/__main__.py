@@ -1,4 +1,4 @@
-"""``python -m ocs.export`` = ``ocs export`` (for environments without the script)."""
+"""``python -m ocs.export`` = ``ocs export`` (same options)."""
 
 from ocs.cli.export_cmd import main
 

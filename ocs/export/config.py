@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ocs.config import validate_section
+
 Format = Literal["csv", "jsonl", "parquet"]
 PeriodKind = Literal["hourly", "daily", "monthly"]
 
@@ -53,6 +55,10 @@ class ExportConfig(BaseModel):
     default_currency_exponent: int = Field(default=2, ge=0, le=6)
     backoff_initial: float = Field(default=0.5, gt=0)
     backoff_max: float = Field(default=30.0, gt=0)
+    # /metrics and /health of the exporter process (`ocs serve` has its own
+    # port); host defaults to metrics.host; null disables, 0 picks a free port.
+    metrics_host: str | None = None
+    metrics_port: int | None = Field(default=9465, ge=0, le=65535)
     # In --once mode, give up (exit 1, nothing acknowledged) after this many
     # failed write attempts in a row.
     once_max_attempts: int = Field(default=5, ge=1)
@@ -94,8 +100,4 @@ class ExportConfig(BaseModel):
 
 def load_export_config(raw: Mapping[str, Any] | None, file: Path | None = None) -> ExportConfig:
     """Validate the raw ``export:`` mapping; ConfigError names file and key path."""
-    try:
-        from ocs.config import validate_section
-    except ImportError:  # pragma: no cover - until ocs.config lands
-        return ExportConfig.model_validate(dict(raw or {}))
     return validate_section(ExportConfig, raw or {}, file, "export")

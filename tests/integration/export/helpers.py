@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import yaml
@@ -31,8 +32,12 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def export_db_url(redis_url: str) -> str:
-    base = redis_url.rsplit("/", 1)[0] if redis_url.count("/") > 2 else redis_url
-    return f"{base}/{EXPORT_DB}"
+    """The suite's server URL pointed at the exporter tests' own database."""
+    parts = urlsplit(redis_url)
+    if parts.scheme == "unix":
+        query = {**dict(parse_qsl(parts.query)), "db": str(EXPORT_DB)}
+        return f"unix://{parts.path}?{urlencode(query)}"
+    return urlunsplit(parts._replace(path=f"/{EXPORT_DB}"))
 
 
 def fresh_db(redis_url: str) -> redis.Redis:
@@ -51,6 +56,7 @@ def config(out: Path, **overrides: Any) -> ExportConfig:
         "group": f"g-{uuid.uuid4().hex[:8]}",
         "backoff_initial": 0.05,
         "backoff_max": 0.2,
+        "metrics_port": None,
     }
     return ExportConfig(**{**base, **overrides})
 

@@ -181,3 +181,55 @@ def test_sigterm_stops_cleanly(redis_url: str, tmp_path: Path) -> None:
     assert record_counts(cfg.output_dir) == dict.fromkeys(ids, 1)
     assert pending(client, cfg.group) == 0
     assert client.xinfo_consumers(records_stream(1), cfg.group) == []
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_health_and_metrics_report_a_failing_disk(redis_url: str, tmp_path: Path) -> None:
+    """Unwritable dir: /health answers 503 naming the error; /metrics counts write errors."""
+    from ocs.store.embedded import free_port
+
+    client = fresh_db(redis_url)
+    (tmp_path / "blocker").write_text("")
+    port = free_port()
+    cfg = config(tmp_path / "blocker" / "out", metrics_port=port)
+    add(client, 0, record())
+    conf = write_config_file(tmp_path / "ocs.yaml", cfg)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(tmp_path / "exporter.log", "w") as log:
+        proc = subprocess.Popen(
+            export_cmd("--config", str(conf), "--redis-url", export_db_url(redis_url)),
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        assert wait_for(lambda: _get(port, "/health")[0] == 503)
+        status, body = _get(port, "/health")
+        assert '"export"' in body
+        assert "Not a directory" in body
+        status, metrics = _get(port, "/metrics")
+        assert status == 200
+        errors = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("ocs_export_write_errors_total ")
+        ]
+        assert errors and float(errors[0].split()[1]) >= 1
+        assert "ocs_export_healthy 0.0" in metrics
+        assert unacknowledged(client, cfg.group) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

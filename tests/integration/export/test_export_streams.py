@@ -16,6 +16,7 @@ from tests.integration.export.helpers import (
     add,
     all_rows,
     config,
+    export_db_url,
     fresh_db,
     pending,
     record_counts,
@@ -101,7 +102,7 @@ def test_two_exporters_in_one_group_export_each_record_once(redis_url: str, tmp_
     """Two exporters sharing a group and a directory, records arriving: each row once."""
     client = fresh_db(redis_url)
     cfg = config(tmp_path / "out", batch_size=10)
-    a, b = Exporter(client, cfg), Exporter(redis.Redis.from_url(client_url(client)), cfg)
+    a, b = Exporter(client, cfg), Exporter(redis.Redis.from_url(export_db_url(redis_url)), cfg)
     threads = [threading.Thread(target=e.run) for e in (a, b)]
     for t in threads:
         t.start()
@@ -123,11 +124,6 @@ def test_two_exporters_in_one_group_export_each_record_once(redis_url: str, tmp_
     assert a.stats.records + b.stats.records == 300
     assert pending(client, cfg.group) == 0
     assert run_cli("verify", str(cfg.output_dir)).returncode == 0
-
-
-def client_url(client: redis.Redis) -> str:
-    kw = client.connection_pool.connection_kwargs
-    return f"redis://{kw['host']}:{kw['port']}/{kw['db']}"
 
 
 def test_trim_keeps_unacknowledged_entries(redis_url: str, tmp_path: Path) -> None:
@@ -171,7 +167,7 @@ def test_once_ends_while_records_keep_arriving(redis_url: str, tmp_path: Path) -
     halt = threading.Event()
 
     def produce() -> None:
-        other = redis.Redis.from_url(client_url(client))
+        other = redis.Redis.from_url(export_db_url(redis_url))
         for i in range(100_000):
             if halt.is_set():
                 return
