@@ -35,13 +35,13 @@ class Nas:
         tr, proto = await loop.create_datagram_endpoint(_Recv, local_addr=(host, 0))
         return cls(tr, proto)
 
-    async def send(self, raw: bytes, dest: tuple[str, int], timeout: float = 1.0) -> bytes | None:
-        """Send one datagram; the first answer within ``timeout``, else None."""
+    async def send(self, raw: bytes, dest: tuple[str, int], within: float = 1.0) -> bytes | None:
+        """Send one datagram; the first answer within ``within`` seconds, else None."""
         while not self._proto.queue.empty():
             self._proto.queue.get_nowait()
         self._tr.sendto(raw, dest)
         try:
-            data, _ = await asyncio.wait_for(self._proto.queue.get(), timeout)
+            data, _ = await asyncio.wait_for(self._proto.queue.get(), within)
         except TimeoutError:
             return None
         return data
@@ -97,13 +97,13 @@ class DaeListener(asyncio.DatagramProtocol):
         assert self.transport is not None
         self.transport.sendto(bytes(reply.ReplyPacket()), addr)
 
-    async def wait(self, count: int = 1, timeout: float = 5.0) -> list[rp.CoAPacket]:
+    async def wait(self, count: int = 1, within: float = 5.0) -> list[rp.CoAPacket]:
         async def until() -> None:
             while len(self.received) < count:
                 self.event.clear()
                 await self.event.wait()
 
-        await asyncio.wait_for(until(), timeout)
+        await asyncio.wait_for(until(), within)
         return self.received
 
     def close(self) -> None:

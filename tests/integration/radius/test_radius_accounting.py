@@ -266,7 +266,7 @@ async def test_wrong_secret_gets_no_answer(server: Server, nas: Nas) -> None:
     """standards §3.2: bad Request Authenticator -> drop, no reply, counted."""
     before = m.DROPS.labels("nas1", "bad_authenticator")._value.get()
     pkt = acct("1", acct_session(), "Start", 1, secret=b"wrong")
-    assert await nas.send(bytes(pkt.RequestPacket()), server.acct, timeout=0.5) is None
+    assert await nas.send(bytes(pkt.RequestPacket()), server.acct, within=0.5) is None
     assert m.DROPS.labels("nas1", "bad_authenticator")._value.get() == before + 1
 
 
@@ -277,7 +277,7 @@ async def test_unknown_source_is_dropped_and_counted(start_server: Any, nas: Nas
     )
     before = m.DROPS.labels(m.UNKNOWN_NAS, "unknown_client")._value.get()
     pkt = acct("1", acct_session(), "Start", 1)
-    assert await nas.send(bytes(pkt.RequestPacket()), server.acct, timeout=0.5) is None
+    assert await nas.send(bytes(pkt.RequestPacket()), server.acct, within=0.5) is None
     assert m.DROPS.labels(m.UNKNOWN_NAS, "unknown_client")._value.get() == before + 1
 
 
@@ -289,9 +289,9 @@ async def test_garbage_is_dropped_and_the_server_keeps_serving(
     """standards §3.7: malformed datagrams get nothing; the next valid request is answered."""
     a = await new_account()
     for junk in (b"", b"\x04", b"\x04\x01\x00\x10" + bytes(16), b"\x04\x01\x10\x00" + bytes(40)):
-        assert await nas.send(junk, server.acct, timeout=0.2) is None
+        assert await nas.send(junk, server.acct, within=0.2) is None
     pkt = acct(a.identity.value, acct_session(), "Start", 1)
     pkt_no_status = acct(a.identity.value, acct_session(), "Start", 2)
     del pkt_no_status["Acct-Status-Type"]
-    assert await nas.send(bytes(pkt_no_status.RequestPacket()), server.acct, timeout=0.3) is None
+    assert await nas.send(bytes(pkt_no_status.RequestPacket()), server.acct, within=0.3) is None
     assert await exchange(nas, server, pkt)

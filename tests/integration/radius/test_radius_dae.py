@@ -1,0 +1,151 @@
+"""Dynamic authorisation, the OCS as client (RFC 5176; standards §3.5, §3.6):
+Disconnect on exhaustion or block, CoA on top-up, against a pyrad DAE listener."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pyrad import packet as rp
+
+from ocs.accounts import Accounts, BucketSpec
+from ocs.charging.api import ChargingService
+from ocs.charging.types import UnitType
+from protocols.radius import metrics as m
+from tests.core_fixtures import NewAccount
+from tests.integration.radius.conftest import Server, acct_session
+from tests.integration.radius.radius_harness import DaeListener, DaeMode, Nas
+from tests.integration.radius.test_radius_accounting import acct, exchange, money, records_of
+
+
+async def exhaust(nas: Nas, server: Server, user: str, sid: str) -> None:
+    """Start, then an Interim reporting more than the balance (100 micro = 10000 octets)."""
+    assert await exchange(nas, server, acct(user, sid, "Start", 1, Framed_IP_Address="10.0.0.7"))
+    interim = acct(
+        user, sid, "Interim-Update", 2, Acct_Input_Octets=20_000, Framed_IP_Address="10.0.0.7"
+    )
+    assert await exchange(nas, server, interim)
+
+
+def count(metric: object, *labels: str) -> float:
+    return float(metric.labels(*labels)._value.get())  # type: ignore[attr-defined]
+
+
+async def test_exhaustion_sends_disconnect_naming_the_session(
+    server: Server,
+    nas: Nas,
+    dae: DaeListener,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.5: Disconnect-Request with User-Name, Acct-Session-Id, Framed-IP, NAS-IP."""
+    a = await new_account(money=100)
+    sid = acct_session()
+    acks = count(m.DAE_ACK, "nas1", "disconnect")
+    await exhaust(nas, server, a.identity.value, sid)
+    (req,) = await dae.wait(1)
+    assert req.code == rp.DisconnectRequest
+    assert req["User-Name"] == [a.identity.value]
+    assert req["Acct-Session-Id"] == [sid]
+    assert req["Framed-IP-Address"] == ["10.0.0.7"]
+    assert req["NAS-IP-Address"] == ["127.0.0.1"]
+    assert "Event-Timestamp" in req
+    await server.frontend.dynauth.drain(2)
+    assert count(m.DAE_ACK, "nas1", "disconnect") == acks + 1
+
+
+async def test_nak_503_closes_the_charging_session(
+    server: Server,
+    nas: Nas,
+    dae: DaeListener,
+    charging: ChargingService,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.5: Error-Cause 503 (session gone) -> charging session terminated."""
+    dae.mode = DaeMode.NAK_503
+    a = await new_account(money=100)
+    await exhaust(nas, server, a.identity.value, acct_session())
+    await dae.wait(1)
+    await server.frontend.dynauth.drain(2)
+    (rec,) = await records_of(charging, a.account_id)
+    assert rec.cause == "credit_exhausted"
+    assert (await money(accounts, a.account_id))[1] == 0
+    assert count(m.DAE_NAK, "nas1", "disconnect", "503") >= 1
+
+
+async def test_other_nak_is_counted_and_the_session_stays(
+    server: Server,
+    nas: Nas,
+    dae: DaeListener,
+    charging: ChargingService,
+    new_account: NewAccount,
+) -> None:
+    """A NAK without 503 (here 504 Session-Context-Not-Removable) closes nothing."""
+    dae.mode = DaeMode.NAK
+    a = await new_account(money=100)
+    before = count(m.DAE_NAK, "nas1", "disconnect", "504")
+    await exhaust(nas, server, a.identity.value, acct_session())
+    await dae.wait(1)
+    await server.frontend.dynauth.drain(2)
+    assert count(m.DAE_NAK, "nas1", "disconnect", "504") == before + 1
+    assert await records_of(charging, a.account_id) == []
+
+
+async def test_unanswered_disconnect_is_retransmitted_unchanged_then_times_out(
+    server: Server,
+    nas: Nas,
+    dae: DaeListener,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.5: retransmit with the same ID and Authenticator, then give up."""
+    dae.mode = DaeMode.SILENT
+    a = await new_account(money=100)
+    before = count(m.DAE_TIMEOUTS, "nas1", "disconnect")
+    await exhaust(nas, server, a.identity.value, acct_session())
+    await dae.wait(3)  # first send + 2 retries (test config)
+    await server.frontend.dynauth.drain(3)
+    assert len(set(dae.raw)) == 1  # byte-identical: same Identifier and Authenticator
+    assert len(dae.raw) == 3
+    assert count(m.DAE_TIMEOUTS, "nas1", "disconnect") == before + 1
+
+
+async def test_blocking_the_account_disconnects_its_live_session(
+    server: Server,
+    nas: Nas,
+    dae: DaeListener,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """A BLOCKED notification (from any process) becomes a Disconnect-Request."""
+    a = await new_account(money=1_000_000)
+    sid = acct_session()
+    assert await exchange(nas, server, acct(a.identity.value, sid, "Start", 1))
+    await asyncio.sleep(0.2)  # let the notification subscription settle
+    await accounts.set_status(a.account_id, "blocked")
+    (req,) = await dae.wait(1)
+    assert req.code == rp.DisconnectRequest
+    assert req["Acct-Session-Id"] == [sid]
+
+
+async def test_topup_sends_coa_with_the_new_session_total(
+    server: Server,
+    nas: Nas,
+    dae: DaeListener,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.6: top-up -> CoA-Request whose Total-Limit = used so far + new grant."""
+    a = await new_account(money=100)
+    user, sid = a.identity.value, acct_session()
+    assert await exchange(nas, server, acct(user, sid, "Start", 1))
+    assert await exchange(
+        nas, server, acct(user, sid, "Interim-Update", 2, Acct_Input_Octets=5_000)
+    )
+    await asyncio.sleep(0.2)  # let the notification subscription settle
+    acks = count(m.DAE_ACK, "nas1", "coa")
+    await accounts.credit(a.account_id, BucketSpec(UnitType.MONEY, 0), 1_000_000)
+    (req,) = await dae.wait(1)
+    assert req.code == rp.CoARequest
+    assert req["Acct-Session-Id"] == [sid]
+    assert req["Mikrotik-Total-Limit"] == [5_000 + 10_000]
+    await server.frontend.dynauth.drain(2)
+    assert count(m.DAE_ACK, "nas1", "coa") == acks + 1
