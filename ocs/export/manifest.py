@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from ocs.export.layout import (
     write_durable,
 )
 from ocs.export.periods import Period, PeriodSpec, iso_local
+from ocs.export.rows import Row
 from ocs.export.summary import SUMMARY_TYPES, currency_totals, summarize
 
 SUMMARY_FORMATS = ("csv", "jsonl")
@@ -38,24 +39,28 @@ def close_period(
 ) -> dict[str, Any]:
     """Write the summary and manifest of a period; returns the manifest."""
     pdir = layout.period_dir(period.label)
+    dirs = layout.batches(period.label)
     batches = []
-    rows = []
-    for bdir in layout.batches(period.label):
+    for bdir in dirs:
         meta = batch_meta(bdir)
-        batch_rows_ = batch_rows(bdir)
-        rows.extend(batch_rows_)
         batches.append(
             {
                 "name": bdir.name,
                 "partition": meta["partition"],
                 "entries": len(meta["entries"]),
-                "rows": len(batch_rows_),
+                "rows": meta["rows"],
                 "files": meta["files"],
             }
         )
-    currencies = sorted({r["currency"] for r in rows})
-    exponents = {c: exponent(c) for c in currencies}
-    summary = summarize(rows, exponents)
+
+    def rows() -> Iterator[Row]:
+        # One batch in memory at a time: a month can hold millions of rows.
+        for bdir in dirs:
+            yield from batch_rows(bdir)
+
+    totals = currency_totals(rows())
+    exponents = {c: exponent(c) for c in totals}
+    summary = summarize(rows(), exponents)
     summary_files = {}
     for fmt in (f for f in layout.formats if f in SUMMARY_FORMATS):
         fname = file_name("summary", fmt)
@@ -76,9 +81,9 @@ def close_period(
         "batches": batches,
         "summary": summary_files,
         "totals": {
-            "rows": len(rows),
-            "records": len({r["record_id"] for r in rows}),
-            "currencies": currency_totals(rows),
+            "rows": sum(t["rows"] for t in totals.values()),
+            "records": sum(t["records"] for t in totals.values()),
+            "currencies": totals,
         },
     }
     _install(layout, token, pdir / MANIFEST, json.dumps(manifest, indent=1).encode())
