@@ -1,0 +1,3 @@
+"""ocs: an online charging server (Diameter Gy, RADIUS accounting, Redis balances)."""
+
+__version__ = "0.1.0"

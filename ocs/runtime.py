@@ -20,11 +20,13 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from ocs import __version__
 from ocs.charging.api import ChargingService
 from ocs.charging.supervision import run_supervisor
 from ocs.config import Config, ConfigError
 from ocs.frontend import Frontend, FrontendContext, load_frontend_factories
 from ocs.http import register_health, serve_http
+from ocs.metrics import BUILD, POLICY_RELOADS
 from ocs.policy.loader import PolicyError, PolicySet, load_policies
 from ocs.store.client import connect
 from ocs.store.embedded import EmbeddedRedis
@@ -75,11 +77,14 @@ class PolicyHolder:
             fresh = load_policy_set(self.config)
         except (PolicyError, OSError) as exc:
             self.last_error = str(exc)
+            POLICY_RELOADS.labels("rejected").inc()
             log.error("policy_reload_failed", error=str(exc), kept=self.charging.policies.version)
             return False
         self.charging.policies = fresh  # one reference swap: requests in flight keep theirs
         self.last_error = None
         self.reloads += 1
+        POLICY_RELOADS.labels("applied").inc()
+        BUILD.info({"version": __version__, "policy_version": fresh.version})
         log.info("policy_reloaded", version=fresh.version)
         return True
 
@@ -123,6 +128,7 @@ class Runtime:
         policies = load_policy_set(self.config)
         async with open_store(self.config) as (client, embedded):
             charging = await ChargingService.connect(client, policies)
+            BUILD.info({"version": __version__, "policy_version": policies.version})
             holder = PolicyHolder(charging, self.config)
             register_health("policies", holder.health)
             register_health("redis", lambda: {"ok": True, "embedded": embedded is not None})

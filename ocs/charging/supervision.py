@@ -20,6 +20,7 @@ import structlog
 from ocs.charging.api import ChargingService
 from ocs.charging.errors import StorageUnavailable
 from ocs.charging.types import TerminationCause
+from ocs.metrics import SESSIONS_ABANDONED
 from ocs.store.client import storage_errors, text
 from ocs.store.keys import SUPERVISION_SHARDS, supervision_shard_key
 
@@ -48,6 +49,7 @@ async def sweep(charging: ChargingService, now: int | None = None, batch: int = 
                     await charging.redis.zrem(key, member)
             if reply.get("closed"):
                 closed += 1
+                SESSIONS_ABANDONED.inc()
                 log.info("session_abandoned", session=session_id, account=account_id)
     return closed
 
