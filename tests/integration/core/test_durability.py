@@ -47,7 +47,7 @@ async def test_acknowledged_debits_survive_kill_9(tmp_path: Path, test_policies:
                 n += 1
 
         tasks = [asyncio.create_task(debit_forever(w)) for w in range(4)]
-        while len(acknowledged) < 300:
+        while len(acknowledged) < 300:  # noqa: ASYNC110 - polls a list the tasks fill
             await asyncio.sleep(0.005)
         server.kill()  # SIGKILL while debits are in flight
         results = await asyncio.gather(*tasks, return_exceptions=True)
