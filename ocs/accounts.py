@@ -23,8 +23,8 @@ from redis.asyncio import Redis
 
 from ocs.charging.errors import ChargingError, UserUnknown
 from ocs.charging.types import Identity, NotificationKind, UnitType
-from ocs.store.client import partitions as read_partitions
 from ocs.store.client import blob, storage_errors, text
+from ocs.store.client import partitions as read_partitions
 from ocs.store.keys import ACCOUNTS_INDEX, NOTIFY_CHANNEL, AccountKeys, identity_index
 from ocs.store.scripts import Scripts
 
