@@ -184,3 +184,43 @@ def test_once_ends_while_records_keep_arriving(redis_url: str, tmp_path: Path) -
         producer.join()
     counts = record_counts(cfg.output_dir)
     assert {rid: counts[rid] for rid in before} == dict.fromkeys(before, 1)
+
+
+def test_entries_idle_at_a_silent_exporter_are_taken_over(redis_url: str, tmp_path: Path) -> None:
+    """Entries held by an exporter of another host past claim_idle are exported by us, once."""
+    client = fresh_db(redis_url)
+    cfg = config(tmp_path / "out", claim_idle_seconds=1)
+    ids = [add(client, 4, rec := record()) and rec.record_id for _ in range(8)]
+    Exporter(client, cfg).start()  # creates the groups
+    held = client.xreadgroup(cfg.group, "elsewhere:1:silent", {records_stream(4): ">"})
+    assert len(held[0][1]) == 8
+    early = Exporter(client, cfg)
+    assert early.run(once=True) == 0
+    assert early.stats.records == 0  # not idle long enough: still the other's
+    time.sleep(1.1)
+    late = Exporter(client, cfg)
+    assert late.run(once=True) == 0
+    assert late.stats.records == 8
+    assert record_counts(cfg.output_dir) == dict.fromkeys(ids, 1)
+    assert pending(client, cfg.group) == 0
+
+
+def test_batch_taken_over_before_publish_is_dropped_by_the_slow_exporter(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Fence: a slow exporter whose entries were taken over writes nothing; rows once."""
+    client = fresh_db(redis_url)
+    cfg = config(tmp_path / "out", claim_idle_seconds=1)
+    ids = [add(client, 6, rec := record()) and rec.record_id for _ in range(5)]
+    slow = Exporter(client, cfg)
+    slow.start()
+    assert slow.poll() == 5  # delivered to the slow one, held in its buffer
+    time.sleep(1.1)
+    fast = Exporter(client, cfg)
+    assert fast.run(once=True) == 0
+    assert fast.stats.records == 5
+    slow.flush(force=True)
+    assert (slow.stats.records, slow.stats.lost) == (0, 5)
+    assert slow.buffered() == 0
+    assert record_counts(cfg.output_dir) == dict.fromkeys(ids, 1)
+    assert run_cli("verify", str(cfg.output_dir)).returncode == 0
