@@ -12,7 +12,6 @@ the connection (standards §1.2).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING
 
 import structlog
@@ -73,8 +72,8 @@ class PushSender:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Bounded: a Redis client stuck in a read must not hold up the shutdown.
+            await asyncio.wait({self._task}, timeout=2.0)
             self._task = None
 
     async def _run(self) -> None:

@@ -10,6 +10,7 @@ REBOOTING to every peer on stop and drains requests in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Coroutine
@@ -110,7 +111,9 @@ class DiameterNode:
     def state_id_seen(self, origin_host: str, value: int) -> None:
         if self.restarts.observe(origin_host, value):
             log.info("diameter_peer_restarted", peer=origin_host, origin_state_id=value)
-            self.spawn(self._release_sessions(origin_host, int(time.time())))
+            # Sessions are timestamped in whole seconds: include the current one, since the
+            # restarted peer sends its CER before any new CCR on this connection.
+            self.spawn(self._release_sessions(origin_host, int(time.time()) + 1))
 
     async def _release_sessions(self, origin_host: str, before: int) -> None:
         try:
@@ -196,7 +199,8 @@ class DiameterServer:
         if node.tasks:
             await asyncio.wait(list(node.tasks), timeout=max(drain_timeout, 0.1))
         for server in self._servers:
-            await server.wait_closed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), max(drain_timeout, 0.1))
         self._servers.clear()
 
     def health(self) -> dict[str, Any]:

@@ -8,11 +8,15 @@ DWR/DPR, raw bytes for malformed cases, and it answers the server's RAR/ASR
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import random
 import struct
+import time
 from typing import Any
 
 from diameter.message import Message
+from diameter.message.avp import AvpGrouped
 from diameter.message.avp.grouped import (
     MultipleServicesCreditControl,
     RequestedServiceUnit,
@@ -63,7 +67,8 @@ class GyClient:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self._hbh = itertools.count(1000)
-        self._e2e = itertools.count(0x1000)
+        # RFC 6733 §3: End-to-End ids unique across restarts (time bits + random bits).
+        self._e2e = itertools.count(((int(time.time()) & 0xFFF) << 20) | random.getrandbits(16))
         self._waiting: dict[int, asyncio.Future[bytes]] = {}
         self._reader_task: asyncio.Task[None] | None = None
         self.server_requests: list[Message] = []
@@ -134,21 +139,21 @@ class GyClient:
     def next_ids(self) -> tuple[int, int]:
         return next(self._hbh), next(self._e2e)
 
-    async def send_raw(self, data: bytes, hbh: int | None = None, timeout: float = 5.0) -> bytes:
+    async def send_raw(self, data: bytes, hbh: int | None = None, limit: float = 5.0) -> bytes:
         """Send bytes and wait for the answer with this Hop-by-Hop id (default: the one in data)."""
         hbh = struct.unpack(">I", data[12:16])[0] if hbh is None else hbh
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[hbh] = fut
         self.write(data)
-        return await asyncio.wait_for(fut, timeout)
+        return await asyncio.wait_for(fut, limit)
 
-    async def send(self, msg: Message, timeout: float = 5.0) -> Message:
+    async def send(self, msg: Message, limit: float = 5.0) -> Message:
         hbh, e2e = self.next_ids()
         if not msg.header.hop_by_hop_identifier:
             msg.header.hop_by_hop_identifier = hbh
         if not msg.header.end_to_end_identifier:
             msg.header.end_to_end_identifier = e2e
-        data = await self.send_raw(msg.as_bytes(), msg.header.hop_by_hop_identifier, timeout)
+        data = await self.send_raw(msg.as_bytes(), msg.header.hop_by_hop_identifier, limit)
         answer = Message.from_bytes(data)
         answer.raw = data  # for plain re-reads (Failed-AVP chains)
         return answer
@@ -207,18 +212,16 @@ class GyClient:
             setattr(ccr, key, value)
         return ccr
 
-    async def call(self, ccr: CreditControlRequest, timeout: float = 5.0) -> CreditControlAnswer:
-        ans = await self.send(ccr, timeout)
+    async def call(self, ccr: CreditControlRequest, limit: float = 5.0) -> CreditControlAnswer:
+        ans = await self.send(ccr, limit)
         assert isinstance(ans, CreditControlAnswer), ans
         return ans
 
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            try:
+            with contextlib.suppress(ConnectionError):
                 await self.writer.wait_closed()
-            except ConnectionError:
-                pass
         if self._reader_task is not None:
             self._reader_task.cancel()
 
@@ -239,7 +242,7 @@ def failed_codes(data: bytes) -> list[int]:
             node = avp.value[0]
             while True:
                 out.append(node.code)
-                if not isinstance(node.value, list) or not node.value:
+                if not isinstance(node, AvpGrouped) or not node.value:
                     return out
                 node = node.value[0]
     return out

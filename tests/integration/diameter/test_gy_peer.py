@@ -1,0 +1,196 @@
+"""Peer layer over real TCP: CER/CEA, DWR/DWA, DPR/DPA, duplicates, peer restart (standards §1.3-§1.7)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from ocs.accounts import Accounts
+from tests.core_fixtures import NewAccount
+from tests.integration.diameter.conftest import NewClient, StartServer
+from tests.integration.diameter.gy_client import GyClient, mscc, plain, result_of, rsu, usu
+from tests.unit.diameter import diam_wire as w
+
+DATA = 10
+
+
+def sid() -> str:
+    return f"gw.test.example;{uuid.uuid4().hex}"
+
+
+async def reserved_and_money(accounts: Accounts, account_id: str) -> tuple[int, int]:
+    view = await accounts.show(account_id)
+    main = [b for b in view["buckets"] if b["unit"] == "money"]
+    return sum(b["amount"] for b in main), sum(b["reserved"] for b in main)
+
+
+async def test_first_message_not_cer_is_closed_unanswered(new_client: NewClient) -> None:
+    """standards §1.3: a first message that is not a CER closes the connection, no answer."""
+    c = await new_client(cer=False)
+    c.write(w.dwr(5))
+    await asyncio.wait_for(c.closed.wait(), 5)
+    assert c.unsolicited == []
+
+
+async def test_no_common_application_5010_then_close(new_client: NewClient) -> None:
+    """standards §1.3: CER without app 4 (or relay) -> CEA 5010 without E bit, then close."""
+    c = await new_client(cer=False)
+    cea = await c.cer(apps=(16777238,))
+    assert cea.result_code == 5010 and not cea.header.is_error
+    await asyncio.wait_for(c.closed.wait(), 5)
+
+
+async def test_unknown_peer_3010_then_close(
+    start_server: StartServer, new_client: NewClient
+) -> None:
+    """standards §1.3: a peer outside the allow-list gets 3010 with E = 1, then close."""
+    server = await start_server(allowed_peers=[{"origin_host": "pgw.allowed.example"}])
+    c = await new_client(server, cer=False)
+    cea = await c.cer()
+    assert cea.result_code == 3010 and cea.header.is_error
+    await asyncio.wait_for(c.closed.wait(), 5)
+    ok = await new_client(server, cer=False, origin_host="pgw.allowed.example")
+    assert (await ok.cer()).result_code == 2001
+
+
+async def test_cea_content(new_client: NewClient) -> None:
+    """standards §1.3: CEA advertises app 4, vendor 10415, Product-Name with M = 0, our state id."""
+    c = await new_client(cer=False)
+    cea = await c.cer()
+    raw = plain(cea.raw)
+    by_code = {a.code: a for a in raw.avps}
+    assert by_code[258].value == 4 and by_code[265].value == 10415
+    assert not by_code[269].is_mandatory and by_code[278].value > 0
+    assert by_code[257].value == (1, "127.0.0.1")  # Host-IP-Address of this connection
+
+
+async def test_dwr_dwa(gy: GyClient) -> None:
+    """standards §1.4: every DWR gets a DWA with 2001 and our Origin-State-Id."""
+    dwa = await gy.dwr()
+    assert dwa.result_code == 2001 and dwa.origin_state_id
+
+
+async def test_server_sends_dwr_after_tw(start_server: StartServer, new_client: NewClient) -> None:
+    """standards §1.4: on Tw expiry (6 s ± 2 s) the server sends a DWR; our DWA keeps it open."""
+    server = await start_server(watchdog_interval=6.0)
+    c = await new_client(server)
+    await asyncio.wait_for(c.server_request_event.wait(), 9.0)
+    assert c.server_requests[0].header.command_code == 280
+    assert not c.closed.is_set()
+
+
+async def test_peer_dpr_gets_dpa(gy: GyClient) -> None:
+    """standards §1.5: a DPR from the peer is answered with DPA 2001; the peer then closes."""
+    dpa = await gy.dpr(cause=0)
+    assert dpa.result_code == 2001 and dpa.header.command_code == 282
+
+
+async def test_shutdown_sends_dpr_and_drains(
+    start_server: StartServer, new_client: NewClient, new_account: NewAccount
+) -> None:
+    """standards §1.5: on stop we send DPR REBOOTING; the CCR in flight is still answered."""
+    server = await start_server()
+    c = await new_client(server)
+    acct = await new_account()
+    pending = asyncio.ensure_future(
+        c.call(c.ccr(sid(), 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    )
+    await asyncio.sleep(0)
+    await server.stop(3.0)
+    cca = await pending
+    assert cca.result_code == 2001
+    dpr = [m for m in c.server_requests if m.header.command_code == 282]
+    assert dpr and dpr[0].disconnect_cause == 0
+    await asyncio.wait_for(c.closed.wait(), 5)
+
+
+async def test_duplicate_with_t_flag_gets_identical_answer_charged_once(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """standards §1.7: same (Origin-Host, End-to-End), T flag: identical answer, no second debit."""
+    acct = await new_account()
+    s = sid()
+    await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    u = gy.ccr(s, 2, 1, None, [mscc(DATA, rsu(), [usu(cc_total_octets=5_000)])])
+    first = await gy.call(u)
+    u.header.is_retransmit = True
+    u.header.hop_by_hop_identifier = 0xABC1  # a new Hop-by-Hop id, the same End-to-End id
+    again = await gy.call(u)
+    assert again.raw[16:] == first.raw[16:] and again.raw[:12] == first.raw[:12]
+    assert (await reserved_and_money(accounts, acct.account_id))[0] == 1_000_000 - 50
+
+
+async def test_t_flagged_copy_before_original_completes(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """standards §1.7: the T-flagged copy arrives first, the original after: one charge, same answer."""
+    acct = await new_account()
+    s = sid()
+    await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    u = gy.ccr(s, 2, 1, None, [mscc(DATA, rsu(), [usu(cc_total_octets=3_000)])])
+    u.header.end_to_end_identifier = 0x5151
+    u.header.hop_by_hop_identifier = 0x6161
+    u.header.is_retransmit = True
+    copy = u.as_bytes()
+    u.header.is_retransmit = False
+    u.header.hop_by_hop_identifier = 0x6162
+    original = u.as_bytes()
+    loop = asyncio.get_running_loop()
+    futs = {h: loop.create_future() for h in (0x6161, 0x6162)}
+    gy._waiting.update(futs)
+    gy.write(copy + original)
+    a, b = await asyncio.wait_for(asyncio.gather(futs[0x6161], futs[0x6162]), 5)
+    assert a[16:] == b[16:] and result_of(a) == 2001
+    assert (await reserved_and_money(accounts, acct.account_id))[0] == 1_000_000 - 30
+
+
+async def test_same_session_and_number_new_end_to_end_replays(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """standards §2.5: same (Session-Id, CC-Request-Number) with a new End-to-End id: no second debit."""
+    acct = await new_account()
+    s = sid()
+    await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    t = gy.ccr(s, 3, 1, None, [mscc(DATA, None, [usu(cc_total_octets=2_000)])])
+    first = await gy.call(t)
+    t.header.hop_by_hop_identifier = t.header.end_to_end_identifier = 0
+    second = await gy.call(t)  # repeated CCR-T -> the first CCA replayed
+    assert first.result_code == second.result_code == 2001
+    assert await reserved_and_money(accounts, acct.account_id) == (1_000_000 - 20, 0)
+
+
+async def test_peer_restart_releases_its_sessions(
+    gy_server: object, new_client: NewClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """standards §1.7: a higher peer Origin-State-Id releases its older sessions at once."""
+    acct = await new_account()
+    host = f"pgw-{uuid.uuid4().hex[:8]}.example"
+    c1 = await new_client(cer=False, origin_host=host)
+    assert (await c1.cer(state_id=5)).result_code == 2001
+    s = sid()
+    await c1.call(c1.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    assert (await reserved_and_money(accounts, acct.account_id))[1] > 0
+    await c1.close()
+    c2 = await new_client(cer=False, origin_host=host)
+    assert (await c2.cer(state_id=6)).result_code == 2001
+    for _ in range(50):
+        if (await reserved_and_money(accounts, acct.account_id))[1] == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert (await reserved_and_money(accounts, acct.account_id)) == (1_000_000, 0)
+    u = await c2.call(c2.ccr(s, 2, 1, None, [mscc(DATA, rsu())]))
+    assert u.result_code == 5002
+
+
+async def test_vendor_avps_only_to_3gpp_peers(
+    new_client: NewClient, new_account: NewAccount
+) -> None:
+    """3GPP thresholds go only to peers that advertised Supported-Vendor-Id 10415."""
+    acct = await new_account()
+    c = await new_client(cer=False, origin_host=f"plain-{uuid.uuid4().hex[:6]}.example")
+    assert (await c.cer(vendors=())).result_code == 2001
+    a = await c.call(c.ccr(sid(), 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    raw = plain(a.raw)
+    mscc_avp = next(x for x in raw.avps if x.code == 456)
+    assert all(not child.vendor_id for child in mscc_avp.value)
+    assert a.multiple_services_credit_control[0].result_code == 2001

@@ -1,0 +1,276 @@
+"""Gy sessions over real TCP against the real charging core and Redis (standards §2.5-§2.8)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from ocs.accounts import Accounts, BucketSpec
+from ocs.charging.types import UnitType
+from tests.core_fixtures import NewAccount
+from tests.integration.diameter.gy_client import GyClient, mscc, result_of, rsu, usu
+
+DATA, VOICE, SMS = 10, 30, 40
+
+
+def sid() -> str:
+    return f"gw.test.example;{uuid.uuid4().hex}"
+
+
+async def money(accounts: Accounts, account_id: str) -> tuple[int, int]:
+    view = await accounts.show(account_id)
+    main = [b for b in view["buckets"] if b["unit"] == "money"]
+    return sum(b["amount"] for b in main), sum(b["reserved"] for b in main)
+
+
+async def test_full_session_two_rating_groups(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """CCR-I/U/T with two rating groups: per-MSCC grants, exact debit, nothing left reserved."""
+    acct = await new_account(money=1_000_000)
+    s = sid()
+    a = await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu()), mscc(VOICE, rsu())]))
+    assert (a.result_code, a.cc_request_type, a.cc_request_number) == (2001, 1, 0)
+    by_rg = {m.rating_group: m for m in a.multiple_services_credit_control}
+    assert (
+        by_rg[DATA].result_code == 2001
+        and by_rg[DATA].granted_service_unit.cc_total_octets == 10_000
+    )
+    assert by_rg[VOICE].granted_service_unit.cc_time == 300
+    assert by_rg[DATA].validity_time == 600
+    assert by_rg[DATA].volume_quota_threshold == 2_000  # 3GPP AVP: the client advertised 10415
+    assert (await money(accounts, acct.account_id))[1] > 0
+    u = await gy.call(
+        gy.ccr(
+            s,
+            2,
+            1,
+            None,
+            [
+                mscc(DATA, rsu(), [usu(cc_total_octets=5_000)]),
+                mscc(VOICE, rsu(), [usu(cc_time=60)]),
+            ],
+        )
+    )
+    assert u.result_code == 2001 and all(
+        m.result_code == 2001 for m in u.multiple_services_credit_control
+    )
+    t = await gy.call(
+        gy.ccr(
+            s,
+            3,
+            2,
+            None,
+            [mscc(DATA, None, [usu(cc_total_octets=1_000)]), mscc(VOICE, None, [usu(cc_time=30)])],
+        )
+    )
+    assert t.result_code == 2001
+    assert all(m.granted_service_unit is None for m in t.multiple_services_credit_control)
+    # data 6,000 octets = 60; voice 90 s = 600 + 30 x 10 = 900
+    assert await money(accounts, acct.account_id) == (1_000_000 - 60 - 900, 0)
+
+
+async def test_mixed_2001_and_4012_in_one_cca(gy: GyClient, new_account: NewAccount) -> None:
+    """One CCA mixes 2001 (data from a bundle) and 4012 (voice, no money) per MSCC (standards §2.8)."""
+    acct = await new_account(money=0, buckets=[BucketSpec(UnitType.TOTAL_OCTETS, 50_000)])
+    a = await gy.call(
+        gy.ccr(sid(), 1, 0, acct.identity.value, [mscc(DATA, rsu()), mscc(VOICE, rsu())])
+    )
+    codes = {m.rating_group: m.result_code for m in a.multiple_services_credit_control}
+    assert a.result_code == 2001 and codes == {DATA: 2001, VOICE: 4012}
+
+
+async def test_open5gs_shape_uses_default_service(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """One MSCC, empty RSU, no Rating-Group (Open5GS) is charged through the default service."""
+    acct = await new_account()
+    s = sid()
+    a = await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(None, rsu())]))
+    (m,) = a.multiple_services_credit_control
+    assert m.result_code == 2001 and m.granted_service_unit.cc_total_octets == 10_000
+    await gy.call(gy.ccr(s, 3, 1, None, [mscc(None, None, [usu(cc_total_octets=1_000)])]))
+    assert (await money(accounts, acct.account_id))[0] == 1_000_000 - 10
+
+
+async def test_command_level_rsu_without_msi(gy: GyClient, new_account: NewAccount) -> None:
+    """No MSCC: command-level RSU gets a command-level GSU and Result-Code (standards §2.5)."""
+    acct = await new_account()
+    ccr = gy.ccr(sid(), 1, 0, acct.identity.value)
+    ccr.requested_service_unit = rsu()
+    a = await gy.call(ccr)
+    assert a.result_code == 2001 and a.granted_service_unit.cc_total_octets == 10_000
+    assert not a.multiple_services_credit_control
+
+
+async def test_fui_terminate_then_ccr_t(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """A voice grant cut short by the balance carries FUI TERMINATE; the client ends with CCR-T."""
+    acct = await new_account(money=1_000)
+    s = sid()
+    a = await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(VOICE, rsu())]))
+    (m,) = a.multiple_services_credit_control
+    assert m.result_code == 2001 and m.final_unit_indication.final_unit_action == 0
+    assert 0 < m.granted_service_unit.cc_time < 300
+    t = await gy.call(
+        gy.ccr(s, 3, 1, None, [mscc(VOICE, None, [usu(cc_time=m.granted_service_unit.cc_time)])])
+    )
+    assert t.result_code == 2001
+    assert (await money(accounts, acct.account_id))[1] == 0
+
+
+async def test_fui_redirect_then_topup_rar_and_new_grant(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """FUI REDIRECT, final units used (debit, no GSU, Validity-Time), top-up -> RAR -> CCR-U -> grant."""
+    acct = await new_account(money=55)
+    s = sid()
+    a = await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    (m,) = a.multiple_services_credit_control
+    fui = m.final_unit_indication
+    assert (
+        fui.final_unit_action == 1
+        and fui.redirect_server.redirect_server_address == "http://topup.test/"
+    )
+    # final units used up: USU, no rating AVPs -> debit, reserve nothing, Validity-Time only
+    u = await gy.call(gy.ccr(s, 2, 1, None, [mscc(DATA, None, [usu(cc_total_octets=5_000)])]))
+    (m,) = u.multiple_services_credit_control
+    assert m.granted_service_unit is None and m.validity_time is not None
+    await accounts.credit(acct.account_id, BucketSpec(UnitType.MONEY, 0), 1_000_000)
+    await asyncio.wait_for(gy.server_request_event.wait(), 1.0)  # within one second (issue 3)
+    rar = gy.server_requests[-1]
+    assert rar.header.command_code == 258 and rar.session_id == s and rar.re_auth_request_type == 0
+    g = await gy.call(gy.ccr(s, 2, 2, None, [mscc(DATA, rsu())]))
+    (m,) = g.multiple_services_credit_control
+    assert m.result_code == 2001 and m.granted_service_unit.cc_total_octets == 10_000
+
+
+async def test_block_sends_asr(gy: GyClient, accounts: Accounts, new_account: NewAccount) -> None:
+    """Blocking an account sends ASR (274) to the peer owning its session; then 4010 on CCR-U."""
+    acct = await new_account()
+    s = sid()
+    await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    gy.server_request_event.clear()
+    await accounts.set_status(acct.account_id, "blocked")
+    await asyncio.wait_for(gy.server_request_event.wait(), 2.0)
+    asr = gy.server_requests[-1]
+    assert asr.header.command_code == 274 and asr.session_id == s
+    u = await gy.call(gy.ccr(s, 2, 1, None, [mscc(DATA, rsu(), [usu(cc_total_octets=100)])]))
+    assert [m.result_code for m in u.multiple_services_credit_control] == [4010]
+
+
+async def test_raa_5002_is_accepted(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """The client answers our RAR with 5002 (no such session): handled, the peer stays open."""
+    acct = await new_account(money=55)
+    await gy.call(gy.ccr(sid(), 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    gy.push_result = 5002
+    gy.server_request_event.clear()
+    await accounts.credit(acct.account_id, BucketSpec(UnitType.MONEY, 0), 1_000)
+    await asyncio.wait_for(gy.server_request_event.wait(), 2.0)
+    assert (await gy.dwr()).result_code == 2001
+
+
+async def test_events_each_action(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """CCR-EVENT: DIRECT_DEBITING, REFUND_ACCOUNT, CHECK_BALANCE, PRICE_ENQUIRY (standards §2.7)."""
+    acct = await new_account(money=10_000)
+    msisdn = acct.identity.value
+
+    async def event(action: int, number: int = 0) -> object:
+        return await gy.call(
+            gy.ccr(
+                sid(),
+                4,
+                number,
+                msisdn,
+                [mscc(SMS, rsu(cc_service_specific_units=2))],
+                requested_action=action,
+            )
+        )
+
+    debit = await event(0)
+    assert debit.result_code == 2001
+    assert (
+        debit.multiple_services_credit_control[0].granted_service_unit.cc_service_specific_units
+        == 2
+    )
+    assert (await money(accounts, acct.account_id))[0] == 10_000 - 1_000
+    refund = await event(1)
+    assert refund.result_code == 2001
+    assert (await money(accounts, acct.account_id))[0] == 10_000
+    check = await gy.call(gy.ccr(sid(), 4, 0, msisdn, requested_action=2))
+    assert check.result_code == 2001 and check.check_balance_result == 0
+    price = await gy.call(
+        gy.ccr(
+            sid(),
+            4,
+            0,
+            msisdn,
+            requested_action=3,
+            requested_service_unit=rsu(cc_service_specific_units=3),
+            service_identifier=None,
+        )
+    )
+    assert price.result_code == 2001 and price.cost_information is not None
+    assert (await money(accounts, acct.account_id)) == (10_000, 0)
+
+
+async def test_refund_is_idempotent(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """standards §2.7: a repeated REFUND_ACCOUNT (same Session-Id and number) credits once."""
+    acct = await new_account(money=10_000)
+    ccr = gy.ccr(
+        sid(),
+        4,
+        0,
+        acct.identity.value,
+        [mscc(SMS, rsu(cc_service_specific_units=1))],
+        requested_action=1,
+    )
+    first = await gy.call(ccr)
+    ccr.header.hop_by_hop_identifier = 0
+    ccr.header.end_to_end_identifier = (
+        0  # a new End-to-End id: only the core's idempotency catches it
+    )
+    second = await gy.call(ccr)
+    assert first.result_code == second.result_code == 2001
+    assert (await money(accounts, acct.account_id))[0] == 10_500
+
+
+async def test_out_of_order_updates_are_answered(gy: GyClient, new_account: NewAccount) -> None:
+    """standards §2.5: pipelined CCR-Us arriving out of order are each answered."""
+    acct = await new_account()
+    s = sid()
+    await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    u2 = gy.call(gy.ccr(s, 2, 2, None, [mscc(DATA, rsu(), [usu(cc_total_octets=10)])]))
+    u1 = gy.call(gy.ccr(s, 2, 1, None, [mscc(DATA, rsu(), [usu(cc_total_octets=10)])]))
+    a2, a1 = await asyncio.gather(u2, u1)
+    assert (a1.cc_request_number, a2.cc_request_number) == (1, 2)
+    assert {a1.result_code, a2.result_code} <= {2001, 5002}
+    assert a1.result_code == 2001 or a2.result_code == 2001
+
+
+async def test_ccr_right_after_cea(new_client, new_account: NewAccount) -> None:  # type: ignore[no-untyped-def]
+    """A CCR written in the same packet as the CER is answered after the CEA."""
+    acct = await new_account()
+    c = await new_client(cer=False)
+    from diameter.message.commands import CapabilitiesExchangeRequest
+
+    cer = CapabilitiesExchangeRequest()
+    cer.origin_host, cer.origin_realm = b"gw.test.example", b"test.example"
+    cer.host_ip_address, cer.vendor_id, cer.product_name = ["127.0.0.1"], 0, "fast"
+    cer.auth_application_id = [4]
+    cer.header.hop_by_hop_identifier = cer.header.end_to_end_identifier = 1
+    ccr = c.ccr(sid(), 1, 0, acct.identity.value, [mscc(DATA, rsu())])
+    ccr.header.hop_by_hop_identifier = ccr.header.end_to_end_identifier = 2
+    loop = asyncio.get_running_loop()
+    futs = {h: loop.create_future() for h in (1, 2)}
+    c._waiting.update(futs)
+    c.write(cer.as_bytes() + ccr.as_bytes())
+    cea, cca = await asyncio.wait_for(asyncio.gather(futs[1], futs[2]), 5)
+    assert result_of(cea) == 2001 and result_of(cca) == 2001
