@@ -10,6 +10,10 @@ in accounting and the Start continues the same session (see
 (``event(CHECK_BALANCE)``) could not size the quota, and a reservation that
 nothing continues is released by the core's supervision timer.
 
+Each Access-Request has its own request key, so a re-authorisation of a live
+session (Termination-Action = RADIUS-Request, same Acct-Session-Id) replaces the
+reservation with a fresh grant instead of replaying the first answer.
+
 Refusals are Access-Reject with Reply-Message: unknown user, blocked account,
 no credit, wrong password (PAP mode). A non-granted session is terminated at
 once so nothing stays reserved. Storage failure -> no answer (the NAS retries).
@@ -44,8 +48,12 @@ from protocols.radius import attributes as at
 from protocols.radius import sessions as ss
 from protocols.radius.accounting import identity_of, service_key
 from protocols.radius.codec import ACCESS_ACCEPT, ACCESS_REJECT
-from protocols.radius.quota import Attr, grant_attributes, session_attributes
+from protocols.radius.quota import Attr, QuotaBase, grant_attributes, session_attributes
+from protocols.radius.sessions import LiveSessions
 from protocols.radius.settings import AuthMode, ClientConfig, RadiusConfig
+
+# Service-Type Authorize-Only (RFC 5176 §3.1): no password; authorise only.
+SERVICE_AUTHORIZE_ONLY = 17
 
 # Reply-Message texts (RFC 2865 §5.18): shown to the user by some NAS.
 MSG_UNKNOWN = "Unknown user"
@@ -83,16 +91,24 @@ def _password_ok(pkt: rp.Packet, client: ClientConfig) -> bool:
 class Authorizer:
     """Answers Access-Requests from the balance (one ``initiate`` per request)."""
 
-    def __init__(self, charging: ChargingService, cfg: RadiusConfig) -> None:
+    def __init__(
+        self, charging: ChargingService, cfg: RadiusConfig, live: LiveSessions | None = None
+    ) -> None:
         self._charging = charging
         self._cfg = cfg
         self._service = service_key(cfg)
+        self._live = live or LiveSessions()
 
     async def handle(
         self, pkt: rp.Packet, client: ClientConfig, source: str, received: int
     ) -> AuthAnswer:
         """Accept or reject; raises StorageUnavailable when nothing may be answered."""
-        if client.auth_mode is AuthMode.PAP and not _password_ok(pkt, client):
+        authorize_only = at.get_int(pkt, at.SERVICE_TYPE) == SERVICE_AUTHORIZE_ONLY
+        if (
+            client.auth_mode is AuthMode.PAP
+            and not authorize_only
+            and not _password_ok(pkt, client)
+        ):
             return reject(MSG_AUTH_FAILED, "auth_failed")
         user_name = at.get_text(pkt, at.USER_NAME)
         subscriber = identity_of(self._cfg, user_name, at.get_text(pkt, at.CALLING_STATION_ID))
@@ -102,7 +118,7 @@ class Authorizer:
         services = [ServiceRequest(self._service, requested=Usage())]
         try:
             answer = await self._charging.initiate(
-                session, subscriber, services, request_key="auth", now=received
+                session, subscriber, services, request_key=_auth_key(pkt), now=received
             )
         except StorageUnavailable:
             raise
@@ -154,19 +170,29 @@ class Authorizer:
             if granted is None or not _has_units(granted):
                 await self._release(session)
                 return reject(MSG_NO_CREDIT, "no_credit")
-            attrs += self._limits(client, outcome, granted, now)
+            attrs += self._limits(session.session_id, client, outcome, granted, now)
         attrs += session_attributes(self._cfg.acct_interim_interval, self._cfg.idle_timeout)
         return AuthAnswer(ACCESS_ACCEPT, tuple(attrs), "accepted", session, granted)
 
     def _limits(
-        self, client: ClientConfig, outcome: ServiceOutcome, granted: Usage, now: int
+        self,
+        session_id: str,
+        client: ClientConfig,
+        outcome: ServiceOutcome,
+        granted: Usage,
+        now: int,
     ) -> list[Attr]:
+        # Volume limits are session totals: a re-authorisation adds to what the
+        # NAS has already reported (Session-Timeout counts from the new answer).
+        live = self._live.get(session_id)
+        base = QuotaBase(total_octets=live.total_octets if live else 0)
         return grant_attributes(
             client.flavour,
             granted,
             now=now,
             final=outcome.final_unit is not None,
             validity_time=outcome.validity_time,
+            base=base,
         )
 
     async def _release(self, session: SessionRef) -> None:
@@ -179,6 +205,13 @@ class Authorizer:
                 [ServiceRequest(self._service, requested=None)],
                 cause=TerminationCause.CREDIT_EXHAUSTED,
             )
+
+
+def _auth_key(pkt: rp.Packet) -> str:
+    """One key per Access-Request: a re-authorisation (Termination-Action RADIUS-Request,
+    same Acct-Session-Id, new Request Authenticator) gets a fresh grant that replaces
+    the reservation; a retransmission never reaches here (duplicate cache)."""
+    return "auth-" + bytes(pkt.authenticator).hex()[:16]
 
 
 def _has_units(granted: Usage) -> bool:

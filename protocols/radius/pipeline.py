@@ -72,7 +72,7 @@ class Pipeline:
         self._dups = DuplicateCache(cfg.duplicate_ttl, cfg.duplicate_max)
         self._droplog = DropLog(cfg.drop_log_interval)
         self._accounting = AccountingMapper(charging, cfg)
-        self._authorizer = Authorizer(charging, cfg)
+        self._authorizer = Authorizer(charging, cfg, live)
         self._live = live
         self._on_cut_off = on_cut_off
         self._clock = clock
@@ -142,7 +142,7 @@ class Pipeline:
         m.AUTH_OUTCOMES.labels(prep.client.name, ans.reason).inc()
         log.debug("radius_authorised", nas=prep.client.name, reason=ans.reason, code=ans.code)
         if ans.session is not None:
-            self._live.seen(ans.session.session_id, dict(ans.session.attributes), 0, 0)
+            self._live.seen(ans.session.session_id, dict(ans.session.attributes), None, None)
         return encode_reply(prep.request, ans.code, ans.attributes)
 
     async def _account(self, prep: Prepared, received: int) -> bytes:

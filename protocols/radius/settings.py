@@ -12,7 +12,9 @@ Authorisation modes (there is no password store in the charging core):
   ignored and the answer depends only on the account and its balance.
 - ``pap``: the Access-Request must carry a User-Password; with
   ``pap_password`` set it must equal that per-client shared password (voucher
-  or hotspot set-ups), without it any password is accepted.
+  or hotspot set-ups), without it any password is accepted. A request with
+  Service-Type = Authorize-Only (17, RFC 5176 §3.1) carries no password and is
+  authorised without one.
 """
 
 from __future__ import annotations

@@ -73,6 +73,30 @@ async def test_accept_carries_time_volume_and_interim_and_start_continues_it(
     assert rec.session == f"radius:127.0.0.1:{sid}"
 
 
+async def test_reauthorisation_gets_a_fresh_grant_without_doubling_the_reservation(
+    server: Server,
+    nas: Nas,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """Termination-Action RADIUS-Request: the NAS asks again for the same session; the new
+    grant replaces the reservation (not added to it) and is answered, not replayed."""
+    a = await new_account(money=1_000_000)
+    sid = acct_session()
+    first = await authorise(nas, server, access(a.identity.value, ident=1, Acct_Session_Id=sid))
+    assert first is not None
+    assert first.code == rp.AccessAccept
+    assert await exchange(
+        nas, server, acct(a.identity.value, sid, "Interim-Update", 2, Acct_Input_Octets=4000)
+    )
+    again = await authorise(nas, server, access(a.identity.value, ident=3, Acct_Session_Id=sid))
+    assert again is not None
+    assert again.code == rp.AccessAccept
+    assert again["Class"] == first["Class"]
+    assert again["Mikrotik-Total-Limit"] == [4_000 + 10_000]  # session total
+    assert await money(accounts, a.account_id) == (1_000_000 - 40, 100)
+
+
 async def test_generated_session_id_travels_in_class(
     server: Server,
     nas: Nas,
@@ -178,6 +202,11 @@ async def test_pap_mode_checks_the_shared_password(
     right = await authorise(nas, server, access(a.identity.value, ident=7, password="voucher"))
     assert right is not None
     assert right.code == rp.AccessAccept
+    only = await authorise(
+        nas, server, access(a.identity.value, ident=8, Service_Type="Authorize-Only")
+    )
+    assert only is not None
+    assert only.code == rp.AccessAccept  # RFC 5176 §3.1: Authorize-Only has no password
 
 
 async def test_required_message_authenticator_missing_gets_no_answer(
