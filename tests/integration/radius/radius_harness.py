@@ -111,8 +111,10 @@ class DaeListener(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-async def open_dae_listener(secret: bytes, mode: DaeMode = DaeMode.ACK) -> DaeListener:
+async def open_dae_listener(
+    secret: bytes, mode: DaeMode = DaeMode.ACK, host: str = "127.0.0.1", port: int = 0
+) -> DaeListener:
     loop = asyncio.get_running_loop()
     listener = DaeListener(secret, mode)
-    await loop.create_datagram_endpoint(lambda: listener, local_addr=("127.0.0.1", 0))
+    await loop.create_datagram_endpoint(lambda: listener, local_addr=(host, port))
     return listener
