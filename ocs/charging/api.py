@@ -188,7 +188,7 @@ class ChargingService:
         for attempt in (0, 1):
             target = await self._target(session.session_id, ids, prefer_identity=op == "initiate")
             policies = self.policies
-            rated = rate_request(policies, target.plan, services)
+            rated = rate_request(policies, target.plan, services, ts)
             reply = await self._run_session_script(
                 op, session, request_key, rated, target, ids, ts, cause, create, policies
             )
@@ -257,6 +257,7 @@ class ChargingService:
             "cause": cause.value,
             "create": int(create),
             "tax": policies.tax_ppm(target.plan),
+            "lowb": list(policies.notifications.low_balance),
         }
         script = getattr(self.scripts, op)
         async with storage_errors():
@@ -312,7 +313,7 @@ class ChargingService:
             policies = self.policies
             plan = policies.plans.get(target.plan)
             name = policies.service_name(service)
-            price = policies.price(target.plan, name) if name and plan else None
+            price = policies.price(target.plan, name, ts) if name and plan else None
             if name is None or price is None or plan is None:
                 return EventAnswer(
                     event_id, target.account_id, action, ServiceStatus.RATING_FAILED, service
@@ -397,7 +398,7 @@ class ChargingService:
             },
             "amount": units.money
             if units is not None and units.money is not None
-            else cost(tariff_params(policies.price(target.plan, name)), amount),
+            else cost(tariff_params(policies.price(target.plan, name, now)), amount),
         }
         script = self.scripts.refund if action is EventAction.REFUND else self.scripts.event
         async with storage_errors():

@@ -21,11 +21,13 @@ from ocs.charging.types import (
     ServiceOutcome,
     ServiceRequest,
     ServiceStatus,
+    TariffChange,
     UnitType,
     Usage,
     UsedUnits,
 )
 from ocs.policy.loader import PolicySet
+from ocs.policy.timebands import Schedule
 
 _FUA = {"terminate": 0, "redirect": 1, "restrict": 2}
 
@@ -51,10 +53,12 @@ def usage_map(usage: Usage, unit: UnitType) -> dict[str, int]:
 
 
 def rate_request(
-    policies: PolicySet, plan: str, services: Sequence[ServiceRequest]
+    policies: PolicySet, plan: str, services: Sequence[ServiceRequest], now: int
 ) -> RatedRequest:
-    """Turn the gateway's per-service asks into the script's service entries."""
+    """Turn the gateway's per-service asks into the script's service entries,
+    priced at ``now`` in the plan's tariff (time-of-day bands included)."""
     rated = RatedRequest()
+    schedule = policies.schedule(plan)
     for index, req in enumerate(services):
         rated.order.append(req.service)
         name = policies.service_name(req.service)
@@ -65,33 +69,73 @@ def rate_request(
         if not svc.credit_control:
             rated.fixed[index] = ServiceOutcome(req.service, ServiceStatus.NOT_APPLICABLE)
             continue
-        price = policies.tariffs[policies.plans[plan].tariff].prices.get(name)
+        price = schedule.price_at(name, now)
         if price is None:
             # The plan's tariff has no price for it: rating is impossible.
             rated.fixed[index] = ServiceOutcome(req.service, ServiceStatus.RATING_FAILED)
             continue
         quota = policies.quota(name)
-        params = tariff_params(price).to_lua()
         rated.supervision = max(rated.supervision, quota.supervision)
         rated.units[req.service.key()] = svc.unit
-        rated.lua.append(
-            {
-                "k": req.service.key(),
-                "nm": name,
-                "rg": req.service.rating_group,
-                "sid": req.service.service_id,
-                "ru": svc.unit.value,
-                "want": grant_size(req.requested, svc.unit, quota),
-                "t": params,
-                "rep": [_report(u, svc.unit, params) for u in req.used],
-                "x": _extras(quota_name=name, policies=policies),
-            }
-        )
+        extras = _extras(quota_name=name, policies=policies)
+        if schedule.tariff.bands:
+            _announce_switch(schedule, name, now, extras)
+        item: dict[str, Any] = {
+            "k": req.service.key(),
+            "nm": name,
+            "rg": req.service.rating_group,
+            "sid": req.service.service_id,
+            "ru": svc.unit.value,
+            "want": grant_size(req.requested, svc.unit, quota),
+            "t": tariff_params(price).to_lua(),
+            "rep": [_report(u, svc.unit, schedule, name, now, quota.supervision) for u in req.used],
+            "x": extras,
+        }
+        if quota.balance_share_percent is not None:
+            item["dyn"] = {"pct": quota.balance_share_percent, "min": quota.min_grant or 0}
+        rated.lua.append(item)
     return rated
 
 
-def _report(used: UsedUnits, unit: UnitType, params: dict[str, int]) -> dict[str, Any]:
-    return {"u": usage_map(used.usage, unit), "t": params, "cum": int(used.cumulative)}
+def _announce_switch(schedule: Schedule, name: str, now: int, extras: dict[str, Any]) -> None:
+    """Tariff-Time-Change (RFC 4006 §8.20): the first switch inside the
+    grant's validity; the validity is cut at the second, so one grant never
+    spans two switches and its BEFORE/AFTER reports are unambiguous."""
+    found = schedule.switches(name, now, now + int(extras["vt"]))
+    if found:
+        extras["ttc"] = found[0]
+        if len(found) > 1:
+            extras["vt"] = found[1] - now
+
+
+def _report(
+    used: UsedUnits, unit: UnitType, schedule: Schedule, name: str, now: int, lookback: int
+) -> dict[str, Any]:
+    """One usage report with the tariff(s) that rate it.
+
+    BEFORE (and INDETERMINATE, rated as before) use the price in force just
+    before the last switch; AFTER uses the price now. A report without
+    Tariff-Change-Usage whose window (at most the supervision time) spans
+    switches carries every segment; the script splits it by time.
+    """
+
+    def params_at(ts: int) -> dict[str, int]:
+        return tariff_params(schedule.price_at(name, ts)).to_lua()
+
+    out: dict[str, Any] = {"u": usage_map(used.usage, unit), "cum": int(used.cumulative)}
+    if not schedule.tariff.bands or used.tariff_change is TariffChange.AFTER:
+        out["t"] = params_at(now)
+        return out
+    if used.tariff_change is not None:  # BEFORE or INDETERMINATE
+        last = schedule.last_switch(name, now, lookback)
+        out["t"] = params_at(last - 1 if last is not None else now)
+        return out
+    start = now - lookback
+    switches = schedule.switches(name, start, now)
+    out["t"] = params_at(now)
+    if switches:
+        out["segs"] = [[start, params_at(start)]] + [[ts, params_at(ts)] for ts in switches]
+    return out
 
 
 def _extras(quota_name: str, policies: PolicySet) -> dict[str, Any]:
@@ -153,6 +197,7 @@ def _outcome(key: ServiceKey, item: dict[str, Any], unit: UnitType) -> ServiceOu
         time_threshold=thr if is_time else None,
         quota_holding_time=int(x.get("qht", 0)) or None,
         final_unit=final,
+        tariff_time_change=int(x["ttc"]) if "ttc" in x and granted is not None else None,
         charged=int(item.get("ch", 0)),
         shortfall=int(item.get("sf", 0)),
     )

@@ -21,7 +21,17 @@ import yaml
 from pydantic import ValidationError
 
 from ocs.charging.types import ServiceKey
-from ocs.policy.models import Defaults, Plan, PolicyDocument, Price, Quota, Service, Tariff
+from ocs.policy.models import (
+    Defaults,
+    Notifications,
+    Plan,
+    PolicyDocument,
+    Price,
+    Quota,
+    Service,
+    Tariff,
+)
+from ocs.policy.timebands import Schedule
 
 
 class PolicyError(ValueError):
@@ -40,7 +50,9 @@ class PolicySet:
     timezone: str
     version: str
     files: tuple[str, ...] = ()
+    notifications: Notifications = Notifications()
     _by_key: dict[tuple[int | None, int | None], str] = field(default_factory=dict, repr=False)
+    _schedules: dict[str, Schedule] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for name, svc in self.services.items():
@@ -69,9 +81,19 @@ class PolicySet:
             raise KeyError(service)
         return quota
 
-    def price(self, plan: str, service: str) -> Price | None:
-        tariff = self.tariffs[self.plans[plan].tariff]
-        return tariff.prices.get(service)
+    def schedule(self, plan: str) -> Schedule:
+        """The plan's tariff over time (bands), cached for the set's life."""
+        name = self.plans[plan].tariff
+        found = self._schedules.get(name)
+        if found is None:
+            found = self._schedules[name] = Schedule(self.tariffs[name], self.timezone)
+        return found
+
+    def price(self, plan: str, service: str, at: int | None = None) -> Price | None:
+        """The service's price for the plan at an instant (default prices if None)."""
+        if at is None:
+            return self.tariffs[self.plans[plan].tariff].prices.get(service)
+        return self.schedule(plan).price_at(service, at)
 
     def tax_ppm(self, plan: str) -> int:
         return self.tariffs[self.plans[plan].tariff].tax_ppm
@@ -94,6 +116,7 @@ def load_policy_files(files: Iterable[Path]) -> PolicySet:
     }
     defaults: tuple[Path, Defaults] | None = None
     timezone: tuple[Path, str] | None = None
+    notifications: tuple[Path, Notifications] | None = None
     digest = hashlib.sha256()
     names: list[str] = []
     for path in files:
@@ -112,7 +135,13 @@ def load_policy_files(files: Iterable[Path]) -> PolicySet:
                 raise PolicyError(f"{path}: defaults: already defined in {defaults[0]}")
             defaults = (path, doc.defaults)
         if doc.timezone is not None:
+            if timezone is not None:
+                raise PolicyError(f"{path}: timezone: already defined in {timezone[0]}")
             timezone = (path, doc.timezone)
+        if doc.notifications is not None:
+            if notifications is not None:
+                raise PolicyError(f"{path}: notifications: already defined in {notifications[0]}")
+            notifications = (path, doc.notifications)
     _check_references(merged, defaults)
     tz = timezone[1] if timezone else "UTC"
     if timezone:
@@ -126,6 +155,7 @@ def load_policy_files(files: Iterable[Path]) -> PolicySet:
         timezone=tz,
         version=digest.hexdigest()[:12],
         files=tuple(names),
+        notifications=notifications[1] if notifications else Notifications(),
     )
 
 
@@ -164,10 +194,13 @@ def _check_references(
 ) -> None:
     services = merged["services"]
     for tname, (path, tariff) in merged["tariffs"].items():
-        for sname in tariff.prices:
+        band_names = [f"bands.{i}.prices.{s}" for i, b in enumerate(tariff.bands) for s in b.prices]
+        for sname, where in [(s, f"prices.{s}") for s in tariff.prices] + [
+            (w.rsplit(".", 1)[1], w) for w in band_names
+        ]:
             if sname not in services:
                 raise PolicyError(
-                    f"{path}: tariffs.{tname}.prices.{sname}: unknown service "
+                    f"{path}: tariffs.{tname}.{where}: unknown service "
                     f"(expected one of {', '.join(sorted(services)) or 'none defined'})"
                 )
     for pname, (path, plan) in merged["plans"].items():
@@ -176,6 +209,13 @@ def _check_references(
                 f"{path}: plans.{pname}.tariff: unknown tariff {plan.tariff!r} "
                 f"(expected one of {', '.join(sorted(merged['tariffs'])) or 'none defined'})"
             )
+    for pname, (path, plan) in merged["plans"].items():
+        for aname, allowance in plan.allowances.items():
+            for sname in allowance.services:
+                if sname not in services:
+                    raise PolicyError(
+                        f"{path}: plans.{pname}.allowances.{aname}.services: unknown service {sname!r}"
+                    )
     for qname, (path, _) in merged["quotas"].items():
         if qname not in services:
             raise PolicyError(

@@ -8,6 +8,7 @@ documented key by key in ``policies/README.md``.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -81,10 +82,35 @@ class Price(_Strict):
         return self
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+HHMM = Annotated[str, Field(pattern=r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class DateRange(_Strict):
+    """Inclusive local dates, e.g. ``{start: 2026-12-24, end: 2026-12-26}``."""
+
+    start: date
+    end: date
+
+
+class Band(_Strict):
+    """Prices that apply on some days, hours or dates (local time of the policy
+    ``timezone``). ``start`` == ``end`` means all day; ``start`` > ``end``
+    wraps midnight (the hours after midnight belong to the day they began)."""
+
+    name: str = ""
+    days: tuple[Weekday, ...] = ()  # empty: every day
+    start: HHMM = "00:00"
+    end: HHMM = "00:00"
+    dates: DateRange | None = None
+    prices: dict[str, Price]
+
+
 class Tariff(_Strict):
-    """Prices per service name, with tax."""
+    """Prices per service name, with tax; ``bands`` override them by time."""
 
     prices: dict[str, Price]
+    bands: tuple[Band, ...] = ()
     # VAT/GST in percent as a decimal string ("20", "8.5"); prices are gross.
     tax_percent: str = "0"
 
@@ -120,6 +146,11 @@ class Quota(_Strict):
 
     default_grant: Quantity = Field(gt=0)
     max_grant: Quantity | None = None
+    # Dynamic sizing: grant this share of what the balance can pay for,
+    # never less than min_grant (unless the balance pays less), never more
+    # than max_grant or the request.
+    balance_share_percent: int | None = Field(default=None, ge=1, le=100)
+    min_grant: Quantity | None = None
     validity_time: Seconds = 3600
     # The gateway reports when this share (percent) of the grant is left.
     threshold_percent: int = Field(default=0, ge=0, le=100)
@@ -135,12 +166,39 @@ class Quota(_Strict):
         )
 
 
+class Allowance(_Strict):
+    """A recurring bundle renewed every period (e.g. 5 GB of data a month).
+
+    Renewal replaces the bundle's bucket with a fresh one expiring at the end
+    of the period; ``rollover_percent`` of what was left is carried over,
+    capped at ``rollover_max``.
+    """
+
+    unit: UnitType
+    amount: Quantity = Field(gt=0)
+    services: tuple[str, ...] = ()  # service names; empty: every service rated in `unit`
+    period: Literal["daily", "weekly", "monthly"] = "monthly"
+    cycle_day: int = Field(default=1, ge=1, le=28)  # monthly: day of month; weekly: 1 = Monday
+    rollover_percent: int = Field(default=0, ge=0, le=100)
+    rollover_max: Quantity | None = None
+    priority: int = 10
+
+
 class Plan(_Strict):
-    """What an account subscribes to: its currency and tariff."""
+    """What an account subscribes to: its currency, tariff and bundles."""
 
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     tariff: str
     description: str = ""
+    allowances: dict[str, Allowance] = {}
+
+
+class Notifications(_Strict):
+    """Balance events for integrations (the notifications stream)."""
+
+    # Money left (available) below which a low_balance event is written,
+    # once per crossing, e.g. ["5.00", "1.00"].
+    low_balance: tuple[Money, ...] = ()
 
 
 class Defaults(_Strict):
@@ -159,6 +217,7 @@ class PolicyDocument(_Strict):
     plans: dict[str, Plan] = {}
     defaults: Defaults | None = None
     timezone: str | None = None
+    notifications: Notifications | None = None
 
     @classmethod
     def keys(cls) -> list[str]:

@@ -175,7 +175,31 @@ end
 -- Apply one service's usage reports (each with its own tariff: before/after a
 -- tariff switch). Cumulative reports (RADIUS) are turned into deltas here: a
 -- total below the last starts a new epoch and is charged from zero.
-local function apply_reports(bal, sv, reps, now)
+-- Split u units over tariff segments {{start, tariff}, ...} (ascending
+-- starts) in proportion to each segment's share of [last, now]; the last
+-- overlapping segment takes the rounding remainder so nothing is lost.
+local function split_by_time(u, segs, last, now)
+  local span = now - last
+  if span <= 0 then return {{u, segs[#segs][2]}} end
+  local parts, given = {}, 0
+  for i, seg in ipairs(segs) do
+    local s0 = math.max(seg[1], last)
+    local s1 = now
+    if segs[i + 1] then s1 = math.min(segs[i + 1][1], now) end
+    if s1 > s0 then parts[#parts + 1] = {s1 - s0, seg[2]} end
+  end
+  if #parts == 0 then return {{u, segs[#segs][2]}} end
+  local out = {}
+  for i, p in ipairs(parts) do
+    local n = math.floor(u * p[1] / span)
+    if i == #parts then n = u - given end
+    given = given + n
+    out[#out + 1] = {n, p[2]}
+  end
+  return out
+end
+
+local function apply_reports(bal, sv, reps, now, last)
   local charged, short = 0, 0
   for _, rep in ipairs(reps or {}) do
     local delta = {}
@@ -189,13 +213,63 @@ local function apply_reports(bal, sv, reps, now)
       delta[unit] = d
       sv.used[unit] = sat_add(sv.used[unit] or 0, d)
     end
-    local c, s = debit(bal, sv, delta[sv.ru] or 0, rep.t, now)
-    charged = charged + c
-    short = short + s
+    local u = delta[sv.ru] or 0
+    if rep.segs and #rep.segs > 1 then
+      -- No Tariff-Change-Usage but the interval since the last report spans
+      -- tariff switches: split the usage in proportion to the time spent
+      -- under each tariff (policies/README.md, "Tariff switches").
+      for _, part in ipairs(split_by_time(u, rep.segs, last, now)) do
+        local c, s = debit(bal, sv, part[1], part[2], now)
+        charged = charged + c
+        short = short + s
+      end
+    else
+      local c, s = debit(bal, sv, u, rep.t, now)
+      charged = charged + c
+      short = short + s
+    end
   end
   sv.ch = sv.ch + charged
   sv.sf = sv.sf + short
   return charged, short
+end
+
+-- Dynamic grant sizing: a share of what the balance can pay for this
+-- service, at least dyn.min (when the balance pays that much), never more
+-- than asked. A low balance gets smaller grants, so reports come sooner.
+local function dynamic_want(bal, sv, want, t, dyn, now)
+  local units = sum_avail(chain(bal, sv.ru, sv.rg, sv.sid, now))
+  local money = sum_avail(chain(bal, 'money', sv.rg, sv.sid, now))
+  local aff = sat_add(units, affordable(t, sv.mu, MAX - units, money))
+  local target = math.floor(aff / 100) * dyn.pct + math.floor((aff % 100) * dyn.pct / 100)
+  if dyn.min and dyn.min > 0 and target < dyn.min then target = dyn.min end
+  if target < want then return target end
+  return want
+end
+
+-- Money available to the account (all money buckets, any service).
+local function money_available(bal, now)
+  local total = 0
+  for _, b in ipairs(bal.b) do
+    if b.unit == 'money' and live(b, now) then total = total + avail(b) end
+  end
+  return total
+end
+
+-- Low-balance and exhaustion events for integrations (notifications stream
+-- only: they are not pushes to the gateways).
+local function balance_events(stream, sess, acct_id, before, after, thresholds, limited)
+  if not stream or stream == '' then return end
+  for _, thr in ipairs(thresholds or {}) do
+    if before >= thr and after < thr then
+      redis.call('XADD', stream, 'MAXLEN', '~', '10000', '*', 'n', cmsgpack.pack({k = 'low_balance',
+        a = acct_id, s = sess.sid, o = sess.owner, at = sess.attrs, bal = after, thr = thr}))
+    end
+  end
+  if limited or (before > 0 and after <= 0) then
+    redis.call('XADD', stream, 'MAXLEN', '~', '10000', '*', 'n', cmsgpack.pack({k = 'exhausted',
+      a = acct_id, s = sess.sid, o = sess.owner, at = sess.attrs, bal = after}))
+  end
 end
 
 local function new_service(q)
@@ -222,12 +296,14 @@ local function serve(bal, sess, svcs, now, deny, grant)
     end
     release(bal, sv.res)
     sv.res = {}
-    local ch, sf = apply_reports(bal, sv, q.rep, now)
+    local ch, sf = apply_reports(bal, sv, q.rep, now, sess.last or now)
     local r = {k = q.k, ch = ch, sf = sf, g = 0, fin = 0, x = q.x, st = 'granted'}
     if deny then
       r.st = 'service_denied'
     elseif grant and q.want >= 0 then
-      local g, final = reserve(bal, sv, q.want, q.t, now)
+      local want = q.want
+      if q.dyn and want > 0 then want = dynamic_want(bal, sv, want, q.t, q.dyn, now) end
+      local g, final = reserve(bal, sv, want, q.t, now)
       r.g = g
       if final then r.fin = 1 end
       if q.want > 0 and g == 0 then r.st = 'credit_limit_reached' end

@@ -10,11 +10,13 @@ if not sess then
 end
 
 local bal = load_balance(KEYS[2])
+local before = money_available(bal, now)
 local out = serve(bal, sess, req.svcs, now, blocked, false)
 release_all(bal, sess)
 write_record(KEYS[6], sess, acct, now, req.cause, 'session', req.acct .. '/' .. req.sid, req.tax)
 local result = {a = req.acct, svcs = out, cur = acct.currency}
 remember(sess, req.rk, result)
+balance_events(KEYS[7], sess, req.acct, before, money_available(bal, now), req.lowb, false)
 store_closed(sess)
 save_balance(KEYS[2], bal, now)
 return reply(result)

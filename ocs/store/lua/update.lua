@@ -10,9 +10,15 @@ if not sess then
 end
 
 local bal = load_balance(KEYS[2])
+local before = money_available(bal, now)
 local out = serve(bal, sess, req.svcs, now, blocked, true)
 local result = {a = req.acct, svcs = out, cur = acct.currency}
 remember(sess, req.rk, result)
+local limited = false
+for _, r in ipairs(out) do
+  if r.st == 'credit_limit_reached' then limited = true end
+end
+balance_events(KEYS[7], sess, req.acct, before, money_available(bal, now), req.lowb, limited)
 store_open(sess)
 save_balance(KEYS[2], bal, now)
 return reply(result)
