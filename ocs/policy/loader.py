@@ -50,7 +50,7 @@ class PolicySet:
     timezone: str
     version: str
     files: tuple[str, ...] = ()
-    notifications: Notifications = Notifications()
+    notifications: Notifications = field(default_factory=Notifications)
     _by_key: dict[tuple[int | None, int | None], str] = field(default_factory=dict, repr=False)
     _schedules: dict[str, Schedule] = field(default_factory=dict, repr=False)
 
@@ -213,9 +213,8 @@ def _check_references(
         for aname, allowance in plan.allowances.items():
             for sname in allowance.services:
                 if sname not in services:
-                    raise PolicyError(
-                        f"{path}: plans.{pname}.allowances.{aname}.services: unknown service {sname!r}"
-                    )
+                    where = f"plans.{pname}.allowances.{aname}.services"
+                    raise PolicyError(f"{path}: {where}: unknown service {sname!r}")
     for qname, (path, _) in merged["quotas"].items():
         if qname not in services:
             raise PolicyError(

@@ -44,9 +44,7 @@ def band_matches(band: Band, local: datetime) -> bool:
         return False
     if band.days and _WEEKDAYS[day.weekday()] not in band.days:
         return False
-    if band.dates is not None and not (band.dates.start <= day <= band.dates.end):
-        return False
-    return True
+    return band.dates is None or band.dates.start <= day <= band.dates.end
 
 
 class Schedule:
