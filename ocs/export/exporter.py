@@ -320,9 +320,11 @@ class Exporter:
                 continue
             mark = self.spec.close_watermark_ms(period)
             if now_ms >= mark and (floor is None or floor >= mark):
-                close_period(self.layout, self.spec, period, self.currencies.exponent, self.token)
+                manifest = close_period(
+                    self.layout, self.spec, period, self.currencies.exponent, self.token
+                )
                 metrics.PERIODS_CLOSED.inc()
-                metrics.FILES_WRITTEN.labels("summary").inc()
+                metrics.FILES_WRITTEN.labels("summary").inc(len(manifest["summary"]))
                 metrics.FILES_WRITTEN.labels("manifest").inc()
                 log.info("export_period_closed", period=label)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ocs.export.exporter import Exporter
+from ocs.export.layout import Layout
 from ocs.export.streams import GroupStreams
 from ocs.store.keys import records_stream
 from tests.integration.export.helpers import (
@@ -154,6 +155,41 @@ def test_batch_on_disk_but_not_acked_is_acked_not_rewritten(
     assert pending(client, cfg.group) == 0
     assert sorted(p.name for p in cfg.output_dir.glob("*/p07_*")) == batches_before
     assert record_counts(cfg.output_dir) == dict.fromkeys(ids, 1)
+
+
+def _crash_after(owner: type, name: str) -> object:
+    original = getattr(owner, name)
+
+    def wrapper(*args: object, **kwargs: object) -> object:
+        original(*args, **kwargs)
+        raise Crash(f"after {owner.__name__}.{name}")
+
+    return wrapper
+
+
+@pytest.mark.parametrize(
+    ("owner", "step"),
+    [(Layout, "stage"), (GroupStreams, "fence"), (Layout, "publish"), (GroupStreams, "ack")],
+)
+def test_crash_after_each_commit_step_exports_once(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, owner: type, step: str
+) -> None:
+    """Killed right after staging, fencing, publishing or acking: the restart exports once."""
+    client = fresh_db(redis_url)
+    cfg = config(tmp_path / "out")
+    ids = [add(client, 2, rec := record()) and rec.record_id for _ in range(10)]
+    monkeypatch.setattr(owner, step, _crash_after(owner, step))
+    # kill -9 runs no clean-up: leave staged files where they are.
+    monkeypatch.setattr(Layout, "discard", lambda self, staged: None)
+    with pytest.raises(Crash):
+        Exporter(client, cfg, consumer=dead_consumer_name()).run(once=True)
+    monkeypatch.undo()
+    restarted = Exporter(client, cfg)
+    assert restarted.run(once=True) == 0
+    assert record_counts(cfg.output_dir) == dict.fromkeys(ids, 1)
+    assert pending(client, cfg.group) == 0
+    assert list((cfg.output_dir / ".tmp").iterdir()) == []
+    assert run_cli("verify", str(cfg.output_dir)).returncode == 0
 
 
 def test_sigterm_stops_cleanly(redis_url: str, tmp_path: Path) -> None:

@@ -27,6 +27,12 @@ from tests.unit.export.records import record
 PAST = 1_700_000_000  # 2023-11-14T22:13:20Z: every period of these entries is over
 
 
+def metric(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def add_past(
     client: redis.Redis, n: int, accounts: int = 3, start_ms: int = PAST * 1000
 ) -> list[str]:
@@ -48,8 +54,14 @@ def test_once_closes_period_with_summary_equal_to_rows(redis_url: str, tmp_path:
     client = fresh_db(redis_url)
     ids = add_past(client, 60)
     cfg = config(tmp_path / "out")
+    exported, rows_files = (
+        metric("ocs_export_records_total"),
+        metric("ocs_export_files_written_total", kind="rows"),
+    )
     assert Exporter(client, cfg).run(once=True) == 0
     assert record_counts(cfg.output_dir) == dict.fromkeys(ids, 1)
+    assert metric("ocs_export_records_total") == exported + 60
+    assert metric("ocs_export_files_written_total", kind="rows") == rows_files + 2 * 16
     assert pending(client, cfg.group) == 0
     pdir = cfg.output_dir / "2023-11-14"
     manifest = json.loads((pdir / "manifest.json").read_text())
@@ -85,8 +97,10 @@ def test_undecodable_entries_go_to_dead_letter(redis_url: str, tmp_path: Path) -
     add(client, 5, bad, entry_id=f"{PAST * 1000}-3")
     cfg = config(tmp_path / "out")
     exporter = Exporter(client, cfg)
+    before = metric("ocs_export_dead_letters_total", reason="undecodable")
     assert exporter.run(once=True) == 0
     assert exporter.stats.dead_letters == 3
+    assert metric("ocs_export_dead_letters_total", reason="undecodable") == before + 3
     dead = client.xrange(dead_letter_stream(5))
     reasons = {f[b"dead_entry"].decode(): f[b"dead_reason"].decode() for _, f in dead}
     assert set(reasons) == {f"{PAST * 1000}-{i}" for i in (1, 2, 3)}
@@ -224,3 +238,20 @@ def test_batch_taken_over_before_publish_is_dropped_by_the_slow_exporter(
     assert slow.buffered() == 0
     assert record_counts(cfg.output_dir) == dict.fromkeys(ids, 1)
     assert run_cli("verify", str(cfg.output_dir)).returncode == 0
+
+
+def test_lag_is_the_age_of_the_oldest_unacknowledged_entry(redis_url: str, tmp_path: Path) -> None:
+    """Lag (gauge and health) = now - oldest entry not acknowledged; 0 once all are."""
+    from prometheus_client import REGISTRY
+
+    client = fresh_db(redis_url)
+    add_past(client, 4)
+    exporter = Exporter(client, config(tmp_path / "out"))
+    exporter.start()
+    exporter.housekeeping()
+    age = time.time() - PAST
+    assert abs(exporter.health()["lag_seconds"] - age) < 120
+    assert REGISTRY.get_sample_value("ocs_export_lag_seconds") == exporter.health()["lag_seconds"]
+    assert exporter.run(once=True) == 0
+    assert exporter.health()["lag_seconds"] == 0
+    assert REGISTRY.get_sample_value("ocs_export_lag_seconds") == 0
