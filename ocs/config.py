@@ -79,6 +79,8 @@ class MetricsConfig(_Strict):
 
 class SupervisionConfig(_Strict):
     sweep_interval: float = Field(default=5.0, gt=0)
+    # How often `ocs serve` renews plans' recurring allowances (idempotent).
+    renew_interval: float = Field(default=3600.0, gt=0)
 
 
 class Config(_Strict):

@@ -22,11 +22,13 @@ from redis.asyncio import Redis
 
 from ocs import __version__
 from ocs.charging.api import ChargingService
+from ocs.charging.errors import StorageUnavailable
 from ocs.charging.supervision import run_supervisor
 from ocs.config import Config, ConfigError
 from ocs.frontend import Frontend, FrontendContext, load_frontend_factories
 from ocs.http import register_health, serve_http
 from ocs.metrics import BUILD, POLICY_RELOADS
+from ocs.plans import Renewals
 from ocs.policy.loader import PolicyError, PolicySet, load_policies
 from ocs.store.client import connect
 from ocs.store.embedded import EmbeddedRedis
@@ -138,6 +140,8 @@ class Runtime:
                     run_supervisor(charging, self.config.supervision.sweep_interval, stop)
                 )
             ]
+            if self.worker_index == 0:
+                tasks.append(asyncio.create_task(self._renewals(charging, stop)))
             if embedded is not None and not embedded.attached:
                 tasks.append(asyncio.create_task(embedded.supervise(stop)))
             http = None
@@ -163,6 +167,16 @@ class Runtime:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         log.info("ocs_stopped")
+
+    async def _renewals(self, charging: ChargingService, stop: asyncio.Event) -> None:
+        """Renew plans' allowances at start and then on schedule (idempotent)."""
+        while not stop.is_set():
+            try:
+                await Renewals(charging.redis, charging.partitions, charging.policies).renew_all()
+            except StorageUnavailable as exc:
+                log.warning("allowance_renewal_failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.config.supervision.renew_interval)
 
     @staticmethod
     def _install_signals(stop: asyncio.Event, holder: PolicyHolder) -> None:

@@ -18,6 +18,7 @@ import click
 from ocs.accounts import AccountError, Accounts, BucketSpec
 from ocs.charging.types import Identity, NotificationKind, UnitType
 from ocs.cli.common import fail, run_with_store
+from ocs.plans import Renewals
 from ocs.policy.quantities import format_money, parse_money, parse_octets, parse_seconds
 
 UNIT_NAMES = [u.value for u in UnitType]
@@ -107,6 +108,8 @@ def create(
             [BucketSpec(UnitType.MONEY, opening)] if opening else [BucketSpec(UnitType.MONEY, 0)]
         )
         acct = await accounts.create(ids, plan, currency, buckets, account_id)
+        # The plan's recurring bundles start with the account (idempotent).
+        await Renewals(accounts.redis, accounts.partitions, policies).renew_account(acct)
         click.echo(acct)
 
     run_with_store(obj, go)

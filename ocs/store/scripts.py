@@ -25,6 +25,7 @@ _PARTS: dict[str, tuple[str, ...]] = {
     "credit": ("lib", "credit"),
     "status": ("lib", "status"),
     "create": ("lib", "create"),
+    "renew": ("lib", "renew"),
 }
 
 
@@ -45,6 +46,7 @@ class Scripts:
     credit: AsyncScript
     status: AsyncScript
     create: AsyncScript
+    renew: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:
