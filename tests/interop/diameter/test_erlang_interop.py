@@ -1,0 +1,124 @@
+"""Interop with Erlang/OTP's diameter application as the Gy client (standards §5), wire-checked
+by tshark (standards §4).
+
+OTP compiles RFC 4006's dictionary (rfc4006_cc.dia from Debian erlang-examples) with
+diameter_make and runs tests/interop/diameter/gy_interop.erl: its own CER/CEA and
+watchdog, CCR-I/U, the same CCR-U again, a pause past Tw (its DWR), CCR-T and its
+DPR on stop. OTP decodes our answers with strict M-bit checking, so any AVP it does
+not know with M set (e.g. a 3GPP AVP sent to a peer that did not advertise 10415)
+would show up as a decode error. Missing tools fail the test on CI (CI=true).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ocs.accounts import Accounts
+from protocols.diameter.server import DiameterServer
+from tests.core_fixtures import NewAccount
+from tests.interop.diameter.wire import capture, check_wire, require_tool
+
+pytestmark = pytest.mark.interop
+
+HERE = Path(__file__).parent
+DICT_DIR = Path("/usr/lib/erlang/lib")
+
+
+def find_dictionary(name: str) -> Path:
+    found = sorted(DICT_DIR.glob(f"diameter-*/examples/dict/{name}"))
+    if not found:
+        require_tool("__missing_erlang_examples__", "erlang-examples")
+    return found[-1]
+
+
+async def run(*cmd: str, cwd: Path, limit: float = 60) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), limit)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, f"{cmd} failed:\n{text}"
+    return text
+
+
+async def build_client(work: Path) -> None:
+    """diameter_make the RFC 4005/4006 dictionaries, then erlc them and our client."""
+    erl = require_tool("erl", "erlang-base")
+    erlc = require_tool("erlc", "erlang-dev")
+    for name in ("rfc4005_nas.dia", "rfc4006_cc.dia"):
+        shutil.copy(find_dictionary(name), work / name)
+    shutil.copy(HERE / "gy_interop.erl", work / "gy_interop.erl")
+    for dia in ("rfc4005_nas", "rfc4006_cc"):
+        await run(
+            erl,
+            "-noshell",
+            "-pa",
+            ".",
+            "-eval",
+            f'ok = diameter_make:codec("{dia}.dia", [{{outdir, "."}}, '
+            '{inherits, "common/diameter_gen_base_rfc6733"}]), halt().',
+            cwd=work,
+        )
+        await run(erlc, f"{dia}.erl", cwd=work)
+    await run(erlc, "gy_interop.erl", cwd=work)
+
+
+def steps(output: str) -> dict[str, tuple[int, str, str]]:
+    out = {}
+    for line in output.splitlines():
+        if line.startswith("STEP "):
+            _, name, rc, errors, *detail = line.split(" ")
+            out[name] = (int(rc), errors, " ".join(detail))
+    return out
+
+
+async def test_otp_diameter_gy_client(
+    gy_server: DiameterServer, accounts: Accounts, new_account: NewAccount, tmp_path: Path
+) -> None:
+    """OTP diameter: CER, CCR-I/U, a retransmitted CCR-U (charged once), DWR, CCR-T, DPR; clean wire."""
+    await build_client(tmp_path)
+    acct = await new_account(money=1_000_000)
+    host, port = gy_server.addresses[0]
+    async with capture(port, tmp_path / "gy.pcap") as pcap:
+        output = await run(
+            "erl",
+            "-noshell",
+            "-pa",
+            ".",
+            "-run",
+            "gy_interop",
+            "main",
+            host,
+            str(port),
+            acct.identity.value,
+            cwd=tmp_path,
+            limit=90,
+        )
+    got = steps(output)
+    for name in (
+        "cer",
+        "ccr_initial",
+        "ccr_update",
+        "ccr_update_repeat",
+        "ccr_after_watchdog",
+        "ccr_terminate",
+        "dpr",
+    ):
+        assert name in got, f"{name} missing:\n{output}"
+        rc, errors, _ = got[name]
+        assert (rc, errors) == (2001, "[]"), f"{name}: {got[name]}\n{output}"
+    assert "gsu=[[10000]]" in got["ccr_initial"][2]
+    assert got["ccr_update_repeat"] == got["ccr_update"]  # identical answer
+    view = await accounts.show(acct.account_id)
+    money = sum(b["amount"] for b in view["buckets"] if b["unit"] == "money")
+    reserved = sum(b["reserved"] for b in view["buckets"] if b["unit"] == "money")
+    # 4000 + 1000 + 500 octets at 10 micro per started 1000, the repeat not charged again
+    assert (money, reserved) == (1_000_000 - 40 - 10 - 10, 0)
+    msgs = await check_wire(pcap, port, min_messages=14)
+    commands = [m.split("\t")[0] for m in msgs]
+    assert commands.count("280") >= 2  # OTP's DWR and our DWA
+    assert commands.count("282") == 2  # DPR and DPA
