@@ -89,6 +89,7 @@ class Exporter:
         self._lag = 0.0
         self.streams: GroupStreams | None = None
         self._disk_ready = False
+        self._next: dict[str, float] = {}
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -127,34 +128,44 @@ class Exporter:
         # --once drains what was there at start: entries arriving meanwhile
         # may be written too, but never keep it running.
         target = self._streams().last_ids() if once else {}
-        next_claim = next_house = next_trim = self.clock()
+        self._next = dict.fromkeys(("claim", "house", "trim"), self.clock())
         while not self._stop.is_set():
-            now = self.clock()
             if self._failure is not None:
                 if once and self._failures_in_row >= self.cfg.once_max_attempts:
                     return self._give_up()
-                if now < self._retry_at:
-                    self._stop.wait(min(self._retry_at - now, self.cfg.poll_interval))
+                wait = self._retry_at - self.clock()
+                if wait > 0:
+                    self._stop.wait(min(wait, self.cfg.poll_interval))
                     continue
-                self._guarded(functools.partial(self.flush, force=True))
+            try:
+                got = self._iterate(once, target)
+            except FAILURES as exc:
+                self._fail(exc)  # back off, then retry from the top
                 continue
-            drained = once and self._guarded(lambda: self._reached(target))
-            got = 0 if drained else (self._guarded(self.poll) or 0)
-            if now >= next_claim:
-                self._guarded(self.claim_idle)
-                next_claim = now + self.cfg.claim_interval
-            self._guarded(functools.partial(self.flush, force=once and not got))
-            if now >= next_house or (once and not got):
-                self._guarded(self.housekeeping)
-                next_house = now + HOUSEKEEPING_INTERVAL
-            if now >= next_trim:
-                self._guarded(self.trim)
-                next_trim = now + self.cfg.trim_interval
-            if once and not got and not self.buffered() and self._failure is None:
+            self._recovered()
+            if once and not got and not self.buffered():
                 break
             if not got:
                 self._stop.wait(self.cfg.poll_interval)
         return self._finish()
+
+    def _iterate(self, once: bool, target: dict[int, str]) -> int:
+        """One round: read, claim, write, close, trim; returns entries read."""
+        now = self.clock()
+        if self._failure is not None and self.buffered():
+            self.flush(force=True)  # retry what failed before reading more
+        got = 0 if once and self._reached(target) else self.poll()
+        if now >= self._next["claim"]:
+            self.claim_idle()
+            self._next["claim"] = now + self.cfg.claim_interval
+        self.flush(force=once and not got)
+        if now >= self._next["house"] or (once and not got):
+            self.housekeeping()
+            self._next["house"] = now + HOUSEKEEPING_INTERVAL
+        if now >= self._next["trim"]:
+            self.trim()
+            self._next["trim"] = now + self.cfg.trim_interval
+        return got
 
     def _reached(self, target: dict[int, str]) -> bool:
         """Has the group been delivered every entry up to ``target`` (per partition)?"""
@@ -290,7 +301,6 @@ class Exporter:
             age = now - self._since.get(p, now)
             if force or len(buf) >= self.cfg.batch_size or age >= self.cfg.max_batch_age:
                 self._commit(p, buf)
-        self._recovered()
 
     def _commit(self, p: int, buf: dict[str, Entry]) -> None:
         committer = Committer(self._streams(), self.layout, self.spec, self.style, self.token)

@@ -269,3 +269,16 @@ def test_health_and_metrics_report_a_failing_disk(redis_url: str, tmp_path: Path
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_unreachable_redis_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """No Redis at the URL: `ocs export --once` says so in one line, exit 2, no traceback."""
+    from ocs.store.embedded import free_port
+
+    conf = write_config_file(tmp_path / "ocs.yaml", config(tmp_path / "out"))
+    done = run_cli(
+        "--config", str(conf), "--redis-url", f"redis://127.0.0.1:{free_port()}/0", "--once"
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("ocs: error: export: redis:")
