@@ -82,6 +82,7 @@ class DynAuth:
             cfg.dae.initial_timeout, cfg.dae.max_timeout, cfg.dae.retries
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
 
     # -- triggers ---------------------------------------------------------------
     def cut_off(self, session: SessionRef, cause: TerminationCause) -> None:
@@ -89,8 +90,11 @@ class DynAuth:
         self._spawn(self.disconnect(session.session_id, session.owner, session.attributes, cause))
 
     async def consume(self) -> None:
-        """Push for every RADIUS session the core notifies about (runs until cancelled)."""
+        """Push for every RADIUS session the core notifies about (until cancelled or
+        closed: a subscription that swallows the cancellation still stops here)."""
         async for note in self._charging.notifications():
+            if self._closed:
+                return
             if note.owner.startswith(ss.OWNER_PREFIX):
                 self._spawn(self.on_notification(note))
 
@@ -226,6 +230,9 @@ class DynAuth:
             m.DAE_TIMEOUTS.labels(nas, kind.value).inc()
 
     def _spawn(self, coro: Any) -> None:
+        if self._closed:
+            coro.close()
+            return
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -240,6 +247,7 @@ class DynAuth:
             await asyncio.wait(set(self._tasks), timeout=within)
 
     def close(self) -> None:
+        self._closed = True
         for task in list(self._tasks):
             task.cancel()
         self._client.close()

@@ -98,6 +98,9 @@ async def test_serve_answers_over_ipv4_and_ipv6_and_pushes_coa_after_cli_topup(
         state = None
         async with asyncio.timeout(30):
             while state is None or "radius" not in state["components"]:
+                if server.returncode is not None:
+                    assert server.stderr is not None
+                    raise AssertionError((await server.stderr.read()).decode())
                 await asyncio.sleep(0.2)
                 state = await health(metrics)
         assert state["components"]["radius"]["acct"] == [
