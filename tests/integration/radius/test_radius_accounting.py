@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import time
 from typing import Any
 
@@ -279,6 +281,89 @@ async def test_unknown_source_is_dropped_and_counted(start_server: Any, nas: Nas
     pkt = acct("1", acct_session(), "Start", 1)
     assert await nas.send(bytes(pkt.RequestPacket()), server.acct, within=0.5) is None
     assert m.DROPS.labels(m.UNKNOWN_NAS, "unknown_client")._value.get() == before + 1
+
+
+def signed(body: bytes, code: int = 4, ident: int = 9) -> bytes:
+    """A datagram with a correct Accounting Request Authenticator around ``body``."""
+    header = struct.pack("!BBH", code, ident, 20 + len(body))
+    return header + hashlib.md5(header + bytes(16) + body + SECRET).digest() + body
+
+
+def drops(reason: str) -> float:
+    return float(m.DROPS.labels("nas1", reason)._value.get())
+
+
+async def test_each_malformed_or_unauthentic_datagram_is_dropped_counted_and_serving_goes_on(
+    server: Server,
+    nas: Nas,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.7: every discard reason end to end: no answer, counted by reason,
+    and the next valid request is answered."""
+    a = await new_account()
+    user = a.identity.value
+    good_attrs = bytes(acct(user, "x", "Start", 1).RequestPacket())[20:]
+    no_status = acct(user, acct_session(), "Start", 2)
+    del no_status["Acct-Status-Type"]
+    no_session = acct(user, acct_session(), "Start", 3)
+    del no_session["Acct-Session-Id"]
+    bad_ma = acct(user, acct_session(), "Start", 4)
+    bad_ma.add_message_authenticator()
+    bad_ma_raw = bytearray(bad_ma.RequestPacket())
+    bad_ma_raw[22] ^= 0xFF  # corrupt the HMAC, then re-sign the Request Authenticator
+    cases = {
+        "too_short": b"\x04\x01\x00\x10" + bytes(10),
+        "bad_length": b"\x04\x01\x00\x10" + bytes(16),
+        "truncated": b"\x04\x01\x10\x00" + bytes(40),
+        "bad_attribute": signed(good_attrs + b"\x01\x01"),
+        "wrong_code": signed(good_attrs, code=1),
+        "bad_authenticator": bytes(acct(user, "x", "Start", 5, secret=b"nope").RequestPacket()),
+        "bad_message_authenticator": signed(bytes(bad_ma_raw[20:])),
+        "missing_status_type": bytes(no_status.RequestPacket()),
+        "missing_session_id": bytes(no_session.RequestPacket()),
+    }
+    for reason, datagram in cases.items():
+        before = drops(reason)
+        assert await nas.send(datagram, server.acct, within=0.3) is None, reason
+        assert drops(reason) == before + 1, reason
+    assert await exchange(nas, server, acct(user, acct_session(), "Start", 6))
+
+
+async def test_event_time_from_delay_or_timestamp_is_the_record_time(
+    server: Server,
+    nas: Nas,
+    charging: ChargingService,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.3: event time = receive time - Acct-Delay-Time, or Event-Timestamp."""
+    a = await new_account()
+    user = a.identity.value
+    t0 = int(time.time())
+    assert await exchange(
+        nas, server, acct(user, acct_session(), "Stop", 1, Acct_Delay_Time=100, Acct_Input_Octets=1)
+    )
+    assert await exchange(
+        nas,
+        server,
+        acct(user, acct_session(), "Stop", 2, Event_Timestamp=t0 - 3600, Acct_Input_Octets=1),
+    )
+    ends = sorted(r.end for r in await records_of(charging, a.account_id))
+    assert ends[0] == t0 - 3600
+    assert t0 - 100 <= ends[1] <= int(time.time()) - 100
+
+
+async def test_stop_without_counters_releases_the_reservation(
+    server: Server,
+    nas: Nas,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """A Stop carrying no counters charges nothing and releases what Start reserved."""
+    a = await new_account(money=1_000_000)
+    sid = acct_session()
+    assert await exchange(nas, server, acct(a.identity.value, sid, "Start", 1))
+    assert await exchange(nas, server, acct(a.identity.value, sid, "Stop", 2))
+    assert await money(accounts, a.account_id) == (1_000_000, 0)
 
 
 async def test_garbage_is_dropped_and_the_server_keeps_serving(
