@@ -63,6 +63,8 @@ class RedisConfig(_Strict):
 
 class PoliciesConfig(_Strict):
     dir: Path = Path("policies")
+    # Seconds between checks of the files for changes (0: reload on SIGHUP only).
+    watch_interval: float = Field(default=2.0, ge=0)
 
 
 class LoggingConfig(_Strict):

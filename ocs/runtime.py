@@ -90,6 +90,34 @@ class PolicyHolder:
         log.info("policy_reloaded", version=fresh.version)
         return True
 
+    def fingerprint(self) -> tuple[tuple[str, int, int], ...]:
+        """Names, sizes and mtimes of the policy files: a change means reload."""
+        directory = self.config.path(self.config.policies.dir)
+        try:
+            entries = sorted(directory.iterdir())
+        except OSError:
+            return ()
+        out = []
+        for p in entries:
+            if p.suffix in (".yaml", ".yml"):
+                st = p.stat()
+                out.append((p.name, st.st_size, st.st_mtime_ns))
+        return tuple(out)
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Reload when a policy file changes (every worker watches on its own)."""
+        interval = self.config.policies.watch_interval
+        if interval <= 0:
+            return
+        seen = self.fingerprint()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            current = self.fingerprint()
+            if current != seen:
+                seen = current
+                self.reload()
+
     def health(self) -> dict[str, Any]:
         return {
             "ok": self.last_error is None,
@@ -136,9 +164,10 @@ class Runtime:
             register_health("redis", lambda: {"ok": True, "embedded": embedded is not None})
             self._install_signals(stop, holder)
             tasks = [
+                asyncio.create_task(holder.watch(stop)),
                 asyncio.create_task(
                     run_supervisor(charging, self.config.supervision.sweep_interval, stop)
-                )
+                ),
             ]
             if self.worker_index == 0:
                 tasks.append(asyncio.create_task(self._renewals(charging, stop)))

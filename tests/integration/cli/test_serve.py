@@ -137,3 +137,45 @@ def test_sighup_with_broken_policy_keeps_the_old_set(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_policy_file_change_is_picked_up_without_signal(tmp_path: Path) -> None:
+    """Editing a policy file reloads it (file watch), and the new version shows on /health."""
+    import shutil
+
+    policies = tmp_path / "policies"
+    shutil.copytree(ROOT / "tests/policies", policies)
+    port = free_port()
+    cfg = tmp_path / "ocs.yaml"
+    cfg.write_text(
+        f"redis: {{data_dir: '{tmp_path / 'redis'}'}}\n"
+        f"policies: {{dir: '{policies}', watch_interval: 0.2}}\n"
+        f"metrics: {{port: {port}}}\nlogging: {{format: json}}\n"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "ocs", "--config", str(cfg), "serve"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        first = None
+        while first is None and time.monotonic() < deadline:
+            try:
+                first = _health(port)
+            except OSError:
+                time.sleep(0.2)
+        assert first is not None
+        version = first["components"]["policies"]["version"]
+        text = (policies / "test.yaml").read_text()
+        (policies / "test.yaml").write_text(text.replace("price: 500}", "price: 450}"))
+        deadline = time.monotonic() + 10
+        current = version
+        while current == version and time.monotonic() < deadline:
+            time.sleep(0.2)
+            current = _health(port)["components"]["policies"]["version"]
+        assert current != version
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
