@@ -119,3 +119,32 @@ def test_quantities() -> None:
     assert format_money(-1_500_000, "EUR") == "-1.500000 EUR"
     with pytest.raises(ValueError, match="non-negative"):
         parse_money("-1")
+
+
+@pytest.mark.parametrize("example", ["mobile", "wifi"])
+def test_commented_examples_load(example: str) -> None:
+    """The mobile-operator and Wi-Fi ISP examples are valid, complete sets."""
+    policies = load_policies(Path(__file__).parents[3] / "policies" / "examples" / example)
+    assert policies.defaults is not None and policies.plans
+
+
+def test_band_naming_unknown_service(tmp_path: Path) -> None:
+    """A band pricing an unknown service names the band's key path."""
+    bad = GOOD.replace("plans:", "bands_placeholder:").replace(
+        "  t: {prices: {data: {per: {units: 1MB, price: \"0.01\"}}}}",
+        "  t:\n    prices: {data: {per: {units: 1MB, price: \"0.01\"}}}\n"
+        "    bands: [{start: '20:00', end: '08:00', prices: {ghost: {free: true}}}]",
+    ).replace("bands_placeholder:", "plans:")
+    with pytest.raises(PolicyError, match=r"tariffs\.t\.bands\.0\.prices\.ghost: unknown service"):
+        load_policy_files([write(tmp_path, bad)])
+
+
+def test_bad_band_hour_is_named(tmp_path: Path) -> None:
+    """A band hour that is not HH:MM is refused with its key path."""
+    bad = GOOD.replace(
+        "  t: {prices: {data: {per: {units: 1MB, price: \"0.01\"}}}}",
+        "  t:\n    prices: {data: {per: {units: 1MB, price: \"0.01\"}}}\n"
+        "    bands: [{start: '25:00', prices: {data: {free: true}}}]",
+    )
+    with pytest.raises(PolicyError, match=r"tariffs\.t\.bands\.0\.start: String should match pattern"):
+        load_policy_files([write(tmp_path, bad)])
