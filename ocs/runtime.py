@@ -163,13 +163,10 @@ class Runtime:
             register_health("policies", holder.health)
             register_health("redis", lambda: {"ok": True, "embedded": embedded is not None})
             self._install_signals(stop, holder)
-            tasks = [
-                asyncio.create_task(holder.watch(stop)),
-                asyncio.create_task(
-                    run_supervisor(charging, self.config.supervision.sweep_interval, stop)
-                ),
-            ]
-            if self.worker_index == 0:
+            tasks = [asyncio.create_task(holder.watch(stop))]
+            if self.worker_index == 0:  # one sweeper is enough; the scripts are idempotent
+                sweep_every = self.config.supervision.sweep_interval
+                tasks.append(asyncio.create_task(run_supervisor(charging, sweep_every, stop)))
                 tasks.append(asyncio.create_task(self._renewals(charging, stop)))
             if embedded is not None and not embedded.attached:
                 tasks.append(asyncio.create_task(embedded.supervise(stop)))

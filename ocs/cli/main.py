@@ -60,9 +60,10 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 
 
 @cli.command()
-@click.option("--workers", type=int, default=None, help="worker processes (default: from config)")
+@click.option("--workers", type=int, default=None, help="worker processes (default: config)")
+@click.option("--worker-index", type=int, default=None, hidden=True)
 @click.pass_obj
-def serve(obj: dict[str, Any], workers: int | None) -> None:
+def serve(obj: dict[str, Any], workers: int | None, worker_index: int | None) -> None:
     """Run the server: store, policies, front ends, supervision, /metrics."""
     from ocs.logging import configure
     from ocs.runtime import run_server
@@ -70,11 +71,17 @@ def serve(obj: dict[str, Any], workers: int | None) -> None:
     config: Config = obj["config"]()
     configure(config.logging.level, config.logging.format, config.logging.mask_identities)
     obj["policies"]()  # fail early, with the named error, on a bad policy set
+    count = workers if workers is not None else config.workers
+    if count < 1:
+        fail(f"--workers: expected at least 1, got {count}")
     try:
-        run_server(config)
+        if worker_index is None and count > 1:
+            from ocs.workers import run_workers
+
+            raise SystemExit(run_workers(config, count))
+        run_server(config, worker_index or 0)
     except (ConfigError, PolicyError) as exc:
         fail(str(exc))
-    _ = workers
 
 
 cli.add_command(account_cli)
