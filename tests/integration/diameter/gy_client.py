@@ -74,6 +74,7 @@ class GyClient:
         self.server_requests: list[Message] = []
         self.server_request_event = asyncio.Event()
         self.push_result = 2001
+        self.answer_watchdog = True  # False: play a half-open peer
         self.closed = asyncio.Event()
         self.unsolicited: list[bytes] = []
 
@@ -118,7 +119,7 @@ class GyClient:
             ans: Message = ReAuthAnswer()
         elif code == 274:
             ans = AbortSessionAnswer()
-        elif code == 280 or code == 282:
+        elif code == 282 or (code == 280 and self.answer_watchdog):
             ans = req.to_answer()
         else:
             return

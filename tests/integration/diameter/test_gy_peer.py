@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from ocs.accounts import Accounts
 from tests.core_fixtures import NewAccount
 from tests.integration.diameter.conftest import NewClient, StartServer
@@ -194,3 +196,15 @@ async def test_vendor_avps_only_to_3gpp_peers(
     mscc_avp = next(x for x in raw.avps if x.code == 456)
     assert all(not child.vendor_id for child in mscc_avp.value)
     assert a.multiple_services_credit_control[0].result_code == 2001
+
+
+@pytest.mark.slow
+async def test_half_open_peer_closed_after_two_tw(
+    start_server: StartServer, new_client: NewClient
+) -> None:
+    """standards §1.4 / §1.8: a peer that never answers DWR is closed after two Tw expiries."""
+    server = await start_server(watchdog_interval=6.0)
+    c = await new_client(server)
+    c.answer_watchdog = False
+    await asyncio.wait_for(c.closed.wait(), 20.0)  # 2 x (6 s + 2 s jitter) at most
+    assert [m.header.command_code for m in c.server_requests] == [280]

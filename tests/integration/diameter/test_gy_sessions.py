@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
+from pathlib import Path
+
+from prometheus_client import REGISTRY
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.types import UnitType
@@ -11,6 +15,7 @@ from tests.core_fixtures import NewAccount
 from tests.integration.diameter.gy_client import GyClient, mscc, result_of, rsu, usu
 
 DATA, VOICE, SMS = 10, 30, 40
+ROOT = Path(__file__).parents[3]
 
 
 def sid() -> str:
@@ -274,3 +279,62 @@ async def test_ccr_right_after_cea(new_client, new_account: NewAccount) -> None:
     c.write(cer.as_bytes() + ccr.as_bytes())
     cea, cca = await asyncio.wait_for(asyncio.gather(futs[1], futs[2]), 5)
     assert result_of(cea) == 2001 and result_of(cca) == 2001
+
+
+async def test_cli_topup_reaches_gateway_as_rar(
+    gy: GyClient, new_account: NewAccount, redis_url: str, tmp_path: Path
+) -> None:
+    """`ocs account topup` in another process -> RAR to the owning peer within one second."""
+    acct = await new_account(money=55)
+    s = sid()
+    await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    config = tmp_path / "ocs.yaml"
+    config.write_text(
+        f"redis: {{url: '{redis_url}'}}\npolicies: {{dir: '{ROOT / 'tests/policies'}'}}\n"
+    )
+    gy.server_request_event.clear()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ocs",
+        "--config",
+        str(config),
+        "account",
+        "topup",
+        acct.identity.key(),
+        "10.00",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    await asyncio.wait_for(gy.server_request_event.wait(), 1.0)
+    rar = gy.server_requests[-1]
+    assert rar.header.command_code == 258 and rar.session_id == s
+    g = await gy.call(gy.ccr(s, 2, 1, None, [mscc(DATA, rsu(), [usu(cc_total_octets=100)])]))
+    assert g.multiple_services_credit_control[0].granted_service_unit.cc_total_octets == 10_000
+
+
+async def test_metrics_count_requests_answers_and_latency(
+    gy: GyClient, new_account: NewAccount
+) -> None:
+    """Prometheus: requests and answers per command / Result-Code, latency, peers, in flight."""
+    acct = await new_account()
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = sample("ocs_diameter_answers_total", command="credit_control", result_code="2001")
+    hist = sample("ocs_diameter_request_seconds_count", command="credit_control")
+    await gy.call(gy.ccr(sid(), 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    await gy.call(gy.ccr(sid(), 2, 1, None, [mscc(DATA, rsu())]))  # 5002
+    assert (
+        sample("ocs_diameter_answers_total", command="credit_control", result_code="2001")
+        == before + 1
+    )
+    assert sample("ocs_diameter_answers_total", command="credit_control", result_code="5002") >= 1
+    assert sample("ocs_diameter_request_seconds_count", command="credit_control") == hist + 2
+    assert sample("ocs_diameter_requests_total", command="credit_control") >= 2
+    assert sample("ocs_diameter_peers_connected") >= 1
+    assert sample("ocs_diameter_in_flight") == 0

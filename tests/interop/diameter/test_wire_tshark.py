@@ -38,7 +38,7 @@ async def test_session_bytes_pass_tshark(
     tmp_path: Path,
 ) -> None:
     """Every message of a varied Gy session decodes cleanly in tshark; every request answered."""
-    host, port = gy_server.addresses[0]
+    _, port = gy_server.addresses[0]
     rich = await new_account(money=55)
     blocked = await new_account()
     async with capture(port, tmp_path / "wire.pcap") as pcap:

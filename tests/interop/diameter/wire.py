@@ -62,7 +62,7 @@ async def _wait_until_capturing(port: int, path: Path) -> None:
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
         await asyncio.sleep(0.2)
-        if path.exists():
+        if await asyncio.to_thread(path.exists):
             proc = await asyncio.create_subprocess_exec(
                 "tshark",
                 "-r",
