@@ -6,26 +6,46 @@ server's data directory), ``policies``, ``logging``, ``metrics``,
 and ``export`` that their own front ends validate through
 :func:`validate_section` (so this module never imports ``protocols/``).
 
-Every key can be overridden by ``OCS_<SECTION>__<KEY>`` (``OCS_REDIS__URL``,
-``OCS_LOGGING__LEVEL``, ``OCS_DIAMETER__PORT``), its value read as a YAML
-scalar, as containers expect. Unknown keys are rejected; every error names
-the file (or variable), the key path and what was expected. Relative paths
-are taken from the directory holding ``config/`` (the repository root for
-``config/ocs.yaml``), else from the config file's own directory.
+Environment: every key can be overridden by ``OCS_<SECTION>__<KEY>``
+(``OCS_REDIS__URL``, ``OCS_LOGGING__LEVEL``, ``OCS_DIAMETER__PORT``,
+``OCS_WORKERS``), as containers expect. The value is read as YAML (``5`` an
+integer, ``true`` a boolean, ``["::1"]`` a list; ``yes``/``no``/``on``/``off``
+stay words; empty means null). Variables whose first part names no section
+(``OCS_CONFIG``, ``OCS_TEST_REDIS_URL``) are not configuration and are ignored.
+
+Errors: unknown keys are rejected; every error names the file (or the
+environment variable), the key path and what was expected, e.g.
+``config/ocs.yaml: redis.appendfsync: expected one of always, everysec, no;
+got 'sometimes'``.
+
+Paths: a relative path is taken from the directory that holds ``config/``
+when the file lives in a directory named ``config`` (so ``config/ocs.yaml``
+resolves ``var/redis`` against the repository root), otherwise from the
+file's own directory; with no file, from the working directory. Absolute
+paths are used as they are. :meth:`Config.path` applies the rule.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 T = TypeVar("T", bound=BaseModel)
 ENV_PREFIX = "OCS_"
+# Set by load_config, never read from the file.
+_DERIVED = ("file", "base_dir")
+# YAML 1.1 reads these as booleans; from the environment they stay words
+# (pydantic still reads them as booleans where a boolean is expected).
+_ENV_WORDS = frozenset({"yes", "no", "on", "off", "y", "n"})
 
 
 class ConfigError(ValueError):
@@ -33,13 +53,14 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
 
 
 class NodeConfig(_Strict):
     origin_host: str = "ocs.localdomain"
     origin_realm: str = "localdomain"
     product_name: str = "ocs"
+    vendor_id: int = Field(default=0, ge=0, le=2**32 - 1)  # Diameter Vendor-Id (0: none)
 
 
 class RedisConfig(_Strict):
@@ -49,6 +70,7 @@ class RedisConfig(_Strict):
     data_dir: Path = Path("var/redis")
     appendfsync: Literal["always", "everysec", "no"] = "everysec"
     port: int = Field(default=0, ge=0, le=65535)  # 0: unix socket only
+    socket: Path | None = None  # default <data_dir>/redis.sock (107 bytes max)
     binary: str | None = None  # path of redis-server / valkey-server to use
     timeout: float = Field(default=2.0, gt=0)
     max_connections: int = Field(default=64, ge=1)
@@ -59,6 +81,12 @@ class RedisConfig(_Strict):
         if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
         return v
+
+    @field_validator("appendfsync", mode="before")
+    @classmethod
+    def _yaml_no(cls, v: object) -> object:
+        # `appendfsync: no` in YAML 1.1 is the boolean false.
+        return "no" if v is False else v
 
 
 class PoliciesConfig(_Strict):
@@ -97,50 +125,140 @@ class Config(_Strict):
     radius: dict[str, Any] | None = None
     export: dict[str, Any] | None = None
     file: Path | None = None  # where it was loaded from (set by load_config)
-    base_dir: Path = Path()
+    base_dir: Path = Path()  # what relative paths are relative to (set by load_config)
 
     def path(self, p: Path) -> Path:
         """A configured path made absolute from the configuration's base directory."""
         return p if p.is_absolute() else (self.base_dir / p)
 
 
-def describe(source: str, exc: ValidationError, prefix: str = "") -> str:
-    """``source: key.path: what was expected``, one line per problem."""
+# --- error messages -----------------------------------------------------------
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[int | str]) -> list[str] | None:
+    """The keys the model accepts at ``loc`` (None when it is not a model there)."""
+    tp: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            args = typing.get_args(tp)
+            tp = args[0] if args else None
+            continue
+        if not (isinstance(tp, type) and issubclass(tp, BaseModel)) or part not in tp.model_fields:
+            return None
+        tp = tp.model_fields[part].annotation
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            tp = next((a for a in typing.get_args(tp) if a is not type(None)), None)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [k for k in tp.model_fields if k not in _DERIVED]
+    return None
+
+
+def _expected(err: ErrorDetails, model: type[BaseModel] | None) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "extra_forbidden":
+        allowed = _fields_at(model, err["loc"][:-1]) if model else None
+        return "unknown key" + (f" (expected one of {', '.join(allowed)})" if allowed else "")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "literal_error":
+        choices = re.findall(r"'((?:[^'\\]|\\.)*)'", str(err.get("ctx", {}).get("expected", "")))
+        msg = f"expected one of {', '.join(choices)}" if choices else msg
+    elif kind in ("int_parsing", "int_type", "int_from_float"):
+        msg = "expected an integer"
+    elif kind in ("bool_parsing", "bool_type"):
+        msg = "expected true or false"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        msg = "expected a mapping"
+    msg = msg.removeprefix("Value error, ")
+    if msg.startswith("Input should be "):
+        msg = "expected " + msg.removeprefix("Input should be ")
+    got = err.get("input")
+    if not isinstance(got, dict | list):
+        msg += f"; got {got!r}"
+    return msg
+
+
+def describe(
+    source: str,
+    exc: ValidationError,
+    prefix: str = "",
+    model: type[BaseModel] | None = None,
+    env: Mapping[tuple[str, ...], str] | None = None,
+) -> str:
+    """``source: key.path: what was expected``, one line per problem.
+
+    ``env`` maps key paths set from the environment to their variable, which
+    then names the source instead of the file.
+    """
     lines = []
     for err in exc.errors():
-        loc = ".".join([prefix] * bool(prefix) + [str(p) for p in err["loc"]])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        got = err.get("input")
-        if err["type"] not in ("extra_forbidden", "missing") and not isinstance(got, dict | list):
-            msg += f"; got {got!r}"
-        lines.append(f"{source}: {loc}: {msg}")
+        loc = tuple(str(p) for p in err["loc"])
+        where = source
+        for path, var in (env or {}).items():
+            if loc[: len(path)] == path or path[: len(loc)] == loc:
+                where = f"environment {var}"
+        dotted = ".".join(((prefix,) if prefix else ()) + loc)
+        lines.append(f"{where}: {dotted}: {_expected(err, model)}")
     return "\n".join(lines)
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+# --- loading -------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice (YAML would keep the last silently)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return dict(loader.construct_mapping(node))
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _env_value(name: str, value: str) -> Any:
+    if value == "":
+        return None
+    if value.strip().lower() in _ENV_WORDS:
+        return value.strip()
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"environment {name}: not a valid YAML value: {exc}") from None
+
+
+def env_overrides(
+    environ: Mapping[str, str],
+) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The ``OCS_*`` overrides as a nested mapping, and which variable set each path."""
     out: dict[str, Any] = {}
-    for name, value in environ.items():
+    sources: dict[tuple[str, ...], str] = {}
+    for name in sorted(environ):
         if not name.startswith(ENV_PREFIX):
             continue
-        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        if path[0] not in Config.model_fields or path[0] in ("file", "base_dir"):
+        path = tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
+        if path[0] not in Config.model_fields or path[0] in _DERIVED or "" in path:
             continue
-        try:
-            parsed = yaml.safe_load(value) if value != "" else None
-        except yaml.YAMLError:
-            parsed = value
         node = out
         for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = parsed
-    return out
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[path[-1]] = _env_value(name, environ[name])
+        sources[path] = name
+    return out, sources
 
 
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(merged.get(k), dict):
@@ -157,38 +275,49 @@ def _base_dir(path: Path | None) -> Path:
     return parent.parent if parent.name == "config" else parent
 
 
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections; got {type(loaded).__name__}")
+    for key in _DERIVED:
+        if key in loaded:
+            raise ConfigError(f"{path}: {key}: unknown key (set by the loader)")
+    return loaded
+
+
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read ``path`` (None: defaults only), apply ``OCS_*`` overrides, validate."""
-    data: dict[str, Any] = {}
-    source = str(path) if path else "defaults"
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: configuration file not found") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections")
-        data = loaded
-    env = _env_overrides(os.environ if environ is None else environ)
-    if env:
-        source = f"{source} (with OCS_* environment overrides)"
+    """Read ``path`` (None: defaults only), apply ``OCS_*`` overrides, validate once."""
+    data = _read_file(path) if path is not None else {}
+    env, sources = env_overrides(os.environ if environ is None else environ)
     try:
         return Config.model_validate(
             {**_merge(data, env), "file": path, "base_dir": _base_dir(path)}
         )
     except ValidationError as exc:
-        raise ConfigError(describe(source, exc)) from None
+        raise ConfigError(
+            describe(str(path) if path else "defaults", exc, model=Config, env=sources)
+        ) from None
 
 
 def validate_section(
     model: type[T], raw: Mapping[str, Any] | None, file: Path | None, section: str
 ) -> T:
     """Validate a front end's raw section with its own model (errors name file and key path)."""
+    if raw is not None and not isinstance(raw, Mapping):
+        where = str(file) if file else "configuration"
+        raise ConfigError(f"{where}: {section}: expected a mapping; got {raw!r}")
     try:
         return model.model_validate(dict(raw or {}))
     except ValidationError as exc:
         raise ConfigError(
-            describe(str(file) if file else "configuration", exc, prefix=section)
+            describe(str(file) if file else "configuration", exc, prefix=section, model=model)
         ) from None

