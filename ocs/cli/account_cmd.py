@@ -216,70 +216,43 @@ def _credit(
     run_with_store(obj, go)
 
 
-@account_cli.command("topup", context_settings={"ignore_unknown_options": True})
-@click.argument("ref")
-@click.argument("amount")
-@_bucket_options
-@click.option("--ref", "payment_ref", default="", help="idempotency reference (a payment id)")
-@click.pass_obj
-def topup(
-    obj: dict[str, Any],
-    ref: str,
-    amount: str,
-    unit: str,
-    bucket: str | None,
-    expires: str | None,
-    rating_groups: tuple[int, ...],
-    priority: int,
-    payment_ref: str,
-) -> None:
-    """Add AMOUNT to an account (money '10.00', or a bundle: --unit total_octets 1GB)."""
-    _credit(
-        obj,
-        ref,
-        amount,
-        unit,
-        bucket,
-        expires,
-        rating_groups,
-        priority,
-        False,
-        NotificationKind.TOPUP,
-        payment_ref,
-    )
+def _credit_command(name: str, negative: bool, kind: NotificationKind, help_text: str) -> None:
+    """`topup` and `adjust`: the same options, one credits, one corrects."""
+
+    @account_cli.command(name, help=help_text, context_settings={"ignore_unknown_options": True})
+    @click.argument("ref")
+    @click.argument("amount")
+    @_bucket_options
+    @click.option("--ref", "payment_ref", default="", help="idempotency reference (a payment id)")
+    @click.pass_obj
+    def cmd(obj: dict[str, Any], /, ref: str, amount: str, **opts: Any) -> None:
+        _credit(
+            obj,
+            ref,
+            amount,
+            opts["unit"],
+            opts["bucket"],
+            opts["expires"],
+            opts["rating_groups"],
+            opts["priority"],
+            negative,
+            kind,
+            opts["payment_ref"],
+        )
 
 
-@account_cli.command("adjust", context_settings={"ignore_unknown_options": True})
-@click.argument("ref")
-@click.argument("delta")
-@_bucket_options
-@click.option("--ref", "payment_ref", default="", help="idempotency reference")
-@click.pass_obj
-def adjust(
-    obj: dict[str, Any],
-    ref: str,
-    delta: str,
-    unit: str,
-    bucket: str | None,
-    expires: str | None,
-    rating_groups: tuple[int, ...],
-    priority: int,
-    payment_ref: str,
-) -> None:
-    """Correct a bucket by DELTA (may be negative, never below the bucket's floor)."""
-    _credit(
-        obj,
-        ref,
-        delta,
-        unit,
-        bucket,
-        expires,
-        rating_groups,
-        priority,
-        True,
-        NotificationKind.ADJUST,
-        payment_ref,
-    )
+_credit_command(
+    "topup",
+    False,
+    NotificationKind.TOPUP,
+    "Add AMOUNT to an account (money '10.00', or a bundle: --unit total_octets 1GB).",
+)
+_credit_command(
+    "adjust",
+    True,
+    NotificationKind.ADJUST,
+    "Correct a bucket by AMOUNT (may be negative, never below the bucket's floor).",
+)
 
 
 def _status_command(name: str, status: str, help_text: str) -> None:

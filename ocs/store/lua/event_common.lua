@@ -6,12 +6,8 @@ local now = req.now
 
 local function reply(t) return cmsgpack.pack(t) end
 
-local acct = hash_to_table(redis.call('HGETALL', KEYS[1]))
-if not acct.status or acct.status == 'deleted' then return reply({e = 'user_unknown'}) end
-if req.ik and req.ik ~= '' and redis.call('SISMEMBER', KEYS[3], req.ik) == 0 then
-  return reply({e = 'stale'})
-end
-if req.plan ~= (acct.plan or '') then return reply({e = 'stale', plan = acct.plan}) end
+local acct, refused = load_account(req, KEYS[1], KEYS[3])
+if not acct then return reply(refused) end
 
 -- An event id answered before is answered again, identically, changing nothing.
 local prev = unpack_blob(redis.call('GET', KEYS[4]))

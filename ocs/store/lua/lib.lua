@@ -370,6 +370,20 @@ local function hash_to_table(flat)
   return t
 end
 
+-- The account a request charges, checked against what the caller resolved
+-- from its cache (identity -> account, plan): if either moved since, answer
+-- `stale` and the caller re-resolves (the authoritative data is here).
+-- Returns the account table, or nil and the error reply.
+local function load_account(req, acct_key, ids_key)
+  local acct = hash_to_table(redis.call('HGETALL', acct_key))
+  if not acct.status or acct.status == 'deleted' then return nil, {e = 'user_unknown'} end
+  if req.ik and req.ik ~= '' and redis.call('SISMEMBER', ids_key, req.ik) == 0 then
+    return nil, {e = 'stale'}
+  end
+  if req.plan ~= (acct.plan or '') then return nil, {e = 'stale', plan = acct.plan} end
+  return acct, nil
+end
+
 local function load_balance(key)
   local bal = unpack_blob(redis.call('GET', key))
   if not bal then bal = {b = {}} end

@@ -3,11 +3,8 @@
 -- Debit and record happen in this one call: never one without the other.
 -- Unknown session: still charged and recorded when the caller allows it
 -- (RADIUS Stop without Start, standards §3.4), else UNKNOWN_SESSION.
-if sess and sess.st ~= 'open' then return reply({e = 'unknown_session'}) end
-if not sess then
-  if req.create ~= 1 then return reply({e = 'unknown_session'}) end
-  sess = open_session()
-end
+sess = current_session(req.create == 1)
+if not sess then return reply({e = 'unknown_session'}) end
 
 local bal = load_balance(KEYS[2])
 local before = money_available(bal, now)
@@ -17,6 +14,6 @@ write_record(KEYS[6], sess, acct, now, req.cause, 'session', req.acct .. '/' .. 
 local result = {a = req.acct, svcs = out, cur = acct.currency}
 remember(sess, req.rk, result)
 balance_events(KEYS[7], sess, req.acct, before, money_available(bal, now), req.lowb, false)
-store_closed(sess)
+store_closed()
 save_balance(KEYS[2], bal, now)
 return reply(result)
