@@ -1,21 +1,32 @@
 """Suite-wide fixtures: a real Redis started for the test session.
 
 ``redis_url`` is a private server (the project's embedded launcher, random
-loopback port, temporary directory), or ``OCS_TEST_REDIS_URL`` when set.
-Charging-core fixtures come from tests/core_fixtures.py.
+loopback port, temporary directory), or ``OCS_TEST_REDIS_URL`` when set. The
+private server is shut down at session end, killed if that fails, and killed
+by the kernel if the test process itself dies (``die_with_parent``).
+``redis`` is an async client on it (bytes in, bytes out), on the session loop.
+``unique_id`` gives identifiers no other test uses: tests never depend on
+each other's data or order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
 
 from ocs.store.embedded import start_for_tests
 
+# ---- charging-core fixtures (lead): `charging`, `accounts`, `new_account`, ... ----
+# They live in tests/core_fixtures.py, loaded here as a plugin so every suite sees them.
 pytest_plugins = ["tests.core_fixtures"]
+# -------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -28,5 +39,27 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield server.url
     finally:
-        server.stop()
-        server.kill()
+        try:
+            with contextlib.suppress(Exception):
+                server.stop()
+        finally:
+            server.kill()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=False)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def unique_id() -> Callable[[str], str]:
+    """``unique_id("acct")`` -> ``"acct-<32 hex>"``, fresh on every call."""
+
+    def make(prefix: str = "t") -> str:
+        return f"{prefix}-{uuid.uuid4().hex}"
+
+    return make
