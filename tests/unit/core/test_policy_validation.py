@@ -130,11 +130,15 @@ def test_commented_examples_load(example: str) -> None:
 
 def test_band_naming_unknown_service(tmp_path: Path) -> None:
     """A band pricing an unknown service names the band's key path."""
-    bad = GOOD.replace("plans:", "bands_placeholder:").replace(
-        "  t: {prices: {data: {per: {units: 1MB, price: \"0.01\"}}}}",
-        "  t:\n    prices: {data: {per: {units: 1MB, price: \"0.01\"}}}\n"
-        "    bands: [{start: '20:00', end: '08:00', prices: {ghost: {free: true}}}]",
-    ).replace("bands_placeholder:", "plans:")
+    bad = (
+        GOOD.replace("plans:", "bands_placeholder:")
+        .replace(
+            '  t: {prices: {data: {per: {units: 1MB, price: "0.01"}}}}',
+            '  t:\n    prices: {data: {per: {units: 1MB, price: "0.01"}}}\n'
+            "    bands: [{start: '20:00', end: '08:00', prices: {ghost: {free: true}}}]",
+        )
+        .replace("bands_placeholder:", "plans:")
+    )
     with pytest.raises(PolicyError, match=r"tariffs\.t\.bands\.0\.prices\.ghost: unknown service"):
         load_policy_files([write(tmp_path, bad)])
 
@@ -142,9 +146,11 @@ def test_band_naming_unknown_service(tmp_path: Path) -> None:
 def test_bad_band_hour_is_named(tmp_path: Path) -> None:
     """A band hour that is not HH:MM is refused with its key path."""
     bad = GOOD.replace(
-        "  t: {prices: {data: {per: {units: 1MB, price: \"0.01\"}}}}",
-        "  t:\n    prices: {data: {per: {units: 1MB, price: \"0.01\"}}}\n"
+        '  t: {prices: {data: {per: {units: 1MB, price: "0.01"}}}}',
+        '  t:\n    prices: {data: {per: {units: 1MB, price: "0.01"}}}\n'
         "    bands: [{start: '25:00', prices: {data: {free: true}}}]",
     )
-    with pytest.raises(PolicyError, match=r"tariffs\.t\.bands\.0\.start: String should match pattern"):
+    with pytest.raises(
+        PolicyError, match=r"tariffs\.t\.bands\.0\.start: String should match pattern"
+    ):
         load_policy_files([write(tmp_path, bad)])
