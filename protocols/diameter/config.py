@@ -59,5 +59,7 @@ class DiameterConfig(_Strict):
     # UNABLE_TO_COMPLY is a permanent failure: the client would apply its CCFH and
     # possibly end the user's service for a transient outage.
     storage_failure_result_code: Literal[3004, 5012] = 3004
+    # 3002 / 3003 when a CCR names another Destination-Host or Destination-Realm.
+    check_destination: bool = True
     data_dir: Path | None = None  # Origin-State-Id counter and peers' state ids
     reuse_port: bool = False  # SO_REUSEPORT for several worker processes

@@ -52,9 +52,13 @@ class GyApplication:
     contexts: Sequence[str] = DEFAULT_CONTEXTS
     # 3004 by default: see protocols.diameter.config.DiameterConfig.storage_failure_result_code.
     storage_failure: ResultCode = ResultCode.TOO_BUSY
+    check_destination: bool = True
 
     async def handle(self, msg: Decoded, peer: PeerInfo) -> bytes:
         """Serve one well-formed CCR; always returns the CCA (or error answer) bytes."""
+        misrouted = self._destination_problem(msg) if self.check_destination else None
+        if misrouted is not None:
+            return answers.error_answer(msg, self.local, misrouted)
         try:
             req = parse_ccr(msg, self.contexts)
         except GyReject as reject:
@@ -72,6 +76,18 @@ class GyApplication:
                 result=int(code),
             )
             return answers.error_answer(msg, self.local, Problem(code, detail=type(exc).__name__))
+
+    def _destination_problem(self, msg: Decoded) -> Problem | None:
+        """3002 / 3003 for a request routed to another host or realm (RFC 6733 §6.1.4)."""
+        host = A.get_str(msg.avps, AvpCode.DESTINATION_HOST)
+        if host is not None and host.lower() != self.local.origin_host.lower():
+            return Problem(
+                ResultCode.UNABLE_TO_DELIVER, detail=f"Destination-Host {host} is not us"
+            )
+        realm = A.get_str(msg.avps, AvpCode.DESTINATION_REALM)
+        if realm is not None and realm.lower() != self.local.origin_realm.lower():
+            return Problem(ResultCode.REALM_NOT_SERVED, detail=f"realm {realm} not served")
+        return None
 
     def _session_ref(self, req: GyRequest, peer: PeerInfo) -> SessionRef:
         attrs = [("origin_host", peer.origin_host), ("origin_realm", peer.origin_realm)]

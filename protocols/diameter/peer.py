@@ -132,6 +132,9 @@ class PeerMachine:
     peer: PeerInfo | None = None
     watchdog: Watchdog | None = None
     ids: IdGenerator = field(default_factory=IdGenerator)
+    # Asked once the CER is acceptable: a Result-Code refuses the peer (e.g. a second
+    # connection from a peer that is already open, standards §1.3).
+    admit: Callable[[PeerInfo], ResultCode | None] | None = None
     _deadline: float = 0.0
 
     def __post_init__(self) -> None:
@@ -204,6 +207,10 @@ class PeerMachine:
                 *self._close("bad CER"),
             ]
         decision = negotiate(msg, self.local, self.address, self.policy.allowed)
+        refused = self.admit(decision.peer) if decision.accepted and self.admit else None
+        if refused is not None:
+            cea = answers.cea(msg, self.local, refused, error_message="peer already connected")
+            return [Send(cea), *self._close(f"CER refused with {int(refused)}")]
         cea = answers.cea(msg, self.local, decision.result_code, error_bit=decision.error_bit)
         if not decision.accepted:
             return [Send(cea), *self._close(f"CER refused with {int(decision.result_code)}")]

@@ -94,6 +94,19 @@ class DiameterNode:
                 metrics().peers.dec()
                 log.info("diameter_peer_down", peer=host)
 
+    def admit(self, conn: Connection, peer: PeerInfo) -> ResultCode | None:
+        """A second connection from an open peer is refused (standards §1.3), unless the
+        peer restarted (higher Origin-State-Id): then the old connection is the stale one."""
+        old = self.peers.get(peer.origin_host)
+        if old is None or old is conn:
+            return None
+        old_info = old.machine.peer if old.machine is not None else None
+        old_state = old_info.origin_state_id if old_info is not None else None
+        if peer.origin_state_id and old_state and peer.origin_state_id > old_state:
+            old.close("replaced by the restarted peer's new connection")
+            return None
+        return ResultCode.UNABLE_TO_COMPLY
+
     def peer_opened(self, conn: Connection, peer: PeerInfo) -> None:
         old = self.peers.get(peer.origin_host)
         if old is None:
@@ -147,6 +160,7 @@ class DiameterServer:
             self.local,
             tuple(cfg.service_contexts),
             ResultCode(cfg.storage_failure_result_code),
+            cfg.check_destination,
         )
         self.node = DiameterNode(
             self.local,

@@ -71,6 +71,7 @@ class Connection(asyncio.Protocol):
             here = transport.get_extra_info("sockname") or ("127.0.0.1", 0)
             local = dataclasses.replace(local, host_ip_addresses=(str(here[0]),))
         self.machine = PeerMachine(local, self.node.settings.policy, str(peer[0]), self.loop.time())
+        self.machine.admit = lambda info: self.node.admit(self, info)
         self.node.connection_made(self)
         self._rearm()
 

@@ -200,7 +200,7 @@ class GyClient:
         ccr.session_id = session_id
         ccr.origin_host = self.origin_host.encode()
         ccr.origin_realm = ORIGIN_REALM.encode()
-        ccr.destination_realm = b"ocs.test"
+        ccr.destination_realm = b"test.example"
         ccr.service_context_id = "32251@3gpp.org"
         ccr.cc_request_type = req_type
         ccr.cc_request_number = number

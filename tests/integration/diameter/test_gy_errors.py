@@ -123,6 +123,20 @@ ROWS = [
         [461],
     ),
     ("5005 CCR-I without subscriber", lambda: w.ccr(**ids()), 5005, False, [443]),
+    (
+        "3002 Destination-Host not us",
+        lambda: w.ccr(sub("1"), w.utf8(293, "other.example"), **ids()),
+        3002,
+        True,
+        None,
+    ),
+    (
+        "3003 Destination-Realm not served",
+        lambda: w.ccr(sub("1"), realm="elsewhere.example", **ids()),
+        3003,
+        True,
+        None,
+    ),
 ]
 
 

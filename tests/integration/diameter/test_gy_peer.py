@@ -208,3 +208,35 @@ async def test_half_open_peer_closed_after_two_tw(
     c.answer_watchdog = False
     await asyncio.wait_for(c.closed.wait(), 20.0)  # 2 x (6 s + 2 s jitter) at most
     assert [m.header.command_code for m in c.server_requests] == [280]
+
+
+async def test_second_connection_from_open_peer_is_refused(new_client: NewClient) -> None:
+    """standards §1.3: a second connection from an open peer is refused; a restarted one replaces it."""
+    host = f"pgw-{uuid.uuid4().hex[:8]}.example"
+    first = await new_client(cer=False, origin_host=host)
+    assert (await first.cer(state_id=3)).result_code == 2001
+    second = await new_client(cer=False, origin_host=host)
+    assert (await second.cer(state_id=3)).result_code == 5012
+    await asyncio.wait_for(second.closed.wait(), 5)
+    assert (await first.dwr()).result_code == 2001
+    restarted = await new_client(cer=False, origin_host=host)
+    assert (await restarted.cer(state_id=4)).result_code == 2001
+    await asyncio.wait_for(first.closed.wait(), 5)  # the stale connection is closed
+    assert (await restarted.dwr()).result_code == 2001
+
+
+async def test_ipv4_and_ipv6_listeners(start_server: StartServer, new_client: NewClient) -> None:
+    """The listener serves IPv4 and IPv6 at once (127.0.0.1 and ::1)."""
+    server = await start_server(listen=["127.0.0.1", "::1"])
+    families = {":" in host for host, _ in server.addresses}
+    assert families == {False, True}
+    for host, port in server.addresses:
+        c = GyClient(host, port, origin_host=f"v{':' in host}-{uuid.uuid4().hex[:6]}.example")
+        await c.connect()
+        try:
+            cea = await c.cer()
+            assert cea.result_code == 2001
+            expected = (2, "::1") if ":" in host else (1, "127.0.0.1")
+            assert next(a.value for a in plain(cea.raw).avps if a.code == 257) == expected
+        finally:
+            await c.close()

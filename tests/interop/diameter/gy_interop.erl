@@ -39,7 +39,7 @@ main([Host, PortText, Msisdn]) ->
            end,
     Ccr = fun(Type, Number, Extra) ->
                   maps:merge(#{'Session-Id' => SId,
-                               'Destination-Realm' => "ocs.test",
+                               'Destination-Realm' => "test.example",
                                'Auth-Application-Id' => 4,
                                'Service-Context-Id' => "32251@3gpp.org",
                                'CC-Request-Type' => Type,

@@ -71,13 +71,14 @@ def ccr(
     hbh: int = 0x1234,
     e2e: int = 0x5678,
     flags: int = 0xC0,
+    realm: str = "test.example",
 ) -> bytes:
     """A CCR for app 4 with the required AVPs; ``None`` leaves one out."""
     parts = [
         utf8(263, session),
         utf8(264, "gw.example"),
         utf8(296, "example"),
-        utf8(283, "ocs.example"),
+        utf8(283, realm),
         u32(258, 4),
     ]
     if context is not None:
