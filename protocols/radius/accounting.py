@@ -24,8 +24,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-import structlog
-
 from ocs.charging.api import ChargingService
 from ocs.charging.errors import (
     AccountBlocked,
@@ -46,8 +44,6 @@ from protocols.radius import sessions as ss
 from protocols.radius.accounting_record import AcctRecord, StatusType
 from protocols.radius.counters import Counters, request_key
 from protocols.radius.settings import ClientConfig, IdentitySource, RadiusConfig
-
-log = structlog.get_logger("ocs.radius.accounting")
 
 # Acct-Terminate-Cause (RFC 2866 §5.10) -> why the charging session ended.
 TERMINATE_CAUSES: dict[int, TerminationCause] = {
@@ -139,9 +135,12 @@ class AccountingMapper:
         except StorageUnavailable:
             raise
         except AccountBlocked as exc:
-            return AcctResult(AcctOutcome.REJECTED, session, TerminationCause.ADMIN, repr(exc))
+            return AcctResult(
+                AcctOutcome.REJECTED, session, TerminationCause.ADMIN, type(exc).__name__
+            )
         except ChargingError as exc:
-            return AcctResult(AcctOutcome.REJECTED, session, None, repr(exc))
+            # The message may name the subscriber: only the class goes to logs.
+            return AcctResult(AcctOutcome.REJECTED, session, None, type(exc).__name__)
         return self._result(rec, session, answer)
 
     async def _nas_restart(self, rec: AcctRecord, source: str, now: int) -> AcctResult:

@@ -23,7 +23,7 @@ from ocs.charging.api import ChargingService
 from ocs.charging.errors import StorageUnavailable
 from ocs.charging.types import SessionRef, TerminationCause
 from protocols.radius import metrics as m
-from protocols.radius.accounting import AccountingMapper, AcctResult
+from protocols.radius.accounting import AccountingMapper, AcctOutcome, AcctResult
 from protocols.radius.accounting_record import StatusType, parse_accounting
 from protocols.radius.authorize import Authorizer
 from protocols.radius.clients import ClientTable
@@ -157,6 +157,15 @@ class Pipeline:
             outcome=result.outcome.value,
             detail=result.detail,
         )
+        if result.outcome is AcctOutcome.REJECTED:
+            log.info(
+                "radius_accounting_rejected",
+                nas=prep.client.name,
+                status=rec.status,
+                acct_session_id=rec.session_id,
+                user_name=rec.user_name or "",  # masked by the logging setup
+                error=result.detail,
+            )
         self._track(rec.status, rec.counters.total_octets, rec.counters.seconds, result)
         return encode_reply(prep.request, ACCOUNTING_RESPONSE)
 
