@@ -62,4 +62,5 @@ class DiameterConfig(_Strict):
     # 3002 / 3003 when a CCR names another Destination-Host or Destination-Realm.
     check_destination: bool = True
     data_dir: Path | None = None  # Origin-State-Id counter and peers' state ids
-    reuse_port: bool = False  # SO_REUSEPORT for several worker processes
+    # SO_REUSEPORT: the workers of `ocs serve --workers N` share the port.
+    reuse_port: bool = True

@@ -45,29 +45,39 @@ class PeerRestarts:
 
     def __init__(self, state_file: Path | None = None) -> None:
         self._file = state_file
-        self._seen: dict[str, int] = {}
-        if state_file is not None and state_file.exists():
-            try:
-                loaded = json.loads(state_file.read_text())
-                self._seen = {str(k): int(v) for k, v in loaded.items()}
-            except (ValueError, AttributeError):
-                self._seen = {}
+        self._seen: dict[str, int] = self._load()
 
     def observe(self, origin_host: str, value: int) -> bool:
         """Record a value; True when it is higher than the one seen before (a restart)."""
         if not value:
             return False
+        if origin_host not in self._seen and self._file is not None:
+            self._seen.update(self._load())  # another worker (or our last run) may know it
         last = self._seen.get(origin_host)
         if last == value:
             return False
         self._seen[origin_host] = max(value, last or 0)
-        self._save()
+        self._save(origin_host)
         return last is not None and value > last
 
-    def _save(self) -> None:
+    def _load(self) -> dict[str, int]:
+        if self._file is None:
+            return {}
+        try:
+            loaded = json.loads(self._file.read_text())
+            return {str(k): int(v) for k, v in loaded.items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _save(self, origin_host: str) -> None:
+        """Read-merge-write under a lock: workers share the file."""
         if self._file is None:
             return
         self._file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._seen, sort_keys=True))
-        os.replace(tmp, self._file)
+        with open(self._file.with_suffix(".lock"), "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            merged = self._load()
+            merged[origin_host] = max(merged.get(origin_host, 0), self._seen[origin_host])
+            tmp = self._file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(merged, sort_keys=True))
+            os.replace(tmp, self._file)

@@ -234,3 +234,13 @@ def test_peer_restart_detection(tmp_path: Path) -> None:
     assert not r.observe("gw", 0)
     assert r.observe("gw", 6)
     assert PeerRestarts(f).observe("gw", 7)  # remembered across our own restart
+
+
+def test_peer_restarts_shared_between_workers(tmp_path: Path) -> None:
+    """Workers share the peers' state ids through the file: a restart seen by another worker."""
+    f = tmp_path / "peers.json"
+    worker_a, worker_b = PeerRestarts(f), PeerRestarts(f)
+    assert not worker_a.observe("gw", 10)
+    assert worker_b.observe("gw", 11)  # b never saw 10 itself
+    assert not worker_a.observe("other", 1)
+    assert PeerRestarts(f).observe("gw", 12) and PeerRestarts(f).observe("other", 2)
