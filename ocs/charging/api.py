@@ -16,7 +16,7 @@ outcome under that key and a repeat gets the same answer with
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import msgpack
@@ -87,6 +87,9 @@ class ChargingService:
         self.partitions = partitions
         self.scripts = Scripts.register(client)
         self.resolver = Resolver(client, partitions)
+        # The time requests are rated at when they carry none: a seam so
+        # tests can put a session on either side of a tariff switch.
+        self.clock: Callable[[], float] = time.time
 
     @classmethod
     async def connect(cls, client: Redis, policies: PolicySet) -> ChargingService:
@@ -184,7 +187,7 @@ class ChargingService:
         cause: TerminationCause,
         create: bool,
     ) -> ChargingAnswer:
-        ts = int(time.time()) if now is None else now
+        ts = int(self.clock()) if now is None else now
         for attempt in (0, 1):
             target = await self._target(session.session_id, ids, prefer_identity=op == "initiate")
             policies = self.policies
@@ -306,7 +309,7 @@ class ChargingService:
         ``event_id`` makes it idempotent (Gy: Session-Id + CC-Request-Number).
         A service unknown to the policy answers RATING_FAILED, changing nothing.
         """
-        ts = int(time.time()) if now is None else now
+        ts = int(self.clock()) if now is None else now
         ids = _as_list(subscriber)
         for attempt in (0, 1):
             target = await self.resolver.by_identity(ids)
@@ -464,7 +467,7 @@ class ChargingService:
         keys = self.keys(account_id)
         request = {
             "sid": session_id,
-            "now": int(time.time()) if now is None else now,
+            "now": int(self.clock()) if now is None else now,
             "cause": cause.value,
             "force": int(force),
             "before": opened_before or 0,

@@ -51,8 +51,10 @@ class PolicySet:
     version: str
     files: tuple[str, ...] = ()
     notifications: Notifications = field(default_factory=Notifications)
-    _by_key: dict[tuple[int | None, int | None], str] = field(default_factory=dict, repr=False)
-    _schedules: dict[str, Schedule] = field(default_factory=dict, repr=False)
+    _by_key: dict[tuple[int | None, int | None], str] = field(
+        default_factory=dict, repr=False, init=False
+    )
+    _schedules: dict[str, Schedule] = field(default_factory=dict, repr=False, init=False)
 
     def __post_init__(self) -> None:
         for name, svc in self.services.items():
