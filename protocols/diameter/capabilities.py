@@ -5,7 +5,7 @@ Auth-/Acct-Application-Id, including those inside Vendor-Specific-Application-Id
 whose Vendor-Id is ignored (so VSAI{10415, 4} matches app 4); the relay id
 0xffffffff counts as common (standards §1.3). An allow-list, when configured,
 admits peers by Origin-Host and, optionally, by source network: others get 3010
-with the E bit and are closed.
+with the E bit and are closed. A peer that only offers in-band TLS gets 5017.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from protocols.diameter import avps as A
 from protocols.diameter.codec import Decoded
 from protocols.diameter.constants import APP_RELAY, VENDOR_3GPP, AvpCode, ResultCode
 from protocols.diameter.local import LocalNode
+
+NO_INBAND_SECURITY = 0  # Inband-Security-Id (RFC 6733 §6.10); 1 would be TLS
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,4 +98,7 @@ def negotiate(
     ours = set(local.auth_application_ids)
     if APP_RELAY not in peer.applications and not ours & peer.applications:
         return CerDecision(ResultCode.NO_COMMON_APPLICATION, peer)
+    security = A.get_ints(cer.avps, AvpCode.INBAND_SECURITY_ID)
+    if security and NO_INBAND_SECURITY not in security:
+        return CerDecision(ResultCode.NO_COMMON_SECURITY, peer)  # we do not start TLS in band
     return CerDecision(ResultCode.SUCCESS, peer)

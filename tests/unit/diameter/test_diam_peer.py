@@ -244,3 +244,10 @@ def test_peer_restarts_shared_between_workers(tmp_path: Path) -> None:
     assert worker_b.observe("gw", 11)  # b never saw 10 itself
     assert not worker_a.observe("other", 1)
     assert PeerRestarts(f).observe("gw", 12) and PeerRestarts(f).observe("other", 2)
+
+
+def test_tls_only_peer_gets_5017() -> None:
+    """standards §1.3: no common security (the peer only offers in-band TLS) -> 5017, close."""
+    acts = _machine().receive(decode(cer(u32(299, 1))), 0.0)
+    assert _result(acts[0]) == 5017 and isinstance(acts[-1], Close)
+    _open(_machine(), u32(299, 0))
