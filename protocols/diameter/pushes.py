@@ -20,13 +20,14 @@ from diameter.message.avp import Avp
 from ocs.charging.api import ChargingService
 from ocs.charging.types import Notification, NotificationKind
 from protocols.diameter import avps as A
+from protocols.diameter.capabilities import PeerInfo
 from protocols.diameter.codec import Decoded
 from protocols.diameter.constants import APP_CREDIT_CONTROL, AvpCode, Command
 from protocols.diameter.gy import OWNER_PREFIX
+from protocols.diameter.local import LocalNode
 
 if TYPE_CHECKING:
     from protocols.diameter.server import DiameterNode
-    from protocols.diameter.transport import Connection
 
 log = structlog.get_logger("ocs.diameter.push")
 
@@ -43,12 +44,13 @@ _COMMANDS = {
 }
 
 
-def push_avps(n: Notification, conn: Connection, command: Command) -> list[Avp]:
-    node = conn.node.local
-    peer = conn.machine.peer if conn.machine is not None else None
+def push_avps(
+    n: Notification, local: LocalNode, peer: PeerInfo | None, command: Command
+) -> list[Avp]:
+    """RAR (RFC 4006 §3.3) or ASR (RFC 6733 §8.5.1) body; Session-Id first."""
     out = [
         A.new(AvpCode.SESSION_ID, n.session_id),
-        *A.identity_avps(node.origin_host, node.origin_realm),
+        *A.identity_avps(local.origin_host, local.origin_realm),
         A.new(AvpCode.DESTINATION_REALM, peer.origin_realm if peer else ""),
         A.new(AvpCode.DESTINATION_HOST, peer.origin_host if peer else ""),
         A.new(AvpCode.AUTH_APPLICATION_ID, APP_CREDIT_CONTROL),
@@ -95,7 +97,10 @@ class PushSender:
         conn = self.node.peers.get(note.owner[len(OWNER_PREFIX) :])
         if conn is None:
             return False
-        answer = conn.request(command, APP_CREDIT_CONTROL, push_avps(note, conn, command))
+        peer = conn.machine.peer if conn.machine is not None else None
+        answer = conn.request(
+            command, APP_CREDIT_CONTROL, push_avps(note, conn.node.local, peer, command)
+        )
         self.node.spawn(self._await_answer(answer, note, command))
         return True
 

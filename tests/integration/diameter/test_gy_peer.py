@@ -240,3 +240,25 @@ async def test_ipv4_and_ipv6_listeners(start_server: StartServer, new_client: Ne
             assert next(a.value for a in plain(cea.raw).avps if a.code == 257) == expected
         finally:
             await c.close()
+
+
+async def test_no_cer_before_timeout_closes(
+    start_server: StartServer, new_client: NewClient
+) -> None:
+    """standards §1.3: no CER before the timeout -> closed without a word."""
+    server = await start_server(cer_timeout=0.5)
+    c = await new_client(server, cer=False)
+    await asyncio.wait_for(c.closed.wait(), 5)
+    assert c.unsolicited == []
+
+
+async def test_proxy_info_copied_in_order_over_tcp(gy: GyClient) -> None:
+    """standards §1.2: every Proxy-Info comes back in order; Session-Id first; P bit copied."""
+    proxies = [w.grouped(284, w.utf8(280, f"proxy{i}"), w.utf8(33, f"state{i}")) for i in (1, 2)]
+    data = w.ccr(
+        *proxies, context="32299@3gpp.org", hbh=0x4242, e2e=0x4242
+    )  # 5031: app-level answer
+    answer = plain(await gy.send_raw(data))
+    assert answer.avps[0].code == 263 and answer.header.is_proxyable
+    got = [a.value[0].value for a in answer.avps if a.code == 284]
+    assert got == [b"proxy1", b"proxy2"]
