@@ -21,6 +21,7 @@ from typing import Any
 
 import msgpack
 import structlog
+from redis import exceptions as rexc
 from redis.asyncio import Redis
 
 from ocs.charging import errors
@@ -43,10 +44,11 @@ from ocs.charging.types import (
 )
 from ocs.notify import subscribe
 from ocs.policy.loader import PolicySet
+from ocs.store.batch import Batcher, Command
 from ocs.store.client import partitions as read_partitions
 from ocs.store.client import storage_errors, text
 from ocs.store.keys import AccountKeys, owner_index, session_index, supervision_shard
-from ocs.store.scripts import Scripts
+from ocs.store.scripts import Scripts, evalsha
 
 log = structlog.get_logger("ocs.charging")
 
@@ -87,13 +89,16 @@ class ChargingService:
         self.partitions = partitions
         self.scripts = Scripts.register(client)
         self.resolver = Resolver(client, partitions)
+        self.batch = Batcher(client)
         # The time requests are rated at when they carry none: a seam so
         # tests can put a session on either side of a tariff switch.
         self.clock: Callable[[], float] = time.time
 
     @classmethod
     async def connect(cls, client: Redis, policies: PolicySet) -> ChargingService:
-        return cls(client, policies, await read_partitions(client))
+        service = cls(client, policies, await read_partitions(client))
+        await service.load_scripts()
+        return service
 
     def keys(self, account_id: str) -> AccountKeys:
         return AccountKeys(account_id, self.partitions)
@@ -263,34 +268,54 @@ class ChargingService:
             "lowb": list(policies.notifications.low_balance),
         }
         script = getattr(self.scripts, op)
-        async with storage_errors():
-            pipe = self.redis.pipeline(transaction=False)
-            if op != "terminate":
-                # Index hints go first: harmless if the script then refuses.
-                pipe.set(session_index(session.session_id), target.account_id, ex=SESSION_INDEX_TTL)
-                pipe.zadd(supervision_shard(target.account_id), {member: now + supervision})
-                if session.owner:
-                    pipe.sadd(owner_index(session.owner), member)
-            script_index = len(pipe.command_stack)
-            await script(
-                keys=[
-                    keys.account,
-                    keys.balance,
-                    keys.ids,
-                    keys.sessions,
-                    keys.session(session.session_id),
-                    keys.records,
-                    keys.notifications,
-                ],
-                args=[msgpack.packb(request, use_bin_type=True)],
-                client=pipe,
+        session_keys = [
+            keys.account,
+            keys.balance,
+            keys.ids,
+            keys.sessions,
+            keys.session(session.session_id),
+            keys.records,
+            keys.notifications,
+        ]
+        commands: list[Command] = []
+        if op != "terminate":
+            # Index hints go first: harmless if the script then refuses.
+            sidx = session_index(session.session_id)
+            commands.append(("SET", sidx, target.account_id, "EX", SESSION_INDEX_TTL))
+            commands.append(
+                ("ZADD", supervision_shard(target.account_id), now + supervision, member)
             )
-            if op == "terminate":
-                pipe.zrem(supervision_shard(target.account_id), member)
-                if session.owner:
-                    pipe.srem(owner_index(session.owner), member)
-            results = await pipe.execute()
-        return _decode(results[script_index])
+            if session.owner:
+                commands.append(("SADD", owner_index(session.owner), member))
+        script_index = len(commands)
+        commands.append(evalsha(script, session_keys, msgpack.packb(request, use_bin_type=True)))
+        if op == "terminate":
+            commands.append(("ZREM", supervision_shard(target.account_id), member))
+            if session.owner:
+                commands.append(("SREM", owner_index(session.owner), member))
+        replies = await self._submit(commands)
+        return _decode(replies[script_index])
+
+    async def _submit(self, commands: list[Command]) -> list[Any]:
+        """Send through the per-pass batcher; reload scripts once on NOSCRIPT."""
+        for attempt in (0, 1):
+            async with storage_errors():
+                replies = await self.batch.submit(commands)
+            if attempt == 0 and any(isinstance(r, rexc.NoScriptError) for r in replies):
+                await self.load_scripts()
+                continue
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    async with storage_errors():
+                        raise reply
+            return replies
+        raise errors.StorageUnavailable("scripts could not be loaded")
+
+    async def load_scripts(self) -> None:
+        """SCRIPT LOAD every balance script (at start, and after NOSCRIPT)."""
+        async with storage_errors():
+            for script in self.scripts.all():
+                await self.redis.script_load(script.script)
 
     # -- one-shot events -----------------------------------------------------
 
@@ -404,17 +429,14 @@ class ChargingService:
             else cost(tariff_params(policies.price(target.plan, name, now)), amount),
         }
         script = self.scripts.refund if action is EventAction.REFUND else self.scripts.event
-        async with storage_errors():
-            raw = await script(
-                keys=[
-                    keys.account,
-                    keys.balance,
-                    keys.ids,
-                    f"{keys.events}:{event_id}",
-                    keys.records,
-                ],
-                args=[msgpack.packb(request, use_bin_type=True)],
-            )
+        event_keys = [
+            keys.account,
+            keys.balance,
+            keys.ids,
+            f"{keys.events}:{event_id}",
+            keys.records,
+        ]
+        (raw,) = await self._submit([evalsha(script, event_keys, msgpack.packb(request))])
         return _decode(raw)
 
     @staticmethod

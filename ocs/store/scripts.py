@@ -9,6 +9,7 @@ argument.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 
@@ -48,6 +49,16 @@ class Scripts:
     create: AsyncScript
     renew: AsyncScript
 
+    def all(self) -> list[AsyncScript]:
+        return [getattr(self, name) for name in _PARTS]
+
     @classmethod
     def register(cls, client: Redis) -> Scripts:
         return cls(**{name: client.register_script(script_source(name)) for name in _PARTS})
+
+
+def evalsha(
+    script: AsyncScript, keys: Sequence[str], *args: bytes | str | int
+) -> tuple[object, ...]:
+    """The EVALSHA command of one script call, for a pipeline or the batcher."""
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)

@@ -1,0 +1,57 @@
+"""Per-pass batching of Redis commands, and recovery from a flushed script cache."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from ocs.charging.api import ChargingService
+from ocs.charging.types import ServiceKey, ServiceRequest, SessionRef, Usage
+from ocs.store.batch import Batcher
+from tests.core_fixtures import NewAccount, unique_session
+
+
+async def test_one_pipeline_per_loop_pass_each_caller_gets_its_replies(core_redis: Redis) -> None:
+    """50 callers in one pass share one pipeline; each gets exactly its own replies."""
+    batcher = Batcher(core_redis)
+    pipelines = 0
+    original = core_redis.pipeline
+
+    def counting(*args: object, **kw: object) -> object:
+        nonlocal pipelines
+        pipelines += 1
+        return original(*args, **kw)  # type: ignore[arg-type]
+
+    core_redis.pipeline = counting  # type: ignore[method-assign]
+    try:
+        key = "ocs:test:batch:" + unique_session()
+        replies = await asyncio.gather(
+            *(batcher.submit([("INCRBY", key, n), ("ECHO", f"caller-{n}")]) for n in range(1, 51))
+        )
+    finally:
+        core_redis.pipeline = original  # type: ignore[method-assign]
+    assert pipelines == 1
+    assert [r[1] for r in replies] == [f"caller-{n}".encode() for n in range(1, 51)]
+    assert sorted(r[0] for r in replies)[-1] == sum(range(1, 51))
+
+
+async def test_failing_command_is_that_callers_error_only(core_redis: Redis) -> None:
+    """One caller's bad command does not fail the other callers of the same pass."""
+    batcher = Batcher(core_redis)
+    good, bad = await asyncio.gather(
+        batcher.submit([("ECHO", "fine")]), batcher.submit([("NOSUCHCOMMAND",)])
+    )
+    assert good == [b"fine"]
+    assert isinstance(bad[0], Exception)
+
+
+async def test_requests_survive_a_flushed_script_cache(
+    charging: ChargingService, new_account: NewAccount
+) -> None:
+    """SCRIPT FLUSH (as after a Redis restart): the next request reloads scripts and is served once."""
+    acct = await new_account()
+    s = SessionRef(unique_session())
+    await charging.redis.script_flush()
+    a = await charging.initiate(s, acct.identity, [ServiceRequest(ServiceKey(10), Usage())])
+    assert a.services[0].granted == Usage(total_octets=10_000)
