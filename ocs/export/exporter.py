@@ -138,34 +138,41 @@ class Exporter:
                     self._stop.wait(min(wait, self.cfg.poll_interval))
                     continue
             try:
-                got = self._iterate(once, target)
+                got, drained = self._iterate(once, target)
             except FAILURES as exc:
                 self._fail(exc)  # back off, then retry from the top
                 continue
             self._recovered()
-            if once and not got and not self.buffered():
+            if drained and not self.buffered():
                 break
             if not got:
                 self._stop.wait(self.cfg.poll_interval)
         return self._finish()
 
-    def _iterate(self, once: bool, target: dict[int, str]) -> int:
-        """One round: read, claim, write, close, trim; returns entries read."""
+    def _iterate(self, once: bool, target: dict[int, str]) -> tuple[int, bool]:
+        """One round: read, claim, write, close, trim.
+
+        Returns the entries read and, for --once, whether every entry up to
+        the target was delivered before this round (then nothing is read).
+        A partition whose buffer is full is not read, so reading nothing
+        does not mean drained.
+        """
         now = self.clock()
         if self._failure is not None and self.buffered():
             self.flush(force=True)  # retry what failed before reading more
-        got = 0 if once and self._reached(target) else self.poll()
+        drained = once and self._reached(target)
+        got = 0 if drained else self.poll()
         if now >= self._next["claim"]:
             self.claim_idle()
             self._next["claim"] = now + self.cfg.claim_interval
-        self.flush(force=once and not got)
-        if now >= self._next["house"] or (once and not got):
+        self.flush(force=once and (drained or not got))
+        if now >= self._next["house"] or drained:
             self.housekeeping()
             self._next["house"] = now + HOUSEKEEPING_INTERVAL
         if now >= self._next["trim"]:
             self.trim()
             self._next["trim"] = now + self.cfg.trim_interval
-        return got
+        return got, drained
 
     def _reached(self, target: dict[int, str]) -> bool:
         """Has the group been delivered every entry up to ``target`` (per partition)?"""

@@ -282,3 +282,15 @@ def test_unreachable_redis_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("ocs: error: export: redis:")
+
+
+def test_once_drains_past_a_full_reclaimed_buffer(redis_url: str, tmp_path: Path) -> None:
+    """--once after a crash: a buffer filled by reclaimed entries does not end the drain early."""
+    client = fresh_db(redis_url)
+    cfg = config(tmp_path / "out", batch_size=5)
+    ids = [add(client, 3, rec := record()) and rec.record_id for _ in range(25)]
+    Exporter(client, cfg).start()
+    client.xreadgroup(cfg.group, dead_consumer_name(), {records_stream(3): ">"}, count=5)
+    assert Exporter(client, cfg).run(once=True) == 0
+    assert record_counts(cfg.output_dir) == dict.fromkeys(ids, 1)
+    assert unacknowledged(client, cfg.group) == 0
