@@ -63,6 +63,14 @@ class GyApplication:
             req = parse_ccr(msg, self.contexts)
         except GyReject as reject:
             return answers.error_answer(msg, self.local, reject.problem)
+        log.debug(
+            "gy_request",
+            session=req.session_id,
+            type=req.request_type.name,
+            number=req.request_number,
+            services=len(req.services),
+            peer=peer.origin_host,
+        )
         try:
             if req.request_type is CcRequestType.EVENT:
                 return self._event_cca(msg, req, await self._event(req, peer), peer)

@@ -87,6 +87,16 @@ class Connection(asyncio.Protocol):
                 self.send(answers.framing_error_answer(error.header, self.node.local))
             self.close(f"framing: {error.reason}")
 
+    def pause_writing(self) -> None:
+        # The peer does not read its answers: stop reading its requests until it does,
+        # rather than buffering answers without bound.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def eof_received(self) -> bool | None:
         return None  # close our side too; a partial header is simply dropped
 
