@@ -70,7 +70,7 @@ def test_unwritable_directory_acknowledges_nothing_then_recovers(
         assert unacknowledged(client, cfg.group) == 40
         blocker.unlink()
         assert wait_for(lambda: unacknowledged(client, cfg.group) == 0)
-        assert exporter.health()["ok"] is True
+        assert wait_for(lambda: exporter.health()["ok"] is True)
     finally:
         exporter.stop()
         thread.join(10)
