@@ -268,14 +268,17 @@ class ChargingService:
             "lowb": list(policies.notifications.low_balance),
         }
         script = getattr(self.scripts, op)
+        blob, answers, order = keys.session_keys(session.session_id)
         session_keys = [
             keys.account,
             keys.balance,
             keys.ids,
             keys.sessions,
-            keys.session(session.session_id),
+            blob,
             keys.records,
             keys.notifications,
+            answers,
+            order,
         ]
         commands: list[Command] = []
         if op != "terminate":
@@ -294,7 +297,10 @@ class ChargingService:
             if session.owner:
                 commands.append(("SREM", owner_index(session.owner), member))
         replies = await self._submit(commands)
-        return _decode(replies[script_index])
+        raw = replies[script_index]
+        if raw[:1] == b"R":  # a replay: the stored answer, as first sent
+            return {**_decode(raw[1:]), "replay": 1}
+        return _decode(raw)
 
     async def _submit(self, commands: list[Command]) -> list[Any]:
         """Send through the per-pass batcher; reload scripts once on NOSCRIPT."""
@@ -504,8 +510,9 @@ class ChargingService:
                     keys.account,
                     keys.balance,
                     keys.sessions,
-                    keys.session(session_id),
+                    *keys.session_keys(session_id)[:1],
                     keys.records,
+                    *keys.session_keys(session_id)[1:],
                 ],
                 args=[msgpack.packb(request, use_bin_type=True)],
             )

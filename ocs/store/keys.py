@@ -63,6 +63,11 @@ class AccountKeys:
     def session(self, session_id: str) -> str:
         return f"{self.base}:s:{session_id}"
 
+    def session_keys(self, session_id: str) -> tuple[str, str, str]:
+        """The session blob, its answers (hash: request key -> answer), their order."""
+        base = self.session(session_id)
+        return base, f"{base}:a", f"{base}:o"
+
     @property
     def records(self) -> str:
         return records_stream(self.partition)

@@ -2,7 +2,8 @@
 -- timer, RFC 4006 §5.5 Tcc expiry), or every session of a peer that
 -- restarted / a NAS that rebooted (force = 1). Releases the reservations and
 -- writes the record with the given cause; a later update gets UNKNOWN_SESSION.
--- KEYS: 1 account hash, 2 balance, 3 open-session set, 4 session, 5 records.
+-- KEYS: 1 account hash, 2 balance, 3 open-session set, 4 session, 5 records,
+-- 6 the session's answers, 7 their order.
 local req = cmsgpack.unpack(ARGV[1])
 local now = req.now
 local sess = unpack_blob(redis.call('GET', KEYS[4]))
@@ -24,6 +25,8 @@ write_record(KEYS[5], sess, acct, now, req.cause, 'session', sess.acct .. '/' ..
 sess.st = 'closed'
 sess.last = now
 redis.call('SET', KEYS[4], cmsgpack.pack(sess), 'EX', 86400)
+redis.call('EXPIRE', KEYS[6], 86400)
+redis.call('EXPIRE', KEYS[7], 86400)
 redis.call('SREM', KEYS[3], req.sid)
 save_balance(KEYS[2], bal, now)
 return cmsgpack.pack({closed = 1})

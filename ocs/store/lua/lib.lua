@@ -396,12 +396,16 @@ local function save_balance(key, bal, now)
   redis.call('SET', key, cmsgpack.pack(bal))
 end
 
--- Remember the answer to a request key (bounded: the newest 256 keys).
-local function remember(sess, rk, answer)
-  sess.ans[rk] = answer
-  sess.order[#sess.order + 1] = rk
-  while #sess.order > 256 do
-    sess.ans[table.remove(sess.order, 1)] = nil
+-- Answers live beside the session, not in it: a replay reads one hash field
+-- and the session blob stays small (unpacking grows with its size). The
+-- newest 256 request keys are kept; the order list says which to forget.
+local ANSWERS_KEPT = 256
+
+local function remember(answers_key, order_key, rk, packed)
+  if redis.call('HSET', answers_key, rk, packed) == 1 then
+    if redis.call('RPUSH', order_key, rk) > ANSWERS_KEPT then
+      redis.call('HDEL', answers_key, redis.call('LPOP', order_key))
+    end
   end
 end
 

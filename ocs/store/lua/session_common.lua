@@ -1,7 +1,8 @@
 -- session_common.lua: the opening checks and shared steps of the three
 -- session scripts (prepended after lib.lua). KEYS: 1 account hash,
 -- 2 balance, 3 identities, 4 open-session set, 5 session, 6 records stream,
--- 7 notifications stream.
+-- 7 notifications stream, 8 the session's answers (hash: request key ->
+-- packed answer), 9 their order (list).
 
 local req = cmsgpack.unpack(ARGV[1])
 local now = req.now
@@ -11,19 +12,17 @@ local function reply(t) return cmsgpack.pack(t) end
 local acct, refused = load_account(req, KEYS[1], KEYS[3])
 if not acct then return reply(refused) end
 
+-- A request key answered before gets that answer again, changing nothing
+-- (marked with a leading "R": a packed answer is a map, never starts so).
+local prev = redis.call('HGET', KEYS[8], req.rk)
+if prev then return 'R' .. prev end
+
 local sess = unpack_blob(redis.call('GET', KEYS[5]))
-if sess then
-  local prev = sess.ans[req.rk]
-  if prev then
-    prev.replay = 1
-    return reply(prev)
-  end
-end
 
 local function open_session()
   return {sid = req.sid, acct = req.acct, ids = req.ids, owner = req.owner,
     attrs = req.attrs, start = now, last = now, st = 'open', pv = req.pv,
-    svc = {}, ans = {}, order = {}, dl = now + req.sup}
+    svc = {}, dl = now + req.sup}
 end
 
 -- The open session this request continues: nil for a closed one (its
@@ -49,7 +48,16 @@ local function store_closed()
   sess.st = 'closed'
   sess.last = now
   redis.call('SET', KEYS[5], cmsgpack.pack(sess), 'EX', 86400)
+  redis.call('EXPIRE', KEYS[8], 86400)
+  redis.call('EXPIRE', KEYS[9], 86400)
   redis.call('SREM', KEYS[4], req.sid)
+end
+
+-- Store the answer under the request key and send it.
+local function answer(result)
+  local packed = cmsgpack.pack(result)
+  remember(KEYS[8], KEYS[9], req.rk, packed)
+  return packed
 end
 
 -- Serve every service (usage, then a new reservation unless `deny`), keep
@@ -59,7 +67,6 @@ local function serve_and_keep(deny)
   local before = money_available(bal, now)
   local out = serve(bal, sess, req.svcs, now, deny, true)
   local result = {a = req.acct, svcs = out, cur = acct.currency}
-  remember(sess, req.rk, result)
   local limited = false
   for _, r in ipairs(out) do
     if r.st == 'credit_limit_reached' then limited = true end
@@ -67,7 +74,7 @@ local function serve_and_keep(deny)
   balance_events(KEYS[7], sess, req.acct, before, money_available(bal, now), req.lowb, limited)
   store_open()
   save_balance(KEYS[2], bal, now)
-  return reply(result)
+  return answer(result)
 end
 
 local blocked = acct.status ~= 'active'
