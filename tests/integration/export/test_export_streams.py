@@ -203,7 +203,7 @@ def test_once_ends_while_records_keep_arriving(redis_url: str, tmp_path: Path) -
 def test_entries_idle_at_a_silent_exporter_are_taken_over(redis_url: str, tmp_path: Path) -> None:
     """Entries held by an exporter of another host past claim_idle are exported by us, once."""
     client = fresh_db(redis_url)
-    cfg = config(tmp_path / "out", claim_idle_seconds=1)
+    cfg = config(tmp_path / "out", claim_idle_seconds=3)
     ids = [add(client, 4, rec := record()) and rec.record_id for _ in range(8)]
     Exporter(client, cfg).start()  # creates the groups
     held = client.xreadgroup(cfg.group, "elsewhere:1:silent", {records_stream(4): ">"})
@@ -211,7 +211,7 @@ def test_entries_idle_at_a_silent_exporter_are_taken_over(redis_url: str, tmp_pa
     early = Exporter(client, cfg)
     assert early.run(once=True) == 0
     assert early.stats.records == 0  # not idle long enough: still the other's
-    time.sleep(1.1)
+    time.sleep(3.1)
     late = Exporter(client, cfg)
     assert late.run(once=True) == 0
     assert late.stats.records == 8
