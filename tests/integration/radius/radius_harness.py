@@ -35,7 +35,7 @@ class Nas:
         tr, proto = await loop.create_datagram_endpoint(_Recv, local_addr=(host, 0))
         return cls(tr, proto)
 
-    async def send(self, raw: bytes, dest: tuple[str, int], within: float = 1.0) -> bytes | None:
+    async def send(self, raw: bytes, dest: tuple[str, int], within: float = 5.0) -> bytes | None:
         """Send one datagram; the first answer within ``within`` seconds, else None."""
         while not self._proto.queue.empty():
             self._proto.queue.get_nowait()
