@@ -17,12 +17,21 @@ Open periods (no manifest yet) get the batch and duplicate checks only.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ocs.export.formats import read_raw, read_rows
-from ocs.export.layout import BATCH_META, MANIFEST, TMP_DIR, BatchName, id_key, sha256_file
+from ocs.export.layout import (
+    BATCH_META,
+    MANIFEST,
+    TMP_DIR,
+    BatchName,
+    batch_rows,
+    id_key,
+    sha256_file,
+)
 from ocs.export.rows import Row
 from ocs.export.summary import coerce_summary, currency_totals, summarize
 
@@ -61,16 +70,16 @@ def verify(target: Path) -> Report:
         if pdir.name == TMP_DIR:
             continue
         report.periods += 1
-        rows_by_batch = {}
+        good = []  # batches whose rows could be read; one in memory at a time
         for bdir in sorted(p for p in pdir.iterdir() if BatchName.parse(p.name)):
             rows = _check_batch(bdir, report)
             if rows is None:
                 continue
-            rows_by_batch[bdir.name] = rows
+            good.append(bdir)
             _check_unique(bdir, rows, entry_seen, record_seen, report)
         if (pdir / MANIFEST).exists():
             report.closed += 1
-            _check_manifest(pdir, rows_by_batch, report)
+            _check_manifest(pdir, good, report)
     return report
 
 
@@ -142,7 +151,7 @@ def _check_unique(
     report.records += len({r["record_id"] for r in rows})
 
 
-def _check_manifest(pdir: Path, rows_by_batch: dict[str, list[Row]], report: Report) -> None:
+def _check_manifest(pdir: Path, batches: list[Path], report: Report) -> None:
     where = f"{pdir.name}/{MANIFEST}"
     try:
         manifest: dict[str, Any] = json.loads((pdir / MANIFEST).read_text(encoding="utf-8"))
@@ -150,9 +159,10 @@ def _check_manifest(pdir: Path, rows_by_batch: dict[str, list[Row]], report: Rep
         report.problems.append(f"{where}: unreadable: {exc}")
         return
     listed = {b["name"]: b for b in manifest["batches"]}
-    if set(listed) != set(rows_by_batch):
-        extra = sorted(set(rows_by_batch) - set(listed))
-        missing = sorted(set(listed) - set(rows_by_batch))
+    names = {b.name for b in batches}
+    if set(listed) != names:
+        extra = sorted(names - set(listed))
+        missing = sorted(set(listed) - names)
         report.problems.append(
             f"{where}: batches on disk not listed {extra}, "
             f"listed but missing or unreadable {missing}"
@@ -163,16 +173,21 @@ def _check_manifest(pdir: Path, rows_by_batch: dict[str, list[Row]], report: Rep
             meta = json.loads((bdir / BATCH_META).read_text(encoding="utf-8"))
             if meta["files"] != info["files"]:
                 report.problems.append(f"{where}: checksums of {name} differ from its batch")
-    rows = [r for name in sorted(rows_by_batch) for r in rows_by_batch[name]]
+
+    def rows() -> Iterator[Row]:
+        for bdir in batches:
+            yield from batch_rows(bdir)
+
+    by_currency = currency_totals(rows())
     totals = {
-        "rows": len(rows),
-        "records": len({r["record_id"] for r in rows}),
-        "currencies": currency_totals(rows),
+        "rows": sum(t["rows"] for t in by_currency.values()),
+        "records": sum(t["records"] for t in by_currency.values()),
+        "currencies": by_currency,
     }
     if totals != manifest["totals"]:
         report.problems.append(f"{where}: totals recomputed from rows differ from the manifest")
     try:
-        expected = summarize(rows, manifest["exponents"])
+        expected = summarize(rows(), manifest["exponents"])
     except KeyError as exc:
         report.problems.append(f"{where}: no exponent for currency {exc}")
         return
