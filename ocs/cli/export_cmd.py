@@ -19,6 +19,7 @@ import asyncio
 import signal
 import sys
 import threading
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
@@ -62,22 +63,27 @@ def _export_config(config: Config, output_dir: Path | None) -> ExportConfig:
     return cfg.model_copy(update={"output_dir": config.path(cfg.output_dir)})
 
 
-def _redis(config: Config, url: str | None, stack: ExitStack) -> redis.Redis:
-    """A client for --redis-url, redis.url, or the embedded server (attached or started)."""
+def _redis(config: Config, url: str | None, once: bool, stack: ExitStack) -> redis.Redis:
+    """A client for --redis-url, redis.url, or the embedded server of ``ocs serve``.
+
+    The exporter never starts the embedded server itself (stopping it at exit
+    would pull the store from under ``ocs serve``): following, it waits for
+    the server to come up; ``--once`` fails at once.
+    """
     if url is None:
         url = config.redis.url
     if url is None:
         from ocs.store.embedded import EmbeddedRedis
 
-        embedded = EmbeddedRedis(
-            config.path(config.redis.data_dir),
-            config.redis.appendfsync,
-            config.redis.port,
-            config.redis.binary,
-        )
-        embedded.start()
-        if not embedded.attached:
-            stack.callback(embedded.stop)
+        embedded = EmbeddedRedis.from_config(config)
+        while not embedded.is_running():
+            if once:
+                fail(
+                    f"export: no embedded Redis running in {embedded.data_dir} "
+                    "(start `ocs serve`, or set redis.url)"
+                )
+            log.info("export_waiting_for_store", data_dir=str(embedded.data_dir))
+            time.sleep(1.0)
         url = embedded.url
     client = redis.Redis.from_url(
         url, decode_responses=False, socket_timeout=10, socket_connect_timeout=5
@@ -145,14 +151,13 @@ def _run(
     config: Config, cfg: ExportConfig, redis_url: str | None, once: bool, stack: ExitStack
 ) -> int:
     from ocs.http import register_health, unregister_health
-    from ocs.store.embedded import EmbeddedError
 
     try:
-        client = _redis(config, redis_url, stack)
+        client = _redis(config, redis_url, once, stack)
         exporter = Exporter(client, cfg)
         if not once and config.metrics.enabled and cfg.metrics_port is not None:
             _serve_http(cfg.metrics_host or config.metrics.host, cfg.metrics_port, stack)
-    except (EmbeddedError, OSError) as exc:
+    except OSError as exc:
         fail(f"export: {exc}")
     register_health("export", exporter.health)
     stack.callback(unregister_health, "export")

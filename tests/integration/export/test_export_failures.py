@@ -294,3 +294,16 @@ def test_once_drains_past_a_full_reclaimed_buffer(redis_url: str, tmp_path: Path
     assert Exporter(client, cfg).run(once=True) == 0
     assert record_counts(cfg.output_dir) == dict.fromkeys(ids, 1)
     assert unacknowledged(client, cfg.group) == 0
+
+
+def test_once_without_a_running_store_says_so(tmp_path: Path) -> None:
+    """No redis.url and no embedded server running: --once exits 2 naming the data dir."""
+    conf = tmp_path / "ocs.yaml"
+    conf.write_text(
+        f"redis: {{data_dir: {tmp_path / 'redis'}}}\n"
+        f"export: {{output_dir: {tmp_path / 'out'}, metrics_port: null}}\n"
+    )
+    done = run_cli("--config", str(conf), "--once")
+    assert done.returncode == 2
+    assert "no embedded Redis running" in done.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "redis" / "redis.sock").exists()
