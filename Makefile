@@ -12,7 +12,15 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/ocs.yaml
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck unit test-slow system-deps bench bench-quick export clean
+.PHONY: help run test lint format format-check typecheck unit test-slow system-deps \
+	bench bench-quick export clean
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run          set up .venv, start ocs serve ($(CONFIG)) on the embedded Redis"
+	@echo "make test         set up .venv (dev extras), ruff, mypy, the default test suite"
+	@echo "make test-slow    the slow soak and fault suites (pytest -m slow)"
+	@echo "make lint | typecheck | unit | format | format-check | bench | bench-quick | clean"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "ocs needs Python >= 3.11 (python3.11 not found)"; exit 1; }
@@ -38,6 +46,14 @@ system-deps:
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+
+# Not part of `make test` while several people edit the tree at once: a
+# formatting difference is not a defect. Run `make format` before committing.
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format .
+
+format-check: $(VENV)/.installed-dev
+	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
