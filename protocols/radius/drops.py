@@ -43,7 +43,8 @@ class RadiusDrop(Exception):
 
 
 class DropLog:
-    """Decides whether a drop from a source is logged: once per source per interval.
+    """Decides whether a drop from a source is logged: once per source per interval,
+    saying how many drops from that source were not logged since the last line.
 
     Sans-IO: the caller passes the clock. Bounded to ``max_sources`` entries so
     spoofed sources cannot grow it without limit.
@@ -52,15 +53,16 @@ class DropLog:
     def __init__(self, interval: float = 60.0, max_sources: int = 4096) -> None:
         self._interval = interval
         self._max = max_sources
-        self._last: OrderedDict[tuple[str, DropReason], float] = OrderedDict()
+        self._last: OrderedDict[str, tuple[float, int]] = OrderedDict()
 
-    def should_log(self, source: str, reason: DropReason, now: float) -> bool:
-        key = (source, reason)
-        last = self._last.get(key)
-        if last is not None and now - last < self._interval:
-            return False
-        self._last[key] = now
-        self._last.move_to_end(key)
+    def should_log(self, source: str, now: float) -> int | None:
+        """None: stay quiet. Otherwise log, with the returned count of suppressed drops."""
+        last = self._last.get(source)
+        if last is not None and now - last[0] < self._interval:
+            self._last[source] = (last[0], last[1] + 1)
+            return None
+        self._last[source] = (now, 0)
+        self._last.move_to_end(source)
         while len(self._last) > self._max:
             self._last.popitem(last=False)
-        return True
+        return 0 if last is None else last[1]

@@ -83,9 +83,15 @@ class Pipeline:
 
     def drop(self, source: str, nas: str, reason: DropReason, detail: str = "") -> None:
         m.DROPS.labels(nas, reason.value).inc()
-        if self._droplog.should_log(source, reason, self._clock()):
+        suppressed = self._droplog.should_log(source, self._clock())
+        if suppressed is not None:
             log.warning(
-                "radius_dropped", source=source, nas=nas, reason=reason.value, detail=detail
+                "radius_dropped",
+                source=source,
+                nas=nas,
+                reason=reason.value,
+                detail=detail,
+                suppressed_since_last=suppressed,
             )
 
     def prepare(self, data: bytes, host: str, port: int, kind: PortKind) -> Prepared | bytes | None:

@@ -8,6 +8,8 @@ import time
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 from pyrad import packet as rp
 
 from ocs.accounts import Accounts
@@ -381,3 +383,14 @@ async def test_garbage_is_dropped_and_the_server_keeps_serving(
     del pkt_no_status["Acct-Status-Type"]
     assert await nas.send(bytes(pkt_no_status.RequestPacket()), server.acct, within=0.3) is None
     assert await exchange(nas, server, pkt)
+
+
+async def test_drops_are_logged_once_per_source_per_interval(server: Server, nas: Nas) -> None:
+    """A flood of garbage from one source: every datagram counted, one log line."""
+    before = drops("too_short")
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(5):
+            assert await nas.send(b"\x04\x01", server.acct, within=0.1) is None
+    assert drops("too_short") == before + 5
+    lines = [e for e in logs if e["event"] == "radius_dropped"]
+    assert len(lines) == 1  # a fresh front end: the first drop is logged, no more

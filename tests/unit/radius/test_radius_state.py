@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from protocols.radius import sessions as ss
 from protocols.radius.clients import ClientTable
-from protocols.radius.drops import DropLog, DropReason
+from protocols.radius.drops import DropLog
 from protocols.radius.dupcache import DuplicateCache, Lookup
 from protocols.radius.settings import RadiusConfig
 
@@ -41,11 +41,20 @@ def test_duplicate_cache_is_bounded() -> None:
 
 
 def test_drop_log_once_per_source_and_interval() -> None:
+    """One log line per source per interval, counting the drops it did not log."""
     log = DropLog(interval=60)
-    assert log.should_log("a", DropReason.BAD_LENGTH, 0)
-    assert not log.should_log("a", DropReason.BAD_LENGTH, 30)
-    assert log.should_log("b", DropReason.BAD_LENGTH, 30)
-    assert log.should_log("a", DropReason.BAD_LENGTH, 61)
+    assert log.should_log("a", 0) == 0
+    assert log.should_log("a", 30) is None
+    assert log.should_log("a", 31) is None
+    assert log.should_log("b", 30) == 0
+    assert log.should_log("a", 61) == 2
+
+
+def test_drop_log_is_bounded() -> None:
+    log = DropLog(interval=60, max_sources=8)
+    for i in range(100):
+        log.should_log(f"10.0.0.{i}", 0)
+    assert log.should_log("10.0.0.0", 1) == 0  # evicted, so logged again
 
 
 def _cfg(**extra: object) -> RadiusConfig:
