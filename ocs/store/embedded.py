@@ -63,6 +63,8 @@ import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ocs.metrics import EMBEDDED_REDIS_RESTARTS
+
 if TYPE_CHECKING:
     from ocs.config import Config
 
@@ -437,6 +439,7 @@ class EmbeddedRedis:
                 log.error("embedded_redis_restart_failed", error=str(exc), retry_in=delay)
             else:
                 self.restarts += 1
+                EMBEDDED_REDIS_RESTARTS.inc()
                 delay = interval
                 log.warning("embedded_redis_restarted", url=self.url, restarts=self.restarts)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from ocs.metrics import EMBEDDED_REDIS_RESTARTS
 from ocs.store.embedded import EmbeddedError, EmbeddedRedis, free_port, start_for_tests
 
 Make = Callable[..., EmbeddedRedis]
@@ -277,6 +278,7 @@ async def test_supervisor_restarts_a_killed_server(servers: Make) -> None:
     await asyncio.to_thread(server.start)
     with contextlib.closing(client(server)) as c:
         c.set("survives", "yes")
+    restarts_before = EMBEDDED_REDIS_RESTARTS._value.get()
     stop = asyncio.Event()
     task = asyncio.create_task(server.supervise(stop, interval=0.05))
     try:
@@ -285,6 +287,7 @@ async def test_supervisor_restarts_a_killed_server(servers: Make) -> None:
         server.kill()
         await eventually(lambda: server.restarts > 0)
         assert server.restarts == 1 and server.process.pid != old
+        assert EMBEDDED_REDIS_RESTARTS._value.get() == restarts_before + 1
         with contextlib.closing(client(server)) as c:
             assert c.get("survives") == "yes"
     finally:
