@@ -99,6 +99,24 @@ def _renderer(json_out: bool, colors: bool) -> Any:
     return structlog.dev.ConsoleRenderer(colors=colors)
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now, not the object it was at configure time.
+
+    A test harness (click's CliRunner, pytest's capsys) swaps and later closes
+    sys.stderr; loggers cached while it was swapped must not keep writing to
+    the closed stream.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR: Any = _CurrentStderr()
+
+
 def configure(level: str = "info", fmt: str = "auto", mask_ids: bool = True) -> None:
     """Set up structlog (and stdlib logging under it) for this process, on stderr.
 
@@ -112,9 +130,7 @@ def configure(level: str = "info", fmt: str = "auto", mask_ids: bool = True) -> 
     structlog.configure(
         processors=[*processors(mask_ids, json_out), _renderer(json_out, colors=tty)],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(_STDERR),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(
-        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=numeric, stream=_STDERR, format="%(levelname)s %(name)s %(message)s")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -129,3 +131,22 @@ def test_json_exception_is_structured(
     assert len(lines) == 1
     event = json.loads(lines[0])
     assert event["exception"][0]["exc_type"] == "ValueError"
+
+
+def test_logging_follows_a_swapped_stderr(
+    restore_structlog: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Configured while a harness had swapped stderr, then closed it: logs go to the new one."""
+    swapped = io.StringIO()
+    real = sys.stderr
+    sys.stderr = swapped
+    try:
+        configure(fmt="json")
+        log = structlog.get_logger("swap-test")
+        log.info("first")
+    finally:
+        sys.stderr = real
+    assert json.loads(swapped.getvalue())["event"] == "first"
+    swapped.close()
+    log.info("second")  # not "I/O operation on closed file"
+    assert json.loads(capsys.readouterr().err)["event"] == "second"
