@@ -299,6 +299,9 @@ class EmbeddedRedis:
             log.info("embedded_redis_attached", url=self.url, owner=owner)
         else:
             self._claim()
+            # An adopted server runs with its first owner's settings: ours apply now.
+            with contextlib.closing(self._client()) as client:
+                client.config_set("appendfsync", self.appendfsync)
             if owner is not None and not _alive(owner):
                 log.warning("embedded_redis_adopted", url=self.url, previous_owner=owner)
 
@@ -316,6 +319,7 @@ class EmbeddedRedis:
         # A socket or pid file left by a killed server would confuse the next one.
         for stale in (self.socket_path, self.pid_path):
             stale.unlink(missing_ok=True)
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "redis.conf"
         conf.write_text(self._config_text())
         binary = find_binary(self.binary)

@@ -224,15 +224,17 @@ def test_live_but_silent_server_is_never_doubled(servers: Make) -> None:
 
 
 def test_orphan_of_a_dead_owner_is_adopted(servers: Make, tmp_path: Path) -> None:
-    """Owner killed (`ocs serve` kill -9): the next start adopts the server and stops it when done."""
+    """Owner killed (`ocs serve` kill -9): the next start adopts the server, applies its
+    appendfsync, and stops it when done."""
     first = servers()
     first.start()
     dead = subprocess.Popen(["true"])
     dead.wait()
     (tmp_path / "redis" / "owner.pid").write_text(f"{dead.pid} gone\n")
-    heir = servers()
+    heir = servers(appendfsync="always")
     heir.start()
     assert heir.owner and not heir.attached
+    assert config(heir, "appendfsync") == "always"  # the adopter's durability applies
     heir.stop()
     assert first.process is not None and first.process.wait(timeout=10) is not None
     assert not (tmp_path / "redis" / "redis.sock").exists()
@@ -349,3 +351,14 @@ def test_start_for_tests_uses_a_random_loopback_port(tmp_path: Path) -> None:
     finally:
         server.stop()
         server.kill()
+
+
+def test_socket_elsewhere(servers: Make, tmp_path: Path) -> None:
+    """redis.socket outside the data dir (a short path): created there, and attach uses it."""
+    sock = tmp_path / "run" / "ocs.sock"
+    first = servers(tmp_path / "data", socket_path=sock)
+    first.start()
+    assert first.url == f"unix://{sock}?db=0" and sock.exists()
+    second = servers(tmp_path / "data", socket_path=sock)
+    second.start()
+    assert second.attached
