@@ -13,16 +13,20 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 MIN_WINDOW = 240.0
 Key = tuple[str, int]
+W = TypeVar("W")  # who waits for a repeat's answer (the connection it came on)
 
 
 @dataclass(slots=True)
-class _Entry:
+class _Entry(Generic[W]):
     expires: float
     answer: bytes | None = None
-    waiting: list[int] = field(default_factory=list)  # Hop-by-Hop ids of repeats in flight
+    # Repeats that arrived while the original was in flight, possibly on another
+    # connection of the same peer: (their Hop-by-Hop id, where to answer).
+    waiting: list[tuple[int, W]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +51,16 @@ def with_hop_by_hop(message: bytes, hop_by_hop: int) -> bytes:
     return message[:12] + struct.pack(">I", hop_by_hop) + message[16:]
 
 
-class DuplicateCache:
+class DuplicateCache(Generic[W]):
     def __init__(self, window: float = 300.0, max_entries: int = 200_000) -> None:
         self.window = max(window, MIN_WINDOW)
         self.max_entries = max_entries
-        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self._entries: OrderedDict[Key, _Entry[W]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def begin(self, key: Key, hop_by_hop: int, now: float) -> Lookup:
+    def begin(self, key: Key, hop_by_hop: int, now: float, waiter: W) -> Lookup:
         self._expire(now)
         entry = self._entries.get(key)
         if entry is None:
@@ -66,25 +70,25 @@ class DuplicateCache:
             return Miss()
         if entry.answer is not None:
             return Hit(with_hop_by_hop(entry.answer, hop_by_hop))
-        entry.waiting.append(hop_by_hop)
+        entry.waiting.append((hop_by_hop, waiter))
         return Pending()
 
-    def complete(self, key: Key, answer: bytes) -> list[bytes]:
-        """Store the answer; returns copies for the repeats that waited for it."""
+    def complete(self, key: Key, answer: bytes) -> list[tuple[W, bytes]]:
+        """Store the answer; returns (waiter, copy) for the repeats that waited for it."""
         entry = self._entries.get(key)
         if entry is None:
             return []
         entry.answer = answer
         waiting, entry.waiting = entry.waiting, []
-        return [with_hop_by_hop(answer, hbh) for hbh in waiting]
+        return [(w, with_hop_by_hop(answer, hbh)) for hbh, w in waiting]
 
-    def release(self, key: Key, answer: bytes) -> list[bytes]:
+    def release(self, key: Key, answer: bytes) -> list[tuple[W, bytes]]:
         """Forget a request whose answer must not be replayed (a transient 3xxx such as
-        3004): a later repeat is served afresh. Returns copies for the waiting repeats."""
+        3004): a later repeat is served afresh. Returns (waiter, copy) for the waiting repeats."""
         entry = self._entries.pop(key, None)
         if entry is None:
             return []
-        return [with_hop_by_hop(answer, hbh) for hbh in entry.waiting]
+        return [(w, with_hop_by_hop(answer, hbh)) for hbh, w in entry.waiting]
 
     def _expire(self, now: float) -> None:
         entries = self._entries

@@ -68,7 +68,7 @@ class DiameterNode:
     local: LocalNode
     settings: NodeSettings
     app: GyApplication
-    duplicates: DuplicateCache
+    duplicates: DuplicateCache[Connection]
     restarts: PeerRestarts
     connections: set[Connection] = field(default_factory=set)
     peers: dict[str, Connection] = field(default_factory=dict)

@@ -166,7 +166,7 @@ class Connection(asyncio.Protocol):
         assert self.machine is not None
         assert self.machine.peer is not None
         key = (self.machine.peer.origin_host, msg.header.end_to_end)
-        lookup = self.node.duplicates.begin(key, msg.header.hop_by_hop, time.monotonic())
+        lookup = self.node.duplicates.begin(key, msg.header.hop_by_hop, time.monotonic(), self)
         if isinstance(lookup, Hit):
             self.send(lookup.answer)
             return
@@ -174,8 +174,9 @@ class Connection(asyncio.Protocol):
             return  # the original is in flight: this repeat is answered with it
         if self.in_flight >= self.node.settings.max_in_flight:
             busy = answers.error_answer(msg, self.node.local, Problem(ResultCode.TOO_BUSY))
-            for data in [busy, *self.node.duplicates.release(key, busy)]:
-                self.send(data)
+            self.send(busy)
+            for conn, copy in self.node.duplicates.release(key, busy):
+                conn.send(copy)
             return
         self.in_flight += 1
         metrics().in_flight.inc()
@@ -200,8 +201,9 @@ class Connection(asyncio.Protocol):
         metrics().latency.labels(command_name(msg.header.command_code)).observe(
             self.loop.time() - started
         )
-        for data in [answer, *copies]:
-            self.send(data)
+        self.send(answer)
+        for conn, copy in copies:
+            conn.send(copy)  # a repeat may have come on another connection of the peer
         if self._close_when_idle and self.in_flight == 0:
             self._close_now()
 

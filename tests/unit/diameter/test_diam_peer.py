@@ -194,24 +194,35 @@ def test_protocol_error_in_open_is_answered() -> None:
 
 def test_duplicates_identical_answer_any_hop_by_hop() -> None:
     """standards §1.7: a repeat gets the identical answer; only Hop-by-Hop differs."""
-    cache = DuplicateCache()
+    cache: DuplicateCache[str] = DuplicateCache()
     key = ("gw", 42)
-    assert isinstance(cache.begin(key, 1, 0.0), Miss)
-    assert isinstance(cache.begin(key, 2, 1.0), Pending)  # T-flagged copy while in flight
+    assert isinstance(cache.begin(key, 1, 0.0, "conn-a"), Miss)
+    # T-flagged copy while the original is in flight, on another connection of the peer
+    assert isinstance(cache.begin(key, 2, 1.0, "conn-b"), Pending)
     answer = dwr(1)
     waiting = cache.complete(key, answer)
-    assert waiting == [answer[:12] + (2).to_bytes(4, "big") + answer[16:]]
-    hit = cache.begin(key, 3, 100.0)
+    assert waiting == [("conn-b", answer[:12] + (2).to_bytes(4, "big") + answer[16:])]
+    hit = cache.begin(key, 3, 100.0, "conn-a")
     assert isinstance(hit, Hit)
     assert hit.answer[16:] == answer[16:]
-    assert isinstance(cache.begin(key, 4, 400.0), Miss)  # window >= 4 minutes, then gone
+    assert isinstance(cache.begin(key, 4, 400.0, "conn-a"), Miss)  # window >= 4 min, then gone
+
+
+def test_duplicate_release_forgets_transient_answers() -> None:
+    """A 3004 is not replayed: the next repeat is served afresh; waiters still get it."""
+    cache: DuplicateCache[str] = DuplicateCache()
+    key = ("gw", 7)
+    cache.begin(key, 1, 0.0, "a")
+    cache.begin(key, 2, 0.0, "b")
+    assert [w for w, _ in cache.release(key, dwr(1))] == ["b"]
+    assert isinstance(cache.begin(key, 3, 1.0, "a"), Miss)
 
 
 def test_duplicate_cache_is_bounded() -> None:
     """The cache never grows past its bound."""
-    cache = DuplicateCache(max_entries=10)
+    cache: DuplicateCache[None] = DuplicateCache(max_entries=10)
     for i in range(50):
-        cache.begin(("gw", i), i, 0.0)
+        cache.begin(("gw", i), i, 0.0, None)
     assert len(cache) == 10
 
 
