@@ -120,6 +120,11 @@ class Exporter:
         }
         self.layout.ensure(meta, self.token)
         self.layout.cleanup_staging(lambda t: is_dead_local(consumer_of_token(t)))
+        for label in self.layout.period_labels():
+            period = self.spec.parse(label)
+            if period and self.layout.is_closed(label) and self.layout.batches(label):
+                # A close interrupted after its manifest: finish it.
+                close_period(self.layout, self.spec, period, self.currencies.exponent, self.token)
         self._disk_ready = True
 
     def run(self, once: bool = False) -> int:
@@ -340,9 +345,10 @@ class Exporter:
                 manifest = close_period(
                     self.layout, self.spec, period, self.currencies.exponent, self.token
                 )
+                if manifest is None:
+                    continue  # another exporter closed it meanwhile
                 metrics.PERIODS_CLOSED.inc()
-                metrics.FILES_WRITTEN.labels("summary").inc(len(manifest["summary"]))
-                metrics.FILES_WRITTEN.labels("manifest").inc()
+                metrics.FILES_WRITTEN.labels("period").inc(len(manifest["files"]) + 1)
                 log.info("export_period_closed", period=label)
 
     def trim(self) -> None:

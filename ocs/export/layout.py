@@ -5,11 +5,13 @@
     <output_dir>/
       layout.json                      period kind, zone, grace (fixed per directory)
       .tmp/                            staging; never read by anyone else
-      <period>/                        e.g. 2026-11-27 (see ocs.export.periods)
+      2026-11-27/                      an open period (see ocs.export.periods)
         p03_1764201600000-0_1764201601234-5/   one committed batch
           rows.csv  rows.jsonl         the rows, one format per file
           batch.json                   entry ids, row count, totals, sha256 of each file
-        summary.csv  summary.jsonl     written when the period closes
+      2026-11-26/                      a closed period (ocs.export.manifest)
+        rows.csv  rows.jsonl           every row of the period
+        summary.csv  summary.jsonl     per account and service
         manifest.json                  written last: the period is closed
 
 A batch holds entries of one partition stream and one period; its directory
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocs.export.formats import file_name, read_rows, render
+from ocs.export.formats import file_name, read_rows, write_file
 from ocs.export.rows import COLUMNS, Row
 from ocs.export.summary import currency_totals
 
@@ -99,14 +101,6 @@ def write_durable(path: Path, data: bytes) -> str:
         fh.flush()
         os.fsync(fh.fileno())
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +185,8 @@ class Layout:
         try:
             files = {}
             for fmt in self.formats:
-                data = render(fmt, rows, COLUMNS)
                 fname = file_name("rows", fmt)
-                files[fname] = {"sha256": write_durable(tmp / fname, data), "bytes": len(data)}
+                files[fname] = write_file(tmp / fname, fmt, COLUMNS, rows)
             meta = {
                 "period": label,
                 "partition": partition,

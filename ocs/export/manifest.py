@@ -1,75 +1,117 @@
-"""Closing a billing period: summary files, then the manifest.
+"""Closing a billing period: one rows file per format, the summary, the manifest.
 
-The manifest is the last file written into a period directory: its presence
-means the period is closed and complete. It lists every batch with its row
-count and the sha256 of each file, the summary files with their sha256, the
-ISO 4217 exponent used for each currency, and per-currency totals. Every
-file is staged in ``.tmp/``, fsync'd and renamed into place, so a crash
-during the close leaves no manifest and the next run closes again; two
-exporters closing the same period write the same content.
+While a period is open its rows live in batch directories (the unit of the
+exactly-once commit, :mod:`ocs.export.layout`). At close, under an exclusive
+lock on the period (two exporters may try at once), the exporter:
+
+1. streams every batch, one at a time, into one ``rows.<fmt>`` per format
+   and into the running totals, and writes ``summary.<fmt>`` (CSV, JSON Lines);
+2. stages all of them in ``.tmp/``, fsync'd, renames them into the period
+   directory, then writes ``manifest.json`` the same way, last: its presence
+   means the period is closed and its files complete;
+3. removes the batch directories (the rows files now hold every row).
+
+The manifest lists each file with its sha256, size and row count, the ISO
+4217 exponent used for each currency, per-currency totals, and the batches
+merged. A crash before the manifest leaves the period open (the next close
+starts over); a crash after it leaves batch directories that the next close
+attempt removes. No entry of a closed period can still be pending (a period
+closes only once every entry written before its end plus the grace is
+acknowledged), so nothing needs the batches afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ocs.export.formats import file_name, render
-from ocs.export.layout import (
-    MANIFEST,
-    Layout,
-    batch_meta,
-    batch_rows,
-    fsync_dir,
-    write_durable,
-)
+from ocs.export.formats import RowFile, file_name, write_file
+from ocs.export.layout import MANIFEST, Layout, batch_meta, batch_rows, fsync_dir, write_durable
 from ocs.export.periods import Period, PeriodSpec, iso_local
-from ocs.export.rows import Row
-from ocs.export.summary import SUMMARY_TYPES, currency_totals, summarize
+from ocs.export.rows import COLUMNS
+from ocs.export.summary import SUMMARY_TYPES, PeriodTotals
 
 SUMMARY_FORMATS = ("csv", "jsonl")
+LOCK = ".close.lock"
+
+
+@contextlib.contextmanager
+def period_lock(pdir: Path) -> Iterator[None]:
+    """Exclusive lock of one period directory (flock; released on any exit)."""
+    with open(pdir / LOCK, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def close_period(
     layout: Layout, spec: PeriodSpec, period: Period, exponent: Callable[[str], int], token: str
-) -> dict[str, Any]:
-    """Write the summary and manifest of a period; returns the manifest."""
+) -> dict[str, Any] | None:
+    """Close a period (see module docstring); returns the manifest, None if already closed."""
     pdir = layout.period_dir(period.label)
-    dirs = layout.batches(period.label)
+    with period_lock(pdir):
+        if (pdir / MANIFEST).exists():
+            remove_batches(layout, period.label)
+            return None
+        manifest = _write_closed(layout, spec, period, exponent, token)
+        remove_batches(layout, period.label)
+        return manifest
+
+
+def remove_batches(layout: Layout, label: str) -> int:
+    """Delete the batch directories of a closed period; returns how many."""
+    gone = 0
+    for bdir in layout.batches(label):
+        shutil.rmtree(bdir)
+        gone += 1
+    if gone:
+        fsync_dir(layout.period_dir(label))
+    return gone
+
+
+def _write_closed(
+    layout: Layout, spec: PeriodSpec, period: Period, exponent: Callable[[str], int], token: str
+) -> dict[str, Any]:
+    pdir = layout.period_dir(period.label)
+    totals = PeriodTotals()
     batches = []
-    for bdir in dirs:
-        meta = batch_meta(bdir)
-        batches.append(
-            {
-                "name": bdir.name,
-                "partition": meta["partition"],
-                "entries": len(meta["entries"]),
-                "rows": meta["rows"],
-                "files": meta["files"],
-            }
-        )
-
-    def rows() -> Iterator[Row]:
-        # One batch in memory at a time: a month can hold millions of rows.
-        for bdir in dirs:
-            yield from batch_rows(bdir)
-
-    totals = currency_totals(rows())
-    exponents = {c: exponent(c) for c in totals}
-    summary = summarize(rows(), exponents)
-    summary_files = {}
+    staged: dict[str, Path] = {}
+    writers = {}
+    for fmt in layout.formats:
+        name = file_name("rows", fmt)
+        staged[name] = _staging(layout, token, name)
+        writers[name] = RowFile(staged[name], fmt, COLUMNS)
+    try:
+        for bdir in layout.batches(period.label):
+            rows = batch_rows(bdir)  # one batch in memory at a time
+            for out in writers.values():
+                out.write(rows)
+            for row in rows:
+                totals.add(row)
+            meta = batch_meta(bdir)
+            batches.append({"name": bdir.name, "entries": len(meta["entries"]), "rows": len(rows)})
+        files = {name: out.finish() for name, out in writers.items()}
+    except BaseException:
+        for out in writers.values():
+            out.abort()
+        raise
+    exponents = {c: exponent(c) for c in totals.currencies()}
+    summary = totals.summary(exponents)
     for fmt in (f for f in layout.formats if f in SUMMARY_FORMATS):
-        fname = file_name("summary", fmt)
-        data = render(fmt, summary, SUMMARY_TYPES)
-        summary_files[fname] = {
-            "sha256": _install(layout, token, pdir / fname, data),
-            "bytes": len(data),
-            "rows": len(summary),
-        }
+        name = file_name("summary", fmt)
+        staged[name] = _staging(layout, token, name)
+        files[name] = write_file(staged[name], fmt, SUMMARY_TYPES, summary)
+    for name, path in staged.items():
+        os.replace(path, pdir / name)
     manifest = {
         "period": period.label,
         "kind": spec.kind,
@@ -78,23 +120,20 @@ def close_period(
         "end": iso_local(period.end, spec.zone),
         "closed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "exponents": exponents,
+        "files": files,
+        "totals": totals.totals(),
         "batches": batches,
-        "summary": summary_files,
-        "totals": {
-            "rows": sum(t["rows"] for t in totals.values()),
-            "records": sum(t["records"] for t in totals.values()),
-            "currencies": totals,
-        },
     }
-    _install(layout, token, pdir / MANIFEST, json.dumps(manifest, indent=1).encode())
+    data = json.dumps(manifest, indent=1).encode()
+    path = _staging(layout, token, MANIFEST)
+    write_durable(path, data)
+    fsync_dir(pdir)  # the rows and summary renames first, then the manifest
+    os.replace(path, pdir / MANIFEST)
+    fsync_dir(pdir)
     return manifest
 
 
-def _install(layout: Layout, token: str, target: Path, data: bytes) -> str:
-    """Stage, fsync, rename into place, fsync the directory; returns sha256."""
-    staged = layout.tmp / f"{token}~{target.name}"
-    staged.unlink(missing_ok=True)
-    digest = write_durable(staged, data)
-    os.replace(staged, target)
-    fsync_dir(target.parent)
-    return digest
+def _staging(layout: Layout, token: str, name: str) -> Path:
+    path = layout.tmp / f"{token}~{name}"
+    path.unlink(missing_ok=True)
+    return path

@@ -60,43 +60,76 @@ class _Acc:
             self.sums[name] += int(row[name])
 
 
-def summarize(rows: Iterable[Row], exponents: Mapping[str, int]) -> list[dict[str, Any]]:
-    """Summary rows, sorted by account, currency, then service (total first)."""
-    groups: dict[tuple[str, str, str], _Acc] = {}
-    for row in rows:
+class PeriodTotals:
+    """Accumulates rows one at a time (a period never has to fit in memory)."""
+
+    def __init__(self) -> None:
+        self._groups: dict[tuple[str, str, str], _Acc] = {}
+        self._currencies: dict[str, _Acc] = {}
+
+    def add(self, row: Row) -> None:
         for service in (TOTAL_SERVICE, row["service"]):
             key = (row["account"], row["currency"], service)
-            groups.setdefault(key, _Acc()).add(row)
-    out = []
-    for (account, currency, service), acc in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != TOTAL_SERVICE, kv[0][2])
-    ):
-        exp = exponents[currency]
-        line: dict[str, Any] = {
-            "account": account,
-            "currency": currency,
-            "service": service,
-            "records": len(acc.records),
-            "sessions": len(acc.sessions),
-            "rows": acc.rows,
-            **acc.sums,
-            "charged": decimal_string(acc.sums["charged_micro"], exp),
-            "tax": decimal_string(acc.sums["tax_micro"], exp),
-            "net": decimal_string(acc.sums["net_micro"], exp),
+            self._groups.setdefault(key, _Acc()).add(row)
+        self._currencies.setdefault(row["currency"], _Acc()).add(row)
+
+    def summary(self, exponents: Mapping[str, int]) -> list[dict[str, Any]]:
+        """Summary rows, sorted by account, currency, then service (total first)."""
+        out = []
+        for (account, currency, service), acc in sorted(
+            self._groups.items(),
+            key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != TOTAL_SERVICE, kv[0][2]),
+        ):
+            exp = exponents[currency]
+            line: dict[str, Any] = {
+                "account": account,
+                "currency": currency,
+                "service": service,
+                "records": len(acc.records),
+                "sessions": len(acc.sessions),
+                "rows": acc.rows,
+                **acc.sums,
+                "charged": decimal_string(acc.sums["charged_micro"], exp),
+                "tax": decimal_string(acc.sums["tax_micro"], exp),
+                "net": decimal_string(acc.sums["net_micro"], exp),
+            }
+            out.append({c: line[c] for c in SUMMARY_COLUMNS})
+        return out
+
+    def currencies(self) -> dict[str, dict[str, int]]:
+        """Per currency: rows, records and the six amount sums."""
+        return {
+            cur: {
+                "rows": acc.rows,
+                "records": len(acc.records),
+                **{k: acc.sums[k] for k in _AMOUNTS},
+            }
+            for cur, acc in sorted(self._currencies.items())
         }
-        out.append({c: line[c] for c in SUMMARY_COLUMNS})
-    return out
+
+    def totals(self) -> dict[str, Any]:
+        """What a manifest states: rows, records, and the per-currency sums."""
+        by_currency = self.currencies()
+        return {
+            "rows": sum(t["rows"] for t in by_currency.values()),
+            "records": sum(t["records"] for t in by_currency.values()),
+            "currencies": by_currency,
+        }
+
+
+def _fed(rows: Iterable[Row]) -> PeriodTotals:
+    acc = PeriodTotals()
+    for row in rows:
+        acc.add(row)
+    return acc
+
+
+def summarize(rows: Iterable[Row], exponents: Mapping[str, int]) -> list[dict[str, Any]]:
+    return _fed(rows).summary(exponents)
 
 
 def currency_totals(rows: Iterable[Row]) -> dict[str, dict[str, int]]:
-    """Per currency: rows, records and the six amount sums."""
-    totals: dict[str, _Acc] = {}
-    for row in rows:
-        totals.setdefault(row["currency"], _Acc()).add(row)
-    return {
-        cur: {"rows": acc.rows, "records": len(acc.records), **{k: acc.sums[k] for k in _AMOUNTS}}
-        for cur, acc in sorted(totals.items())
-    }
+    return _fed(rows).currencies()
 
 
 def coerce_summary(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,39 +1,34 @@
 """``ocs export verify DIR``: recompute everything from the rows and compare.
 
-Checks, for the output root or one period directory:
+DIR is the output root or one period directory. Checks:
 
-* every batch: each file's sha256 and size match ``batch.json``; every
-  format holds the same rows; row count, entry ids and per-currency totals
-  match ``batch.json``; the directory name matches its first and last entry;
-* no stream entry in two batches and no record id from two entries,
-  anywhere under DIR (exactly once);
-* every closed period: the manifest lists exactly the batches on disk with
-  the same checksums, its totals equal the sums of the rows, and each
-  summary file has its checksum and equals the summary recomputed from rows.
+* open period, every batch directory: each file's sha256 and size match
+  ``batch.json``; every format holds the same rows; row count, entry ids
+  and per-currency totals match; the name matches its first and last entry;
+* closed period: the manifest's files exist with their sha256 and size;
+  the rows files of every format hold the same rows, as many as the
+  manifest says; the manifest totals equal the sums of the rows; each
+  summary file equals the summary recomputed from the rows; no batch
+  directory is left behind (it would be counted twice by a reader);
+* everywhere under DIR: no stream entry in two places and no record id
+  from two entries (exactly once).
 
-Open periods (no manifest yet) get the batch and duplicate checks only.
+Rows are streamed (one batch, or one row of each format, at a time); the
+exactly-once check keeps one key per row in memory.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
-from ocs.export.formats import read_raw, read_rows
-from ocs.export.layout import (
-    BATCH_META,
-    MANIFEST,
-    TMP_DIR,
-    BatchName,
-    batch_rows,
-    id_key,
-    sha256_file,
-)
+from ocs.export.formats import file_name, iter_raw, iter_rows, read_rows, sha256_file
+from ocs.export.layout import BATCH_META, MANIFEST, TMP_DIR, BatchName, id_key
 from ocs.export.rows import Row
-from ocs.export.summary import coerce_summary, currency_totals, summarize
+from ocs.export.summary import PeriodTotals, coerce_summary, currency_totals
 
 
 @dataclass
@@ -50,13 +45,41 @@ class Report:
         return not self.problems
 
 
+@dataclass
+class _Seen:
+    """Where each stream entry and each record id was first seen."""
+
+    entries: dict[tuple[int, str], str] = field(default_factory=dict)
+    records: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def add(self, where: str, row: Row, report: Report) -> None:
+        key = (row["partition"], row["entry_id"])
+        first_place = self.entries.setdefault(key, where)
+        if first_place != where:
+            report.problems.append(
+                f"{where}: entry {key[1]} of partition {key[0]} also in {first_place}"
+            )
+            self.entries[key] = where  # report each further copy once
+        first_entry = self.records.setdefault(row["record_id"], key)
+        if first_entry != key:
+            report.problems.append(
+                f"{where}: record {row['record_id']} exported twice "
+                f"(entries {first_entry[1]} and {key[1]})"
+            )
+        report.rows += 1
+
+
 def period_dirs(target: Path) -> list[Path]:
     """The period directories under DIR (DIR itself if it is one)."""
     if (target / MANIFEST).exists() or any(
         BatchName.parse(p.name) for p in target.iterdir() if p.is_dir()
     ):
         return [target]
-    return sorted(p for p in target.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(
+        p
+        for p in target.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name != TMP_DIR
+    )
 
 
 def verify(target: Path) -> Report:
@@ -64,23 +87,35 @@ def verify(target: Path) -> Report:
     if not target.is_dir():
         report.problems.append(f"{target}: not a directory")
         return report
-    entry_seen: dict[tuple[int, str], str] = {}
-    record_seen: dict[str, tuple[int, str]] = {}
+    seen = _Seen()
     for pdir in period_dirs(target):
-        if pdir.name == TMP_DIR:
-            continue
         report.periods += 1
-        good = []  # batches whose rows could be read; one in memory at a time
-        for bdir in sorted(p for p in pdir.iterdir() if BatchName.parse(p.name)):
-            rows = _check_batch(bdir, report)
-            if rows is None:
-                continue
-            good.append(bdir)
-            _check_unique(bdir, rows, entry_seen, record_seen, report)
+        batches = sorted(p for p in pdir.iterdir() if p.is_dir() and BatchName.parse(p.name))
         if (pdir / MANIFEST).exists():
             report.closed += 1
-            _check_manifest(pdir, good, report)
+            if batches:
+                report.problems.append(
+                    f"{pdir.name}: closed, but {len(batches)} batch directories remain "
+                    "(an interrupted close: run `ocs export --once` to finish it)"
+                )
+            _check_closed(pdir, seen, report)
+            continue
+        for bdir in batches:
+            rows = _check_batch(bdir, report)
+            for row in rows or ():
+                seen.add(f"{pdir.name}/{bdir.name}", row, report)
+    report.records = len(seen.records)
     return report
+
+
+def _check_file(pdir: Path, name: str, info: dict[str, Any], where: str, report: Report) -> bool:
+    path = pdir / name
+    if not path.exists():
+        report.problems.append(f"{where}/{name}: missing")
+        return False
+    if sha256_file(path) != info["sha256"] or path.stat().st_size != info["bytes"]:
+        report.problems.append(f"{where}/{name}: sha256 or size differs from its listing")
+    return True
 
 
 def _check_batch(bdir: Path, report: Report) -> list[Row] | None:
@@ -93,14 +128,10 @@ def _check_batch(bdir: Path, report: Report) -> list[Row] | None:
     report.batches += 1
     versions: list[list[Row]] = []
     for fname, info in meta["files"].items():
-        path = bdir / fname
-        if not path.exists():
-            report.problems.append(f"{where}/{fname}: missing")
+        if not _check_file(bdir, fname, info, where, report):
             continue
-        if sha256_file(path) != info["sha256"] or path.stat().st_size != info["bytes"]:
-            report.problems.append(f"{where}/{fname}: sha256 or size differs from {BATCH_META}")
         try:
-            versions.append(read_rows(path))
+            versions.append(read_rows(bdir / fname))
         except (ValueError, KeyError) as exc:
             report.problems.append(f"{where}/{fname}: unreadable rows: {exc}")
     if not versions:
@@ -108,9 +139,8 @@ def _check_batch(bdir: Path, report: Report) -> list[Row] | None:
     rows = versions[0]
     if any(v != rows for v in versions[1:]):
         report.problems.append(f"{where}: the formats hold different rows")
-    entries = meta["entries"]
+    ordered = sorted(meta["entries"], key=id_key)
     name = BatchName.parse(bdir.name)
-    ordered = sorted(entries, key=id_key)
     if name is None or (name.partition, name.first, name.last) != (
         meta["partition"],
         ordered[0],
@@ -119,95 +149,52 @@ def _check_batch(bdir: Path, report: Report) -> list[Row] | None:
         report.problems.append(f"{where}: name does not match its entries")
     if len(rows) != meta["rows"]:
         report.problems.append(f"{where}: {len(rows)} rows, {BATCH_META} says {meta['rows']}")
-    if {r["entry_id"] for r in rows} != set(entries):
+    if {r["entry_id"] for r in rows} != set(ordered):
         report.problems.append(f"{where}: row entry ids differ from {BATCH_META} entries")
     if currency_totals(rows) != meta["totals"]:
         report.problems.append(f"{where}: totals recomputed from rows differ from {BATCH_META}")
     return rows
 
 
-def _check_unique(
-    bdir: Path,
-    rows: list[Row],
-    entry_seen: dict[tuple[int, str], str],
-    record_seen: dict[str, tuple[int, str]],
-    report: Report,
-) -> None:
-    where = f"{bdir.parent.name}/{bdir.name}"
-    for row in rows:
-        key = (row["partition"], row["entry_id"])
-        seen_in = entry_seen.setdefault(key, where)
-        if seen_in != where:
-            report.problems.append(
-                f"{where}: entry {key[1]} of partition {key[0]} also in {seen_in}"
-            )
-        first = record_seen.setdefault(row["record_id"], key)
-        if first != key:
-            report.problems.append(
-                f"{where}: record {row['record_id']} exported twice "
-                f"(entries {first[1]} and {key[1]})"
-            )
-    report.rows += len(rows)
-    report.records += len({r["record_id"] for r in rows})
-
-
-def _check_manifest(pdir: Path, batches: list[Path], report: Report) -> None:
-    where = f"{pdir.name}/{MANIFEST}"
+def _check_closed(pdir: Path, seen: _Seen, report: Report) -> None:
+    where = pdir.name
     try:
         manifest: dict[str, Any] = json.loads((pdir / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        report.problems.append(f"{where}: unreadable: {exc}")
+        report.problems.append(f"{where}/{MANIFEST}: unreadable: {exc}")
         return
-    listed = {b["name"]: b for b in manifest["batches"]}
-    names = {b.name for b in batches}
-    if set(listed) != names:
-        extra = sorted(names - set(listed))
-        missing = sorted(set(listed) - names)
-        report.problems.append(
-            f"{where}: batches on disk not listed {extra}, "
-            f"listed but missing or unreadable {missing}"
-        )
-    for name, info in listed.items():
-        bdir = pdir / name
-        if (bdir / BATCH_META).exists():
-            meta = json.loads((bdir / BATCH_META).read_text(encoding="utf-8"))
-            if meta["files"] != info["files"]:
-                report.problems.append(f"{where}: checksums of {name} differ from its batch")
-
-    def rows() -> Iterator[Row]:
-        for bdir in batches:
-            yield from batch_rows(bdir)
-
-    by_currency = currency_totals(rows())
-    totals = {
-        "rows": sum(t["rows"] for t in by_currency.values()),
-        "records": sum(t["records"] for t in by_currency.values()),
-        "currencies": by_currency,
-    }
-    if totals != manifest["totals"]:
-        report.problems.append(f"{where}: totals recomputed from rows differ from the manifest")
+    files: dict[str, Any] = manifest["files"]
+    present = {name for name, info in files.items() if _check_file(pdir, name, info, where, report)}
+    row_files = sorted(n for n in present if n.startswith("rows."))
+    if not row_files:
+        report.problems.append(f"{where}: no rows file")
+        return
+    totals = PeriodTotals()
     try:
-        expected = summarize(rows(), manifest["exponents"])
-    except KeyError as exc:
-        report.problems.append(f"{where}: no exponent for currency {exc}")
-        return
-    for fname, info in manifest["summary"].items():
-        _check_summary(pdir / fname, info, expected, report)
-
-
-def _check_summary(
-    path: Path, info: dict[str, Any], expected: list[dict[str, Any]], report: Report
-) -> None:
-    where = f"{path.parent.name}/{path.name}"
-    if not path.exists():
-        report.problems.append(f"{where}: missing")
-        return
-    if sha256_file(path) != info["sha256"]:
-        report.problems.append(f"{where}: sha256 differs from the manifest")
-    try:
-        found = [coerce_summary(r) for r in read_raw(path)]
+        streams = (iter_rows(pdir / f) for f in row_files)
+        for n, versions in enumerate(zip_longest(*streams), 1):
+            row = versions[0]
+            if row is None or any(v != row for v in versions[1:]):
+                report.problems.append(f"{where}: rows files differ at row {n}")
+                break
+            totals.add(row)
+            seen.add(where, row, report)
     except (ValueError, KeyError) as exc:
-        report.problems.append(f"{where}: unreadable: {exc}")
+        report.problems.append(f"{where}: unreadable rows: {exc}")
         return
-    if found != expected:
-        report.problems.append(f"{where}: differs from the summary recomputed from the rows")
+    for name in row_files:
+        if files[name]["rows"] != totals.totals()["rows"]:
+            report.problems.append(f"{where}/{name}: row count differs from the manifest")
+    if totals.totals() != manifest["totals"]:
+        report.problems.append(f"{where}/{MANIFEST}: totals differ from the sums of the rows")
+    try:
+        expected = totals.summary(manifest["exponents"])
+    except KeyError as exc:
+        report.problems.append(f"{where}/{MANIFEST}: no exponent for currency {exc}")
+        return
+    for fmt in ("csv", "jsonl"):
+        name = file_name("summary", fmt)
+        if name in present:
+            found = [coerce_summary(r) for r in iter_raw(pdir / name)]
+            if found != expected:
+                report.problems.append(f"{where}/{name}: differs from the summary of the rows")

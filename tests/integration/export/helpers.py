@@ -23,6 +23,7 @@ import yaml
 
 from ocs.charging.records import ChargedRecord, encode_record
 from ocs.export.config import ExportConfig
+from ocs.export.formats import read_rows
 from ocs.export.layout import batch_rows
 from ocs.export.rows import Row
 from ocs.store.keys import records_stream
@@ -67,8 +68,12 @@ def add(client: redis.Redis, partition: int, rec: ChargedRecord, entry_id: str =
 
 
 def all_rows(out: Path) -> list[Row]:
+    """Every row under the output: closed periods' rows files, open periods' batches."""
     rows: list[Row] = []
     for pdir in sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (pdir / "manifest.json").exists():
+            rows.extend(read_rows(pdir / "rows.jsonl"))
+            continue
         for bdir in sorted(b for b in pdir.iterdir() if b.is_dir()):
             rows.extend(batch_rows(bdir))
     return rows

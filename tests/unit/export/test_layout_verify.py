@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ocs.export.formats import read_rows
 from ocs.export.layout import BatchExists, Layout, LayoutMismatch, batch_rows
 from ocs.export.manifest import close_period
 from ocs.export.money import Currencies
@@ -73,19 +74,28 @@ def test_cleanup_removes_only_stale_staging(layout: Layout) -> None:
 
 
 def test_close_then_verify(layout: Layout) -> None:
-    """The summary equals the sums of the rows and verify passes on untouched files."""
+    """Close merges the batches into one rows file per format; summary = sums of rows."""
     publish(layout, 1, ["10-0", "11-0"], account="a")
     publish(layout, 2, ["12-0"], account="b")
+    batch_view = [r for b in layout.batches(DAY.label) for r in batch_rows(b)]
     manifest = close_period(layout, SPEC, DAY, Currencies().exponent, "host+1+aa")
-    rows = [r for b in layout.batches(DAY.label) for r in batch_rows(b)]
-    assert manifest["totals"]["rows"] == len(rows) == 6
+    assert manifest is not None
+    pdir = layout.period_dir(DAY.label)
+    assert layout.batches(DAY.label) == []
+    assert sorted(p.name for p in pdir.iterdir() if not p.name.startswith(".")) == [
+        "manifest.json",
+        "rows.csv",
+        "rows.jsonl",
+        "summary.csv",
+        "summary.jsonl",
+    ]
+    rows = read_rows(pdir / "rows.csv")
+    assert rows == read_rows(pdir / "rows.jsonl") == batch_view
+    assert manifest["totals"]["rows"] == manifest["files"]["rows.csv"]["rows"] == 6
     assert manifest["totals"]["currencies"]["EUR"]["charged_micro"] == sum(
         r["charged_micro"] for r in rows
     )
-    summary = [
-        json.loads(line)
-        for line in (layout.period_dir(DAY.label) / "summary.jsonl").read_text().splitlines()
-    ]
+    summary = [json.loads(line) for line in (pdir / "summary.jsonl").read_text().splitlines()]
     totals = {s["account"]: s for s in summary if s["service"] == TOTAL_SERVICE}
     for account in ("a", "b"):
         mine = [r for r in rows if r["account"] == account]
@@ -99,21 +109,32 @@ def test_close_then_verify(layout: Layout) -> None:
         ):
             assert totals[account][col] == sum(r[col] for r in mine)
         assert totals[account]["sessions"] == len({r["record_id"] for r in mine})
+    assert close_period(layout, SPEC, DAY, Currencies().exponent, "host+2+bb") is None
     report = verify(layout.root)
     assert report.ok, report.problems
-    assert (report.periods, report.closed, report.rows) == (1, 1, 6)
+    assert (report.periods, report.closed, report.rows, report.records) == (1, 1, 6, 3)
 
 
 def test_verify_detects_a_changed_row(layout: Layout) -> None:
-    """One altered amount fails the checksum and the totals."""
-    final = publish(layout, 1, ["10-0"])
+    """One altered amount in a closed period fails the checksum and the comparison."""
+    publish(layout, 1, ["10-0"])
     close_period(layout, SPEC, DAY, Currencies().exponent, "host+1+aa")
-    csv_path = final / "rows.csv"
+    csv_path = layout.period_dir(DAY.label) / "rows.csv"
     csv_path.write_text(csv_path.read_text().replace("1200000", "1200001", 1))
     report = verify(layout.root)
     assert not report.ok
     assert any("sha256" in p for p in report.problems)
-    assert any("different rows" in p or "totals" in p for p in report.problems)
+    assert any("rows files differ at row 1" in p for p in report.problems)
+
+
+def test_verify_detects_a_changed_batch(layout: Layout) -> None:
+    """One altered amount in an open period's batch fails checksum and totals."""
+    final = publish(layout, 1, ["10-0"])
+    jsonl = final / "rows.jsonl"
+    jsonl.write_text(jsonl.read_text().replace("1200000", "1200001", 1))
+    report = verify(layout.root)
+    assert any("sha256" in p for p in report.problems)
+    assert any("different rows" in p for p in report.problems)
 
 
 def test_verify_detects_an_entry_exported_twice(layout: Layout) -> None:
@@ -124,9 +145,14 @@ def test_verify_detects_an_entry_exported_twice(layout: Layout) -> None:
     assert any("also in" in p for p in report.problems)
 
 
-def test_verify_detects_a_batch_missing_from_the_manifest(layout: Layout) -> None:
-    publish(layout, 1, ["10-0"])
+def test_interrupted_close_is_reported_then_finished(layout: Layout) -> None:
+    """Batches left beside a manifest are flagged by verify; the next close removes them."""
+    final = publish(layout, 1, ["10-0"])
+    saved = final.parent / "saved"
+    shutil.copytree(final, saved)
     close_period(layout, SPEC, DAY, Currencies().exponent, "host+1+aa")
-    publish(layout, 2, ["20-0"])
+    saved.rename(final)  # as if the process died between the manifest and the clean-up
     report = verify(layout.period_dir(DAY.label))
-    assert any("not listed" in p for p in report.problems)
+    assert any("batch directories remain" in p for p in report.problems)
+    assert close_period(layout, SPEC, DAY, Currencies().exponent, "host+1+aa") is None
+    assert verify(layout.root).ok

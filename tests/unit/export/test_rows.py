@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocs.export.formats import read_rows, write_rows
+from ocs.export.formats import read_rows, write_file
 from ocs.export.money import Currencies
 from ocs.export.rows import COLUMNS, RowStyle, mask_identity, record_rows
 from tests.unit.export.records import record
@@ -104,8 +103,8 @@ def test_csv_and_jsonl_round_trip(tmp_path: Path) -> None:
     )
     rows = record_rows("9-9", 2, rec, STYLE)
     for fmt in ("csv", "jsonl"):
-        buf = io.StringIO(newline="")
-        assert write_rows(buf, fmt, rows, list(COLUMNS)) == 2
         path = tmp_path / f"rows.{fmt}"
-        path.write_text(buf.getvalue(), encoding="utf-8", newline="")
+        info = write_file(path, fmt, COLUMNS, rows)
+        assert info["rows"] == 2
+        assert info["bytes"] == path.stat().st_size
         assert read_rows(path) == rows
