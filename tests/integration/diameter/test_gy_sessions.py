@@ -142,11 +142,14 @@ async def test_fui_redirect_then_topup_rar_and_new_grant(
     u = await gy.call(gy.ccr(s, 2, 1, None, [mscc(DATA, None, [usu(cc_total_octets=5_000)])]))
     (m,) = u.multiple_services_credit_control
     assert m.granted_service_unit is None and m.validity_time is not None
+    # Validity-Time over, still no credit: a CCR-U without USU gets 4012 (standards §2.6)
+    e = await gy.call(gy.ccr(s, 2, 2, None, [mscc(DATA, rsu())]))
+    assert e.multiple_services_credit_control[0].result_code == 4012
     await accounts.credit(acct.account_id, BucketSpec(UnitType.MONEY, 0), 1_000_000)
     await asyncio.wait_for(gy.server_request_event.wait(), 1.0)  # within one second (issue 3)
     rar = gy.server_requests[-1]
     assert rar.header.command_code == 258 and rar.session_id == s and rar.re_auth_request_type == 0
-    g = await gy.call(gy.ccr(s, 2, 2, None, [mscc(DATA, rsu())]))
+    g = await gy.call(gy.ccr(s, 2, 3, None, [mscc(DATA, rsu())]))
     (m,) = g.multiple_services_credit_control
     assert m.result_code == 2001 and m.granted_service_unit.cc_total_octets == 10_000
 
@@ -163,6 +166,11 @@ async def test_block_sends_asr(gy: GyClient, accounts: Accounts, new_account: Ne
     assert asr.header.command_code == 274 and asr.session_id == s
     u = await gy.call(gy.ccr(s, 2, 1, None, [mscc(DATA, rsu(), [usu(cc_total_octets=100)])]))
     assert [m.result_code for m in u.multiple_services_credit_control] == [4010]
+    # after ASR and ASA comes the CCR-T: usage debited, nothing left reserved
+    t = await gy.call(gy.ccr(s, 3, 2, None, [mscc(DATA, None, [usu(cc_total_octets=100)])]))
+    assert t.result_code == 2001
+    amount, reserved = await money(accounts, acct.account_id)
+    assert reserved == 0 and amount < 1_000_000
 
 
 async def test_raa_5002_is_accepted(
