@@ -33,9 +33,10 @@ class ExportConfig(BaseModel):
     timezone: str = "UTC"
     formats: tuple[Format, ...] = ("csv", "jsonl")
     # A batch is written when it holds batch_size entries of one partition or
-    # its oldest entry waited max_batch_age seconds.
-    batch_size: int = Field(default=500, ge=1, le=10_000)
-    max_batch_age: float = Field(default=2.0, gt=0, le=3600)
+    # its oldest entry waited max_batch_age seconds. Each batch is a directory
+    # until its period closes: larger batches mean fewer of them.
+    batch_size: int = Field(default=1000, ge=1, le=10_000)
+    max_batch_age: float = Field(default=10.0, gt=0, le=3600)
     poll_interval: float = Field(default=0.2, gt=0, le=60)
     # Stream entries acknowledged and older than this are trimmed (0: never).
     retention_seconds: int = Field(default=7 * 86400, ge=0)
