@@ -108,6 +108,7 @@ class Limits:
     max_depth: int = 10
     max_avps: int = 4096
     max_mscc: int = 64
+    strict_mbit: bool = False  # True: 5001 for unknown M-bit AVPs in every group, read or not
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,8 +350,11 @@ class _Walker:
         inner = (*parents, avp)
         payload = avp.payload
         skip = self.skip_mandatory_check
-        if avp.code == AvpCode.FAILED_AVP and not avp.vendor_id:
+        key = (avp.code, avp.vendor_id)
+        if key == (AvpCode.FAILED_AVP, 0):
             self.skip_mandatory_check = True  # Failed-AVP quotes the peer's problem, not ours
+        elif depth == 0 and key not in grammar.READ_GROUPS and not self.limits.strict_mbit:
+            self.skip_mandatory_check = True  # a container we carry but never read
         try:
             self.walk(payload, 0, len(payload), depth + 1, inner, children)
         finally:

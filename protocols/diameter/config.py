@@ -32,6 +32,9 @@ class LimitsConfig(_Strict):
     max_avps: int = Field(default=4096, ge=16)
     max_mscc: int = Field(default=64, ge=1)
     max_in_flight: int = Field(default=1000, ge=1)  # per peer; past it: 3004 TOO_BUSY
+    # True: 5001 also for unknown M-bit AVPs inside containers we never read
+    # (e.g. 3GPP Service-Information); default: only where the Gy mapping reads.
+    strict_mbit: bool = False
 
 
 class DiameterConfig(_Strict):

@@ -220,6 +220,12 @@ GROUPS: Mapping[Key, Grammar] = {
     _k(A.VENDOR_SPECIFIC_APPLICATION_ID): VENDOR_SPECIFIC_APPLICATION_ID,
 }
 
+# Grouped AVPs whose content the Gy mapping reads: an unknown M-bit AVP inside them
+# (at any depth) is 5001. Other known groups (e.g. 3GPP Service-Information) are
+# carried, never read: unknown M-bit AVPs inside them are tolerated unless
+# ``Limits.strict_mbit`` (one stack's missing dictionary entry must not stop charging).
+READ_GROUPS: frozenset[Key] = frozenset(GROUPS) | {_k(A.CC_MONEY), _k(A.UNIT_VALUE)}
+
 # Enumerations we act on: a value outside the set is 5004 (standards §2.9).
 ENUMERATIONS: Mapping[Key, frozenset[int]] = {
     _k(A.CC_REQUEST_TYPE): frozenset({1, 2, 3, 4}),

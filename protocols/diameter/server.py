@@ -56,7 +56,12 @@ class NodeSettings:
                 closing_timeout=cfg.closing_timeout,
                 allowed=tuple(AllowedPeer(p.origin_host, p.network) for p in cfg.allowed_peers),
             ),
-            limits=Limits(max_depth=lim.max_depth, max_avps=lim.max_avps, max_mscc=lim.max_mscc),
+            limits=Limits(
+                max_depth=lim.max_depth,
+                max_avps=lim.max_avps,
+                max_mscc=lim.max_mscc,
+                strict_mbit=lim.strict_mbit,
+            ),
             max_message_size=lim.max_message_size,
             max_in_flight=lim.max_in_flight,
             advertise_addresses=bool(cfg.host_ip_addresses),

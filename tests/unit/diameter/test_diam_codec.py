@@ -220,3 +220,19 @@ def test_u64_value() -> None:
     """CC-Total-Octets keeps 64-bit values."""
     d = decode(ccr(grouped(MSCC, grouped(446, u64(421, 2**63 + 5)))))
     assert d.problem is None
+
+
+def test_unknown_m_bit_inside_carried_3gpp_group_is_tolerated() -> None:
+    """Unknown M-bit AVP inside Service-Information (carried, never read): accepted;
+    with strict_mbit it is 5001 like everywhere else."""
+    service_info = grouped(
+        873,
+        grouped(874, u32(99990, 1, flags=V | M, vendor=10415), flags=V | M, vendor=10415),
+        flags=V | M,
+        vendor=10415,
+    )
+    assert decode(ccr(service_info)).problem is None
+    strict = decode(ccr(service_info), Limits(strict_mbit=True))
+    assert strict.problem is not None
+    assert strict.problem.result_code == RC.AVP_UNSUPPORTED
+    assert _failed_chain(strict.problem.failed_avps[0]) == [873, 874, 99990]
