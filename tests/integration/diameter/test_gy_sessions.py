@@ -346,3 +346,41 @@ async def test_metrics_count_requests_answers_and_latency(
     assert sample("ocs_diameter_requests_total", command="credit_control") >= 2
     assert sample("ocs_diameter_peers_connected") >= 1
     assert sample("ocs_diameter_in_flight") == 0
+
+
+async def test_3gpp_shaped_ccr_with_service_information(
+    gy: GyClient, new_account: NewAccount
+) -> None:
+    """A PGW-like CCR-I (Service-Information/PS-Information, User-Equipment-Info, IMSI and
+    MSISDN, 3GPP-RAT-Type, MSCC with Service-Identifier) is served like any other."""
+    from diameter.message.avp.grouped import (
+        PsInformation,
+        ServiceInformation,
+        SubscriptionId,
+        UserEquipmentInfo,
+    )
+
+    acct = await new_account()
+    ccr = gy.ccr(sid(), 1, 0, None, [mscc(DATA, rsu(), service_identifier=[1000])])
+    ccr.subscription_id = [
+        SubscriptionId(1, "208011234567890"),  # IMSI, unknown to the account
+        SubscriptionId(0, acct.identity.value),  # MSISDN
+    ]
+    ccr.service_context_id = "10.01.208.8.32251@3gpp.org"
+    ccr.user_equipment_info = UserEquipmentInfo(0, b"3533110123456701")
+    ccr.service_information = ServiceInformation(
+        ps_information=PsInformation(
+            tgpp_charging_id=b"\x00\x00\x00\x2a",
+            pdp_address=["10.45.0.2"],
+            sgsn_address=["192.0.2.1"],
+            ggsn_address=["192.0.2.2"],
+            tgpp_imsi_mcc_mnc="20801",
+            called_station_id="internet",
+            tgpp_rat_type=b"\x06",
+            tgpp_user_location_info=bytes.fromhex("8202f8100001"),
+        )
+    )
+    a = await gy.call(ccr)
+    assert a.result_code == 2001
+    (m,) = a.multiple_services_credit_control
+    assert (m.rating_group, m.service_identifier, m.result_code) == (DATA, [1000], 2001)
