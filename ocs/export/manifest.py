@@ -121,7 +121,7 @@ def _write_closed(
         "closed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "exponents": exponents,
         "files": files,
-        "totals": totals.totals(),
+        "totals": totals.totals(exponents),
         "batches": batches,
     }
     data = json.dumps(manifest, indent=1).encode()

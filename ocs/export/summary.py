@@ -1,10 +1,14 @@
 """Period totals: the per-account summary and the per-currency totals.
 
-Both are plain sums of the rows (micro-units and minor units alike), so an
-invoice built from the summary equals one built line by line. Summary rows
-are keyed (account, currency, service); the row with service ``*`` is the
-account total. ``sessions`` counts distinct records of kind ``session``,
-``records`` distinct records of any kind (events, refunds).
+Units and micro-unit amounts are exact sums of the rows. Minor units are
+rounded once, on the total, by the rows' rule (:mod:`ocs.export.money`:
+charged and tax half away from zero, net = charged - tax), so a summary
+line's minor units always agree with its exact decimal; they may differ by
+a few minor units from the sum of the rows' own (per-line) rounding.
+
+Summary rows are keyed (account, currency, service); the row with service
+``*`` is the account total. ``sessions`` counts distinct records of kind
+``session``, ``records`` distinct records of any kind (events, refunds).
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ocs.export.money import decimal_string
+from ocs.export.money import decimal_string, to_minor
 from ocs.export.rows import UNIT_COLUMNS, Row
 
 TOTAL_SERVICE = "*"
-_AMOUNTS = ("charged_micro", "tax_micro", "net_micro", "charged_minor", "tax_minor", "net_minor")
+_AMOUNTS = ("charged_micro", "tax_micro", "net_micro")
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "account",
@@ -80,7 +84,6 @@ class PeriodTotals:
             self._groups.items(),
             key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != TOTAL_SERVICE, kv[0][2]),
         ):
-            exp = exponents[currency]
             line: dict[str, Any] = {
                 "account": account,
                 "currency": currency,
@@ -89,32 +92,47 @@ class PeriodTotals:
                 "sessions": len(acc.sessions),
                 "rows": acc.rows,
                 **acc.sums,
-                "charged": decimal_string(acc.sums["charged_micro"], exp),
-                "tax": decimal_string(acc.sums["tax_micro"], exp),
-                "net": decimal_string(acc.sums["net_micro"], exp),
+                **money(acc.sums, exponents[currency]),
             }
             out.append({c: line[c] for c in SUMMARY_COLUMNS})
         return out
 
-    def currencies(self) -> dict[str, dict[str, int]]:
-        """Per currency: rows, records and the six amount sums."""
-        return {
-            cur: {
+    def currencies(self, exponents: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """Per currency: rows, records, micro-unit sums (and minor units given exponents)."""
+        out: dict[str, Any] = {}
+        for cur, acc in sorted(self._currencies.items()):
+            line: dict[str, Any] = {
                 "rows": acc.rows,
                 "records": len(acc.records),
                 **{k: acc.sums[k] for k in _AMOUNTS},
             }
-            for cur, acc in sorted(self._currencies.items())
-        }
+            if exponents is not None:
+                line.update(money(acc.sums, exponents[cur]))
+            out[cur] = line
+        return out
 
-    def totals(self) -> dict[str, Any]:
+    def totals(self, exponents: Mapping[str, int]) -> dict[str, Any]:
         """What a manifest states: rows, records, and the per-currency sums."""
-        by_currency = self.currencies()
+        by_currency = self.currencies(exponents)
         return {
             "rows": sum(t["rows"] for t in by_currency.values()),
             "records": sum(t["records"] for t in by_currency.values()),
             "currencies": by_currency,
         }
+
+
+def money(sums: Mapping[str, int], exponent: int) -> dict[str, Any]:
+    """Minor units (rounded once) and exact decimals of summed micro-units."""
+    charged_minor = to_minor(sums["charged_micro"], exponent)
+    tax_minor = to_minor(sums["tax_micro"], exponent)
+    return {
+        "charged_minor": charged_minor,
+        "tax_minor": tax_minor,
+        "net_minor": charged_minor - tax_minor,
+        "charged": decimal_string(sums["charged_micro"], exponent),
+        "tax": decimal_string(sums["tax_micro"], exponent),
+        "net": decimal_string(sums["net_micro"], exponent),
+    }
 
 
 def _fed(rows: Iterable[Row]) -> PeriodTotals:
@@ -128,7 +146,8 @@ def summarize(rows: Iterable[Row], exponents: Mapping[str, int]) -> list[dict[st
     return _fed(rows).summary(exponents)
 
 
-def currency_totals(rows: Iterable[Row]) -> dict[str, dict[str, int]]:
+def currency_totals(rows: Iterable[Row]) -> dict[str, Any]:
+    """Per currency: rows, records and micro-unit sums (a batch's totals)."""
     return _fed(rows).currencies()
 
 

@@ -182,16 +182,17 @@ def _check_closed(pdir: Path, seen: _Seen, report: Report) -> None:
     except (ValueError, KeyError) as exc:
         report.problems.append(f"{where}: unreadable rows: {exc}")
         return
-    for name in row_files:
-        if files[name]["rows"] != totals.totals()["rows"]:
-            report.problems.append(f"{where}/{name}: row count differs from the manifest")
-    if totals.totals() != manifest["totals"]:
-        report.problems.append(f"{where}/{MANIFEST}: totals differ from the sums of the rows")
-    try:
-        expected = totals.summary(manifest["exponents"])
-    except KeyError as exc:
-        report.problems.append(f"{where}/{MANIFEST}: no exponent for currency {exc}")
+    exponents = manifest["exponents"]
+    if set(exponents) != set(totals.currencies()):
+        report.problems.append(f"{where}/{MANIFEST}: exponents do not match the currencies")
         return
+    recomputed = totals.totals(exponents)
+    for name in row_files:
+        if files[name]["rows"] != recomputed["rows"]:
+            report.problems.append(f"{where}/{name}: row count differs from the manifest")
+    if recomputed != manifest["totals"]:
+        report.problems.append(f"{where}/{MANIFEST}: totals differ from the sums of the rows")
+    expected = totals.summary(exponents)
     for fmt in ("csv", "jsonl"):
         name = file_name("summary", fmt)
         if name in present:
