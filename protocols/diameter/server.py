@@ -27,6 +27,7 @@ from protocols.diameter.config import DiameterConfig
 from protocols.diameter.constants import ResultCode
 from protocols.diameter.duplicates import DuplicateCache
 from protocols.diameter.gy import GyApplication, owner_of
+from protocols.diameter.ids import IdGenerator
 from protocols.diameter.local import LocalNode
 from protocols.diameter.metrics import metrics
 from protocols.diameter.origin_state import PeerRestarts, next_origin_state_id
@@ -78,6 +79,7 @@ class DiameterNode:
     connections: set[Connection] = field(default_factory=set)
     peers: dict[str, Connection] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    ids: IdGenerator = field(default_factory=IdGenerator)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)

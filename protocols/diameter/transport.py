@@ -72,6 +72,7 @@ class Connection(asyncio.Protocol):
             local = dataclasses.replace(local, host_ip_addresses=(str(here[0]),))
         self.machine = PeerMachine(local, self.node.settings.policy, str(peer[0]), self.loop.time())
         self.machine.admit = lambda info: self.node.admit(self, info)
+        self.machine.ids = self.node.ids  # End-to-End ids unique across our connections
         self.node.connection_made(self)
         self._rearm()
 

@@ -10,6 +10,7 @@ from diameter.message import Message
 from protocols.diameter.capabilities import AllowedPeer
 from protocols.diameter.codec import decode
 from protocols.diameter.duplicates import DuplicateCache, Hit, Miss, Pending
+from protocols.diameter.ids import IdGenerator
 from protocols.diameter.local import LocalNode
 from protocols.diameter.origin_state import PeerRestarts, next_origin_state_id
 from protocols.diameter.peer import (
@@ -262,3 +263,11 @@ def test_tls_only_peer_gets_5017() -> None:
     acts = _machine().receive(decode(cer(u32(299, 1))), 0.0)
     assert _result(acts[0]) == 5017 and isinstance(acts[-1], Close)
     _open(_machine(), u32(299, 0))
+
+
+def test_end_to_end_ids_time_bits_and_random_low_bits() -> None:
+    """standards §1.7: End-to-End = 12 bits of start time + 20 bits from a random start."""
+    gen = IdGenerator(now=0x12345, rng=random.Random(4))
+    ids = [gen.next() for _ in range(5)]
+    assert all(e2e >> 20 == 0x345 for _, e2e in ids)
+    assert len({e2e for _, e2e in ids}) == 5 and len({hbh for hbh, _ in ids}) == 5
