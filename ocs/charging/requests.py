@@ -41,6 +41,10 @@ class RatedRequest:
     units: dict[str, UnitType] = field(default_factory=dict)  # service key -> rated unit
     supervision: int = 0
     order: list[ServiceKey] = field(default_factory=list)
+    # Grant attributes from policy (validity, thresholds, final-unit action,
+    # tariff switch) by service key: added to the script's per-service
+    # answer here, so the script's request and stored answers stay small.
+    extras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def usage_map(usage: Usage, unit: UnitType) -> dict[str, int]:
@@ -89,8 +93,8 @@ def rate_request(
             "want": grant_size(req.requested, svc.unit, quota),
             "t": tariff_params(price).to_lua(),
             "rep": [_report(u, svc.unit, schedule, name, now, quota.supervision) for u in req.used],
-            "x": extras,
         }
+        rated.extras[req.service.key()] = extras
         if quota.balance_share_percent is not None:
             item["dyn"] = {"pct": quota.balance_share_percent, "min": quota.min_grant or 0}
         rated.lua.append(item)
@@ -165,13 +169,15 @@ def outcomes(rated: RatedRequest, reply: dict[str, Any]) -> tuple[ServiceOutcome
         if item is None:  # replay of an answer made under another policy
             out.append(ServiceOutcome(key, ServiceStatus.RATING_FAILED))
             continue
-        out.append(_outcome(key, item, rated.units.get(key.key(), UnitType.TOTAL_OCTETS)))
+        unit = rated.units.get(key.key(), UnitType.TOTAL_OCTETS)
+        out.append(_outcome(key, item, unit, rated.extras.get(key.key(), {})))
     return tuple(out)
 
 
-def _outcome(key: ServiceKey, item: dict[str, Any], unit: UnitType) -> ServiceOutcome:
+def _outcome(
+    key: ServiceKey, item: dict[str, Any], unit: UnitType, x: dict[str, Any]
+) -> ServiceOutcome:
     status = ServiceStatus(item["st"])
-    x = item.get("x") or {}
     granted_units = int(item.get("g", 0))
     granted = (
         Usage.of(unit, granted_units)

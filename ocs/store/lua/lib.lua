@@ -297,7 +297,7 @@ local function serve(bal, sess, svcs, now, deny, grant)
     release(bal, sv.res)
     sv.res = {}
     local ch, sf = apply_reports(bal, sv, q.rep, now, sess.last or now)
-    local r = {k = q.k, ch = ch, sf = sf, g = 0, fin = 0, x = q.x, st = 'granted'}
+    local r = {k = q.k, ch = ch, sf = sf, g = 0, fin = 0, st = 'granted'}
     if deny then
       r.st = 'service_denied'
     elseif grant and q.want >= 0 then
