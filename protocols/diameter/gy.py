@@ -69,7 +69,6 @@ class GyApplication:
             type=req.request_type.name,
             number=req.request_number,
             services=len(req.services),
-            peer=peer.origin_host,
         )
         try:
             if req.request_type is CcRequestType.EVENT:

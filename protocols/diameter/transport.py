@@ -181,7 +181,9 @@ class Connection(asyncio.Protocol):
             return
         self.in_flight += 1
         metrics().in_flight.inc()
-        self.node.spawn(self._serve(msg, key, self.loop.time()))
+        # The task copies this context: every event of the request names its peer.
+        with structlog.contextvars.bound_contextvars(peer=key[0]):
+            self.node.spawn(self._serve(msg, key, self.loop.time()))
 
     async def _serve(self, msg: Decoded, key: tuple[str, int], started: float) -> None:
         assert self.machine is not None
