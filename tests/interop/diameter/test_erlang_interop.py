@@ -20,7 +20,7 @@ import pytest
 from ocs.accounts import Accounts
 from protocols.diameter.server import DiameterServer
 from tests.core_fixtures import NewAccount
-from tests.interop.diameter.wire import capture, check_wire, require_tool
+from tests.interop.diameter.wire import capture, check_wire, require_tool, unavailable
 
 pytestmark = pytest.mark.interop
 
@@ -31,7 +31,7 @@ DICT_DIR = Path("/usr/lib/erlang/lib")
 def find_dictionary(name: str) -> Path:
     found = sorted(DICT_DIR.glob(f"diameter-*/examples/dict/{name}"))
     if not found:
-        require_tool("__missing_erlang_examples__", "erlang-examples")
+        unavailable(f"{name} not found (Debian package erlang-examples; `make system-deps`)")
     return found[-1]
 
 

@@ -13,18 +13,23 @@ import shutil
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 
+def unavailable(message: str) -> NoReturn:
+    """A missing third-party peer: fail on CI (CI=true), skip saying why elsewhere."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require_tool(name: str, package: str) -> str:
-    """The tool's path; missing: fail on CI (CI=true), skip with the reason elsewhere."""
+    """The tool's path, or :func:`unavailable`."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} not installed (Debian package {package}; `make system-deps`)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{name} not installed (Debian package {package}; `make system-deps`)")
     return path
 
 
