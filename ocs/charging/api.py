@@ -24,9 +24,10 @@ import structlog
 from redis import exceptions as rexc
 from redis.asyncio import Redis
 
-from ocs.charging import errors
+from ocs.charging import closing, errors
+from ocs.charging.events import EventCall, event_answer, run_event_script
 from ocs.charging.rating import cost, rated_amount, tariff_params
-from ocs.charging.requests import RatedRequest, outcomes, rate_request, usage_map
+from ocs.charging.requests import RatedRequest, outcomes, rate_request
 from ocs.charging.resolver import Resolver, Target
 from ocs.charging.types import (
     ChargingAnswer,
@@ -39,20 +40,18 @@ from ocs.charging.types import (
     ServiceStatus,
     SessionRef,
     TerminationCause,
-    UnitType,
     Usage,
 )
 from ocs.notify import subscribe
 from ocs.policy.loader import PolicySet
 from ocs.store.batch import Batcher, Command
 from ocs.store.client import partitions as read_partitions
-from ocs.store.client import storage_errors, text
+from ocs.store.client import storage_errors
 from ocs.store.keys import AccountKeys, owner_index, session_index, supervision_shard
 from ocs.store.scripts import Scripts, evalsha
 
 log = structlog.get_logger("ocs.charging")
 
-EVENT_TTL = 7 * 86400  # an event id is answered identically for a week
 SESSION_INDEX_TTL = 30 * 86400  # refreshed by every update of a live session
 
 _ERRORS: dict[str, type[errors.ChargingError]] = {
@@ -296,13 +295,13 @@ class ChargingService:
             commands.append(("ZREM", supervision_shard(target.account_id), member))
             if session.owner:
                 commands.append(("SREM", owner_index(session.owner), member))
-        replies = await self._submit(commands)
+        replies = await self.submit(commands)
         raw = replies[script_index]
         if raw[:1] == b"R":  # a replay: the stored answer, as first sent
             return {**_decode(raw[1:]), "replay": 1}
         return _decode(raw)
 
-    async def _submit(self, commands: list[Command]) -> list[Any]:
+    async def submit(self, commands: list[Command]) -> list[Any]:
         """Send through the per-pass batcher; reload scripts once on NOSCRIPT."""
         for attempt in (0, 1):
             async with storage_errors():
@@ -366,118 +365,29 @@ class ChargingService:
                     cost(params, amount),
                     plan.currency,
                 )
-            reply = await self._run_event_script(
+            call = EventCall(
                 event_id,
                 action,
                 target,
                 ids,
                 service,
                 name,
-                unit.value,
+                unit,
                 amount,
                 units,
-                params.to_lua(),
+                params,
                 ts,
                 owner,
                 policies,
             )
+            reply = await run_event_script(self, call)
             if reply.get("e") == "stale" and attempt == 0:
                 self.resolver.forget(ids)
                 continue
             if "e" in reply:
                 raise _ERRORS.get(str(reply["e"]), errors.UserUnknown)(f"{event_id}: {reply['e']}")
-            return self._event_answer(event_id, target, action, service, unit.value, reply)
+            return event_answer(call, reply)
         raise errors.UserUnknown(event_id)
-
-    async def _run_event_script(
-        self,
-        event_id: str,
-        action: EventAction,
-        target: Target,
-        ids: list[Identity],
-        service: ServiceKey,
-        name: str,
-        unit: str,
-        amount: int,
-        units: Usage | None,
-        params: dict[str, int],
-        now: int,
-        owner: str,
-        policies: PolicySet,
-    ) -> dict[str, Any]:
-        keys = self.keys(target.account_id)
-        used = usage_map(units or Usage.of(UnitType(unit), amount), UnitType(unit))
-        request = {
-            "eid": event_id,
-            "now": now,
-            "acct": target.account_id,
-            "ik": target.identity_key,
-            "plan": target.plan,
-            "ids": [i.key() for i in ids],
-            "owner": owner,
-            "pv": policies.version,
-            "ttl": EVENT_TTL,
-            "tax": policies.tax_ppm(target.plan),
-            "cause": action.name.lower(),
-            "op": "check" if action is EventAction.CHECK_BALANCE else "debit",
-            "svc": {
-                "k": service.key(),
-                "nm": name,
-                "rg": service.rating_group,
-                "sid": service.service_id,
-                "ru": unit,
-                "u": amount,
-                "t": params,
-                "used": used,
-            },
-            "amount": units.money
-            if units is not None and units.money is not None
-            else cost(tariff_params(policies.price(target.plan, name, now)), amount),
-        }
-        script = self.scripts.refund if action is EventAction.REFUND else self.scripts.event
-        event_keys = [
-            keys.account,
-            keys.balance,
-            keys.ids,
-            f"{keys.events}:{event_id}",
-            keys.records,
-        ]
-        (raw,) = await self._submit([evalsha(script, event_keys, msgpack.packb(request))])
-        return _decode(raw)
-
-    @staticmethod
-    def _event_answer(
-        event_id: str,
-        target: Target,
-        action: EventAction,
-        service: ServiceKey,
-        unit: str,
-        reply: dict[str, Any],
-    ) -> EventAnswer:
-        if action is EventAction.CHECK_BALANCE:
-            return EventAnswer(
-                event_id,
-                target.account_id,
-                action,
-                ServiceStatus.GRANTED,
-                service,
-                cost=int(reply.get("cost", 0)),
-                currency=str(reply.get("cur", "")),
-                enough_credit=bool(reply.get("enough")),
-            )
-        status = ServiceStatus(str(reply.get("st", "granted")))
-        u = int(reply.get("u", 0))
-        return EventAnswer(
-            event_id,
-            target.account_id,
-            action,
-            status,
-            service,
-            units=Usage.of(UnitType(unit), u) if u else None,
-            cost=int(reply.get("cost", 0)),
-            currency=str(reply.get("cur", "")),
-            replayed=bool(reply.get("replay")),
-        )
 
     # -- closing sessions the gateway will not close ---------------------------
 
@@ -490,60 +400,17 @@ class ChargingService:
         force: bool = False,
         opened_before: int | None = None,
     ) -> dict[str, Any]:
-        """Run the abandon script on one session: released and recorded when its
-        supervision deadline passed (or ``force``). Returns the script's reply."""
-        keys = self.keys(account_id)
-        request = {
-            "sid": session_id,
-            "now": int(self.clock()) if now is None else now,
-            "cause": cause.value,
-            "force": int(force),
-            "before": opened_before or 0,
-            "tax": 0,
-        }
-        plan = await self._plan_of(account_id)
-        if plan is not None and plan in self.policies.plans:
-            request["tax"] = self.policies.tax_ppm(plan)
-        async with storage_errors():
-            raw = await self.scripts.abandon(
-                keys=[
-                    keys.account,
-                    keys.balance,
-                    keys.sessions,
-                    *keys.session_keys(session_id)[:1],
-                    keys.records,
-                    *keys.session_keys(session_id)[1:],
-                ],
-                args=[msgpack.packb(request, use_bin_type=True)],
-            )
-        return _decode(raw)
-
-    async def _plan_of(self, account_id: str) -> str | None:
-        async with storage_errors():
-            raw = await self.redis.hget(self.keys(account_id).account, "plan")
-        return None if raw is None else text(raw)
+        """Release and record one session past its supervision deadline (or
+        ``force``); see :mod:`ocs.charging.closing`."""
+        ts = int(self.clock()) if now is None else now
+        return await closing.abandon(self, account_id, session_id, cause, ts, force, opened_before)
 
     async def terminate_owner_sessions(
         self, owner: str, cause: TerminationCause, opened_before: int | None = None
     ) -> int:
         """Close every open session of one owner (Diameter peer restart with a
         higher Origin-State-Id; RADIUS Accounting-On/Off). Returns how many."""
-        async with storage_errors():
-            members = await self.redis.smembers(owner_index(owner))
-        closed = 0
-        for raw in members:
-            account_id, _, session_id = text(raw).partition("\0")
-            reply = await self.abandon(
-                account_id, session_id, cause, force=True, opened_before=opened_before
-            )
-            if reply.get("alive") is None:
-                async with storage_errors():
-                    await self.redis.srem(owner_index(owner), raw)
-                    await self.redis.zrem(supervision_shard(account_id), raw)
-            closed += int(bool(reply.get("closed")))
-        if closed:
-            log.info("owner_sessions_closed", owner=owner, cause=cause.value, sessions=closed)
-        return closed
+        return await closing.close_owner_sessions(self, owner, cause, opened_before)
 
     def notifications(self) -> AsyncIterator[Notification]:
         """Pushes for live sessions (top-up, block...), from any process."""
