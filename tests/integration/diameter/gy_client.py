@@ -8,7 +8,6 @@ DWR/DPR, raw bytes for malformed cases, and it answers the server's RAR/ASR
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import random
 import struct
@@ -221,8 +220,10 @@ class GyClient:
     async def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            with contextlib.suppress(ConnectionError):
-                await self.writer.wait_closed()
+            try:  # bounded: a peer that stopped reading must not hang the test's teardown
+                await asyncio.wait_for(self.writer.wait_closed(), 2.0)
+            except (ConnectionError, TimeoutError):
+                self.writer.transport.abort()
         if self._reader_task is not None:
             self._reader_task.cancel()
 
