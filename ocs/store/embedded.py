@@ -20,7 +20,7 @@ One server per data directory. Files kept there:
 
 1. a server answers on the socket (and its ``dir`` is ours): use it. If its
    owner process is alive we are *attached* (we never stop it); if the owner
-   died (``kill -9`` of ``ocs serve``) we *adopt* it and stop it when done;
+   died without taking it along (see below) we *adopt* it and stop it when done;
 2. nothing answers but ``redis.pid`` names a live server in this directory
    (loading a large AOF, or stopped): wait for it; never start a second
    server on the same AOF;
@@ -29,6 +29,14 @@ One server per data directory. Files kept there:
 
 So the CLI run beside ``ocs serve`` reaches the same server; a CLI run with
 no server up starts one for its own run and shuts it down afterwards.
+
+A started server is tied to the thread that started it (Linux
+``PR_SET_PDEATHSIG``): if its owner process is killed (``kill -9``), the
+kernel kills the server too, so no server outlives its owner; every
+acknowledged write is already in the AOF (written before the reply) and the
+next start cleans the stale files. Start it from a thread that lives as
+long as the server is used: the main thread, or an asyncio executor thread
+(``asyncio.to_thread``; they live until the loop closes).
 :meth:`EmbeddedRedis.supervise` (an asyncio task of ``ocs serve``) restarts
 the server on the same data directory if it dies.
 
@@ -52,7 +60,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -158,7 +165,7 @@ def _serves_dir(pid: int, data_dir: Path) -> bool:
 
 
 def _die_with_parent() -> None:
-    """preexec_fn: SIGKILL the child when the thread that forked it exits (Linux)."""
+    """preexec_fn: SIGKILL the child when the thread that forked it exits (Linux only)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
@@ -174,7 +181,7 @@ class EmbeddedRedis:
         binary: str | None = None,
         *,
         socket_path: Path | None = None,
-        die_with_parent: bool = False,
+        die_with_parent: bool = True,
     ) -> None:
         if appendfsync not in APPENDFSYNC:
             raise EmbeddedError(f"appendfsync: expected one of {', '.join(APPENDFSYNC)}")
@@ -324,7 +331,7 @@ class EmbeddedRedis:
         conf.write_text(self._config_text())
         binary = find_binary(self.binary)
         preexec: Callable[[], None] | None = None
-        if self.die_with_parent and threading.current_thread() is threading.main_thread():
+        if self.die_with_parent:
             preexec = _die_with_parent
         # Own session: a Ctrl-C to `make run` reaches ocs, which then shuts the
         # server down cleanly, instead of killing both at once.
@@ -453,6 +460,6 @@ def start_for_tests(tmp_dir: Path, appendfsync: str = "everysec") -> EmbeddedRed
 
     It is SIGKILLed by the kernel if the test process dies without stopping it.
     """
-    server = EmbeddedRedis(tmp_dir, appendfsync=appendfsync, port=free_port(), die_with_parent=True)
+    server = EmbeddedRedis(tmp_dir, appendfsync=appendfsync, port=free_port())
     server.start()
     return server

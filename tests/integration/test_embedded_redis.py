@@ -315,13 +315,22 @@ async def test_attached_supervisor_takes_over_when_owner_stops(servers: Make) ->
         await asyncio.wait_for(task, 5)
 
 
-def test_test_server_dies_with_its_process(tmp_path: Path) -> None:
-    """start_for_tests: if the test process is killed, the kernel kills its server too."""
+@pytest.mark.parametrize(
+    "start",
+    [
+        "s = start_for_tests(Path(sys.argv[1]))",
+        # as `ocs serve` does: from an asyncio executor thread, the loop kept running
+        "s = EmbeddedRedis(Path(sys.argv[1]));"
+        "loop = asyncio.new_event_loop(); loop.run_until_complete(asyncio.to_thread(s.start))",
+    ],
+    ids=["test-helper", "serve-executor-thread"],
+)
+def test_server_dies_with_its_owner_process(tmp_path: Path, start: str) -> None:
+    """Owner killed with SIGKILL (a test run, `ocs serve`): the kernel kills its server too."""
     code = (
-        "import sys, time; from pathlib import Path;"
-        "from ocs.store.embedded import start_for_tests;"
-        "s = start_for_tests(Path(sys.argv[1])); print(s.process.pid, s.port, flush=True);"
-        "time.sleep(60)"
+        "import asyncio, sys, time; from pathlib import Path;"
+        "from ocs.store.embedded import EmbeddedRedis, start_for_tests;"
+        f"{start}; print(s.process.pid, flush=True); time.sleep(60)"
     )
     child = subprocess.Popen(
         [sys.executable, "-c", QUIET + code, str(tmp_path / "redis")],
@@ -331,13 +340,18 @@ def test_test_server_dies_with_its_process(tmp_path: Path) -> None:
     )
     try:
         assert child.stdout is not None
-        pid, port = (int(x) for x in child.stdout.readline().split())
-        assert port != 0 and port != 6379
+        pid = int(child.stdout.readline())
         os.kill(pid, 0)  # running
     finally:
         child.kill()
         child.wait()
-    assert gone(pid), f"server {pid} outlived its test process"
+    assert gone(pid), f"server {pid} outlived its owner"
+    restarted = EmbeddedRedis(tmp_path / "redis")
+    try:
+        restarted.start()  # stale socket and pid file recovered
+        assert restarted.owner
+    finally:
+        restarted.stop()
 
 
 def test_start_for_tests_uses_a_random_loopback_port(tmp_path: Path) -> None:
