@@ -90,6 +90,7 @@ class Exporter:
         self.streams: GroupStreams | None = None
         self._disk_ready = False
         self._next: dict[str, float] = {}
+        self._closed: set[str] = set()  # period labels known closed
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -337,14 +338,18 @@ class Exporter:
         metrics.LAG.set(self._lag)
         floor = min((id_key(o)[0] for o in oldest if o is not None), default=None)
         for label in self.layout.period_labels():
+            if label in self._closed:
+                continue  # a closed period never reopens
             period = self.spec.parse(label)
             if period is None or self.layout.is_closed(label):
+                self._closed.add(label)
                 continue
             mark = self.spec.close_watermark_ms(period)
             if now_ms >= mark and (floor is None or floor >= mark):
                 manifest = close_period(
                     self.layout, self.spec, period, self.currencies.exponent, self.token
                 )
+                self._closed.add(label)
                 if manifest is None:
                     continue  # another exporter closed it meanwhile
                 metrics.PERIODS_CLOSED.inc()

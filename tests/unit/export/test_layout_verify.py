@@ -150,3 +150,25 @@ def test_interrupted_close_is_reported_then_finished(layout: Layout) -> None:
     assert any("batch directories remain" in p for p in report.problems)
     assert close_period(layout, SPEC, DAY, Currencies().exponent, "host+1+aa") is None
     assert verify(layout.root).ok
+
+
+def test_two_closers_at_once_close_once(layout: Layout) -> None:
+    """Two exporters closing the same period together: one writes, the other finds it done."""
+    import threading
+
+    for p in range(8):
+        publish(layout, p, [f"{10 + p}-0", f"{20 + p}-0"], account=f"acct-{p % 3}")
+    results: list[object] = []
+
+    def close(token: str) -> None:
+        results.append(close_period(layout, SPEC, DAY, Currencies().exponent, token))
+
+    threads = [threading.Thread(target=close, args=(f"host+{i}+cc",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r is None for r in results) == [False, True]
+    report = verify(layout.root)
+    assert report.ok, report.problems
+    assert report.rows == 32
