@@ -25,7 +25,7 @@ from ocs.charging.errors import ChargingError, UserUnknown
 from ocs.charging.types import Identity, NotificationKind, UnitType
 from ocs.store.client import blob, storage_errors, text
 from ocs.store.client import partitions as read_partitions
-from ocs.store.keys import ACCOUNTS_INDEX, NOTIFY_CHANNEL, AccountKeys, identity_index
+from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys, identity_index
 from ocs.store.scripts import Scripts
 
 
@@ -165,7 +165,6 @@ class Accounts:
             "b": spec.to_lua(),
             "kind": kind.value,
             "ref": ref,
-            "channel": NOTIFY_CHANNEL,
         }
         async with storage_errors():
             reply = _decode(
@@ -207,7 +206,6 @@ class Accounts:
             "now": int(time.time()),
             "status": status,
             "kind": kind.value,
-            "channel": NOTIFY_CHANNEL,
         }
         async with storage_errors():
             reply = _decode(

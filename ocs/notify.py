@@ -1,16 +1,25 @@
 """Notifications for pushes: top-ups, blocks and policy changes of live sessions.
 
-The account scripts (credit.lua, status.lua) PUBLISH one message per live
-session on ``ocs:notify`` in the same call as the change, and append it to the
-partition's notifications stream for integrations. The protocol front ends
-subscribe here and turn them into Diameter RAR/ASR or RADIUS CoA/Disconnect;
-so a top-up made by the CLI in another process reaches the gateway at once.
+The account scripts (credit.lua, status.lua) append one message per live
+session to the partition's notifications stream ``ocs:{pNN}:notifications``
+in the same call as the change, so a change is never without its message.
+The protocol front ends read every partition's stream (XREAD, no consumer
+group: each worker must see every message and keeps those of the sessions
+it owns) and turn them into Diameter RAR/ASR or RADIUS CoA/Disconnect; so a
+top-up made by the CLI in another process reaches the gateway at once.
+
+Unlike pub/sub, a stream keeps what was written while a reader was not
+listening: a reader starts at the moment it was asked for (stream ids are
+times; ocs and Redis share a clock on one host, give or take NTP across
+hosts), so nothing written after that is missed even before its first read,
+and after a Redis outage it resumes from the last entry it saw. Balance events for integrations
+(low_balance, exhausted) share the stream and are not yielded here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,9 +29,20 @@ from redis import exceptions as rexc
 from redis.asyncio import Redis
 
 from ocs.charging.types import Notification, NotificationKind
-from ocs.store.keys import NOTIFY_CHANNEL
+from ocs.store.client import text
+from ocs.store.keys import notifications_stream
 
 log = structlog.get_logger("ocs.notify")
+
+PUSH_KINDS = frozenset(
+    {
+        NotificationKind.TOPUP,
+        NotificationKind.ADJUST,
+        NotificationKind.POLICY_CHANGE,
+        NotificationKind.BLOCKED,
+        NotificationKind.DELETED,
+    }
+)
 
 
 def decode_notification(data: bytes) -> Notification:
@@ -37,23 +57,35 @@ def decode_notification(data: bytes) -> Notification:
     )
 
 
-async def subscribe(client: Redis, retry_delay: float = 0.5) -> AsyncIterator[Notification]:
-    """Yield notifications as they are published; reconnects when Redis drops."""
+async def subscribe(
+    client: Redis, partitions: int, since_ms: int | None = None, retry_delay: float = 0.5
+) -> AsyncIterator[Notification]:
+    """Yield push notifications from every partition written from ``since_ms`` on."""
+    start = int(time.time() * 1000) if since_ms is None else since_ms
+    cursor: dict[str, str] = {
+        notifications_stream(p): f"{max(start, 0)}-0" for p in range(partitions)
+    }
     while True:
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(NOTIFY_CHANNEL)
-            while True:
-                msg = await pubsub.get_message(timeout=1.0)
-                if msg is None or msg.get("type") != "message":
-                    continue
-                try:
-                    yield decode_notification(msg["data"])
-                except (KeyError, ValueError, TypeError, IndexError) as exc:
-                    log.warning("notification_undecodable", error=repr(exc))
+            reply = await client.xread(cursor, count=500, block=1000)  # type: ignore[arg-type]
         except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-            log.warning("notification_subscription_lost", error=repr(exc))
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.warning("notification_read_failed", error=repr(exc))
             await asyncio.sleep(retry_delay)
-        finally:
-            with contextlib.suppress(rexc.RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            continue
+        for stream, entries in reply or ():
+            for entry_id, fields in entries:
+                cursor[text(stream)] = text(entry_id)
+                note = _decode_entry(fields)
+                if note is not None and note.kind in PUSH_KINDS:
+                    yield note
+
+
+def _decode_entry(fields: dict[Any, Any]) -> Notification | None:
+    try:
+        return decode_notification(fields[b"n"])
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        log.warning("notification_undecodable", error=repr(exc))
+        return None

@@ -414,7 +414,9 @@ class ChargingService:
 
     def notifications(self) -> AsyncIterator[Notification]:
         """Pushes for live sessions (top-up, block...), from any process."""
-        return subscribe(self.redis)
+        # The start is fixed now, not at the first read: nothing written after
+        # this call is missed, however late the consumer task gets going.
+        return subscribe(self.redis, self.partitions, since_ms=int(time.time() * 1000))
 
 
 def _number(request_key: str) -> int:

@@ -33,8 +33,10 @@ async def abandon(
     now: int,
     force: bool = False,
     opened_before: int | None = None,
+    owner: str = "",
 ) -> dict[str, Any]:
-    """Run abandon.lua on one session; its reply: closed, alive (deadline) or gone."""
+    """Run abandon.lua on one session; its reply: closed, alive (deadline),
+    moved (forced for an owner it no longer has) or gone."""
     keys = svc.keys(account_id)
     request = {
         "sid": session_id,
@@ -42,6 +44,7 @@ async def abandon(
         "cause": cause.value,
         "force": int(force),
         "before": opened_before or 0,
+        "owner": owner,
         "tax": 0,
     }
     async with storage_errors():
@@ -68,13 +71,14 @@ async def close_owner_sessions(
     for raw in members:
         member = text(raw)
         account_id, _, session_id = member.partition("\0")
-        reply = await svc.abandon(
-            account_id, session_id, cause, force=True, opened_before=opened_before
+        reply = await abandon(
+            svc, account_id, session_id, cause, int(svc.clock()), True, opened_before, owner
         )
         if reply.get("alive") is None:
             async with storage_errors():
                 await svc.redis.srem(owner_index(owner), member)
-                await svc.redis.zrem(supervision_shard(account_id), member)
+                if "moved" not in reply:
+                    await svc.redis.zrem(supervision_shard(account_id), member)
         closed += int(bool(reply.get("closed")))
     if closed:
         log.info("owner_sessions_closed", owner=owner, cause=cause.value, sessions=closed)

@@ -277,6 +277,8 @@ class NotificationKind(enum.Enum):
     BLOCKED = "blocked"  # abort the session (ASR / Disconnect)
     DELETED = "deleted"
     SESSION_CLOSED = "session_closed"
+    LOW_BALANCE = "low_balance"  # for integrations: money fell below a threshold
+    EXHAUSTED = "exhausted"  # for integrations: no money left, or a grant refused
 
 
 @dataclass(frozen=True, slots=True)

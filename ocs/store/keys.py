@@ -21,7 +21,6 @@ PREFIX = "ocs"
 META_PARTITIONS = f"{PREFIX}:meta:partitions"
 DEFAULT_PARTITIONS = 16
 SUPERVISION_SHARDS = 16
-NOTIFY_CHANNEL = f"{PREFIX}:notify"
 
 
 def partition_of(account_id: str, partitions: int) -> int:

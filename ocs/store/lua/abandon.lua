@@ -12,6 +12,10 @@ if not sess or sess.st ~= 'open' then
   return cmsgpack.pack({gone = 1})
 end
 if req.force == 1 then
+  -- Only the owner's own sessions: one that moved to another peer lives on.
+  if req.owner and req.owner ~= '' and sess.owner ~= req.owner then
+    return cmsgpack.pack({moved = 1})
+  end
   if req.before and req.before > 0 and sess.start >= req.before then
     return cmsgpack.pack({alive = sess.dl})
   end

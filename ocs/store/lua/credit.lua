@@ -3,7 +3,7 @@
 -- 5 notifications stream. ARGV[1] = msgpack {now, delta, bucket spec, kind,
 -- ref}. A repeated reference changes nothing (a payment applied once). A
 -- negative adjustment never takes a bucket below its floor plus what is
--- reserved. Live sessions are told (pub/sub + notifications stream) so the
+-- reserved. Live sessions are told (the notifications stream) so the
 -- front ends re-authorise them (Gy RAR, RADIUS CoA).
 local req = cmsgpack.unpack(ARGV[1])
 local now = req.now
@@ -35,7 +35,7 @@ local base = KEYS[1]
 for _, sid in ipairs(sessions) do
   local s = unpack_blob(redis.call('GET', base .. ':s:' .. sid))
   if s and s.st == 'open' then
-    publish(req.channel, KEYS[5], req.kind, s.acct, sid, s.owner, s.attrs)
+    publish(KEYS[5], req.kind, s.acct, sid, s.owner, s.attrs)
   end
 end
 local result = cmsgpack.pack({ok = 1, bucket = b.id, amt = b.amt, sessions = #sessions})

@@ -409,10 +409,7 @@ local function remember(answers_key, order_key, rk, packed)
   end
 end
 
-local function publish(channel, stream, kind, acct_id, sid, owner, attrs)
+local function publish(stream, kind, acct_id, sid, owner, attrs)
   local msg = cmsgpack.pack({k = kind, a = acct_id, s = sid, o = owner, at = attrs})
-  redis.call('PUBLISH', channel, msg)
-  if stream and stream ~= '' then
-    redis.call('XADD', stream, 'MAXLEN', '~', '10000', '*', 'n', msg)
-  end
+  redis.call('XADD', stream, 'MAXLEN', '~', '10000', '*', 'n', msg)
 end

@@ -37,6 +37,10 @@ local function current_session(may_create)
 end
 
 local function store_open()
+  -- The front end's latest view of the session (a Diameter session moved to
+  -- another peer, a new Framed-IP): pushes go where the session now is.
+  if req.owner and req.owner ~= '' then sess.owner = req.owner end
+  if req.attrs and #req.attrs > 0 then sess.attrs = req.attrs end
   sess.last = now
   sess.dl = now + req.sup
   redis.call('SET', KEYS[5], cmsgpack.pack(sess))

@@ -11,7 +11,7 @@ if req.status ~= 'active' then
   for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     local s = unpack_blob(redis.call('GET', KEYS[1] .. ':s:' .. sid))
     if s and s.st == 'open' then
-      publish(req.channel, KEYS[3], req.kind, s.acct, sid, s.owner, s.attrs)
+      publish(KEYS[3], req.kind, s.acct, sid, s.owner, s.attrs)
       n = n + 1
     end
   end

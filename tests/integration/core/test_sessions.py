@@ -353,3 +353,22 @@ async def test_peer_restart_closes_its_sessions(
     recs = await records_of(charging, acct.account_id)
     assert sorted(r.cause for r in recs) == ["peer_restart"] * 3
     assert await charging.terminate_owner_sessions(owner, TerminationCause.PEER_RESTART) == 0
+
+
+async def test_session_that_moved_to_another_peer_survives_the_old_peers_restart(
+    charging: ChargingService, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """A session continued through peer B is not closed when peer A (its first owner) restarts."""
+    acct = await new_account()
+    sid = unique_session()
+    a_owner, b_owner = "diameter:a-" + sid, "diameter:b-" + sid
+    await charging.initiate(SessionRef(sid, owner=a_owner), acct.identity, [ask(DATA, Usage())])
+    await charging.update(
+        SessionRef(sid, owner=b_owner, attributes=(("ip", "10.0.0.9"),)),
+        "1",
+        [ask(DATA, Usage(), used=1_000)],
+    )
+    assert await charging.terminate_owner_sessions(a_owner, TerminationCause.PEER_RESTART) == 0
+    (live,) = (await accounts.show(acct.account_id))["sessions"]
+    assert live["owner"] == b_owner
+    assert await charging.terminate_owner_sessions(b_owner, TerminationCause.PEER_RESTART) == 1
