@@ -67,7 +67,7 @@ async def subscribe(
     }
     while True:
         try:
-            reply = await client.xread(cursor, count=500, block=1000)  # type: ignore[arg-type]
+            reply: Any = await client.xread(cursor, count=500, block=1000)  # type: ignore[arg-type]
         except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
