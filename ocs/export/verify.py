@@ -100,6 +100,16 @@ def verify(target: Path) -> Report:
                 )
             _check_closed(pdir, seen, report)
             continue
+        merged = sorted(
+            p.name
+            for p in pdir.iterdir()
+            if p.is_file() and p.name.startswith(("rows.", "summary."))
+        )
+        if merged:
+            report.problems.append(
+                f"{pdir.name}: {', '.join(merged)} without a manifest (an interrupted close: "
+                "run `ocs export --once` to finish it)"
+            )
         for bdir in batches:
             rows = _check_batch(bdir, report)
             for row in rows or ():

@@ -172,3 +172,16 @@ def test_two_closers_at_once_close_once(layout: Layout) -> None:
     report = verify(layout.root)
     assert report.ok, report.problems
     assert report.rows == 32
+
+
+def test_close_interrupted_before_its_manifest_is_reported(layout: Layout) -> None:
+    """Merged files without a manifest (crash mid-close) are flagged; a new close fixes it."""
+    publish(layout, 1, ["10-0"])
+    close_period(layout, SPEC, DAY, Currencies().exponent, "host+1+aa")
+    pdir = layout.period_dir(DAY.label)
+    (pdir / "manifest.json").unlink()  # as if killed just before the manifest's rename
+    publish(layout, 1, ["10-0"])
+    report = verify(layout.root)
+    assert any("without a manifest" in p for p in report.problems)
+    assert close_period(layout, SPEC, DAY, Currencies().exponent, "host+1+aa") is not None
+    assert verify(layout.root).ok
