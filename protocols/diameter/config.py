@@ -52,6 +52,10 @@ class DiameterConfig(_Strict):
     cer_timeout: float = Field(default=10.0, gt=0)
     closing_timeout: float = Field(default=5.0, gt=0)
     duplicate_window: float = Field(default=300.0, ge=240.0)
+    # Bound of the (Origin-Host, End-to-End) cache; past it the oldest answers go first.
+    # Repeats older than what it holds are still answered from the core's own record of
+    # (Session-Id, CC-Request-Number), never charged twice.
+    duplicate_cache_entries: int = Field(default=200_000, ge=1000)
     service_contexts: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CONTEXTS), min_length=1
     )

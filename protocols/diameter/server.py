@@ -173,7 +173,7 @@ class DiameterServer:
             self.local,
             NodeSettings.from_config(cfg),
             app,
-            DuplicateCache(cfg.duplicate_window),
+            DuplicateCache(cfg.duplicate_window, cfg.duplicate_cache_entries),
             PeerRestarts(data_dir / "diameter-peers.json" if data_dir else None),
         )
         loop = asyncio.get_running_loop()
