@@ -295,10 +295,20 @@ class Exporter:
         self.claim_idle()
 
     def claim_idle(self) -> None:
+        """Take entries idle past claim_idle at any consumer; forget empty silent consumers.
+
+        A consumer silent that long is presumed dead (a live exporter polls
+        every poll_interval); one that owns nothing is deleted so restarts on
+        other hosts do not pile up in the group (the Lua check makes this
+        safe against a consumer that reads meanwhile: it would own entries).
+        """
         s = self._streams()
         idle_ms = int(self.cfg.claim_idle_seconds * 1000)
         for p in range(s.partitions):
             self._add(s.autoclaim(p, idle_ms, self.cfg.batch_size))
+            for c in s.consumers(p):
+                if c.name != self.consumer and c.pending == 0 and c.idle_ms > idle_ms:
+                    s.drop_consumer_if_empty(p, c.name)
 
     # -- writing ---------------------------------------------------------------
 

@@ -216,6 +216,7 @@ def test_entries_idle_at_a_silent_exporter_are_taken_over(redis_url: str, tmp_pa
     late = Exporter(client, cfg)
     assert late.run(once=True) == 0
     assert late.stats.records == 8
+    assert client.xinfo_consumers(records_stream(4), cfg.group) == []  # silent one forgotten
     assert record_counts(cfg.output_dir) == dict.fromkeys(ids, 1)
     assert pending(client, cfg.group) == 0
 
