@@ -5,7 +5,8 @@
 %% exchange), CCR-INITIAL, CCR-UPDATE, the same CCR-UPDATE again (a
 %% retransmission: same Session-Id and CC-Request-Number), a pause longer than
 %% Tw so that diameter's watchdog sends DWR, CCR-TERMINATION, then DPR
-%% (diameter:stop_service). Every answer is decoded by OTP with strict M-bit
+%% (diameter:stop_service); a second, low-balance subscriber gets FUI REDIRECT,
+%% 4012, a price enquiry and a balance check. Every answer is decoded by OTP with strict M-bit
 %% checking; one line per step is printed for the Python side:
 %%   STEP <name> <Result-Code> <decode-errors> <detail>
 -module(gy_interop).
@@ -18,7 +19,7 @@
 
 -define(SVC, gy_interop_client).
 
-main([Host, PortText, Msisdn]) ->
+main([Host, PortText, Msisdn, PoorMsisdn]) ->
     Port = list_to_integer(PortText),
     register(gy_interop_main, self()),
     ok = diameter:start(),
@@ -61,9 +62,34 @@ main([Host, PortText, Msisdn]) ->
                             'Used-Service-Unit' => [#{'CC-Total-Octets' => [500]}]}]})),
     %% stop_service sends DPR (REBOOTING) and waits for the DPA; the Python side
     %% checks the DPR/DPA pair on the wire.
+    poor(PoorMsisdn),
     ok = diameter:stop_service(?SVC),
     step("dpr", 2001, [], "stopped"),
     halt(0).
+
+%% A low balance: FUI REDIRECT on data, 4012 on voice, then a price enquiry and a
+%% balance check, so that OTP's strict decoder reads those encodings too.
+poor(Msisdn) ->
+    SId = diameter:session_id("erl-gy.example"),
+    Base = #{'Destination-Realm' => "test.example",
+             'Auth-Application-Id' => 4,
+             'Service-Context-Id' => "32251@3gpp.org",
+             'Subscription-Id' => [#{'Subscription-Id-Type' => 0,
+                                     'Subscription-Id-Data' => Msisdn}]},
+    Rsu = [#{'CC-Total-Octets' => [10000]}],
+    call("poor_initial",
+         Base#{'Session-Id' => SId, 'CC-Request-Type' => 1, 'CC-Request-Number' => 0,
+               'Multiple-Services-Indicator' => [1],
+               'Multiple-Services-Credit-Control' =>
+                   [#{'Rating-Group' => [10], 'Requested-Service-Unit' => Rsu},
+                    #{'Rating-Group' => [30], 'Requested-Service-Unit' => [#{'CC-Time' => [60]}]}]}),
+    call("price_enquiry",
+         Base#{'Session-Id' => diameter:session_id("erl-gy.example"),
+               'CC-Request-Type' => 4, 'CC-Request-Number' => 0,
+               'Requested-Action' => [3], 'Requested-Service-Unit' => Rsu}),
+    call("check_balance",
+         Base#{'Session-Id' => diameter:session_id("erl-gy.example"),
+               'CC-Request-Type' => 4, 'CC-Request-Number' => 0, 'Requested-Action' => [2]}).
 
 service() ->
     [{'Origin-Host', "erl-gy.example"},
@@ -128,8 +154,12 @@ handle_request(_Pkt, _Svc, _Peer) ->
 
 detail(Avps) ->
     Msccs = maps:get('Multiple-Services-Credit-Control', Avps, []),
-    Parts = [io_lib:format("rg=~w,rc=~w,gsu=~w",
+    Parts = [io_lib:format("rg=~w,rc=~w,gsu=~w,fua=~w",
                            [maps:get('Rating-Group', M, []), maps:get('Result-Code', M, []),
-                            [maps:get('CC-Total-Octets', G, []) || G <- maps:get('Granted-Service-Unit', M, [])]])
+                            [maps:get('CC-Total-Octets', G, []) || G <- maps:get('Granted-Service-Unit', M, [])],
+                            [maps:get('Final-Unit-Action', F) || F <- maps:get('Final-Unit-Indication', M, [])]])
              || M <- Msccs],
-    lists:flatten(lists:join(";", Parts)).
+    Top = io_lib:format("cost=~w,cbr=~w",
+                        [[maps:get('Currency-Code', C) || C <- maps:get('Cost-Information', Avps, [])],
+                         maps:get('Check-Balance-Result', Avps, [])]),
+    lists:flatten(lists:join(";", [Top | Parts])).

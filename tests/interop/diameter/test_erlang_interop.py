@@ -82,6 +82,7 @@ async def test_otp_diameter_gy_client(
     """OTP diameter: CER, CCR-I/U, a retransmitted CCR-U (charged once), DWR, CCR-T, DPR; clean wire."""
     await build_client(tmp_path)
     acct = await new_account(money=1_000_000)
+    poor = await new_account(money=55)
     host, port = gy_server.addresses[0]
     async with capture(port, tmp_path / "gy.pcap") as pcap:
         output = await run(
@@ -95,6 +96,7 @@ async def test_otp_diameter_gy_client(
             host,
             str(port),
             acct.identity.value,
+            poor.identity.value,
             cwd=tmp_path,
             limit=90,
         )
@@ -106,12 +108,20 @@ async def test_otp_diameter_gy_client(
         "ccr_update_repeat",
         "ccr_after_watchdog",
         "ccr_terminate",
+        "poor_initial",
+        "price_enquiry",
+        "check_balance",
         "dpr",
     ):
         assert name in got, f"{name} missing:\n{output}"
         rc, errors, _ = got[name]
         assert (rc, errors) == (2001, "[]"), f"{name}: {got[name]}\n{output}"
     assert "gsu=[[10000]]" in got["ccr_initial"][2]
+    # FUI REDIRECT (1) on data, 4012 on voice; Cost-Information in EUR (978); Check-Balance-Result
+    assert "rg=[10],rc=[2001],gsu=[[5000]],fua=[1]" in got["poor_initial"][2]
+    assert "rg=[30],rc=[4012]" in got["poor_initial"][2]
+    assert "cost=[978]" in got["price_enquiry"][2]
+    assert "cbr=[1]" in got["check_balance"][2]  # 5 left after the data reservation: NO_CREDIT
     assert got["ccr_update_repeat"] == got["ccr_update"]  # identical answer
     view = await accounts.show(acct.account_id)
     money = sum(b["amount"] for b in view["buckets"] if b["unit"] == "money")
