@@ -1,7 +1,7 @@
 %% A Gy client on Erlang/OTP's diameter application (an independent Diameter stack),
 %% driven by tests/interop/diameter/test_erlang_interop.py.
 %%
-%% gy_interop:main([Host, Port, Msisdn]) does: CER (diameter's own capabilities
+%% gy_interop:main([Host, Port, Msisdn, PoorMsisdn]) does: CER (diameter's own capabilities
 %% exchange), CCR-INITIAL, CCR-UPDATE, the same CCR-UPDATE again (a
 %% retransmission: same Session-Id and CC-Request-Number), a pause longer than
 %% Tw so that diameter's watchdog sends DWR, CCR-TERMINATION, then DPR
