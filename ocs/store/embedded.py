@@ -195,6 +195,7 @@ class EmbeddedRedis:
         self.attached = False  # someone else's server: never stopped by us
         self.owner = False  # we started or adopted it: stop() shuts it down
         self.restarts = 0
+        self._last_ok: bool | None = None  # the supervisor's last check
         self._server_port = port
         # owner.pid holds "<pid> <token>": the token tells two instances of
         # one process apart (a test attaching beside its own server).
@@ -416,9 +417,14 @@ class EmbeddedRedis:
         return True
 
     def health(self) -> dict[str, Any]:
-        """For ``/health``: is the server answering, and who owns it."""
+        """For ``/health``: is the server up, and who owns it.
+
+        No I/O while :meth:`supervise` runs (it is called on the event loop):
+        the supervisor's last check answers.
+        """
+        ok = self._last_ok if self._last_ok is not None else self.is_running()
         return {
-            "ok": self.is_running(),
+            "ok": ok,
             "url": self.url,
             "owner": self.owner,
             "pid": self.process.pid if self.process else _read_pid(self.pid_path),
@@ -435,7 +441,8 @@ class EmbeddedRedis:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             if stop.is_set():
                 return
-            if await asyncio.to_thread(self._healthy):
+            self._last_ok = await asyncio.to_thread(self._healthy)
+            if self._last_ok:
                 delay = interval
                 continue
             log.error(
@@ -449,6 +456,7 @@ class EmbeddedRedis:
                 delay = min(delay * 2, max_backoff)
                 log.error("embedded_redis_restart_failed", error=str(exc), retry_in=delay)
             else:
+                self._last_ok = True
                 self.restarts += 1
                 EMBEDDED_REDIS_RESTARTS.inc()
                 delay = interval

@@ -376,3 +376,23 @@ def test_socket_elsewhere(servers: Make, tmp_path: Path) -> None:
     second = servers(tmp_path / "data", socket_path=sock)
     second.start()
     assert second.attached
+
+
+async def test_health_reports_a_server_that_cannot_be_restarted(servers: Make) -> None:
+    """Server killed and its restart failing: /health says not ok until a restart succeeds."""
+    server = servers()
+    await asyncio.to_thread(server.start)
+    stop = asyncio.Event()
+    task = asyncio.create_task(server.supervise(stop, interval=0.05, max_backoff=0.2))
+    try:
+        await eventually(lambda: server.health()["ok"] is True)
+        server.binary = "/bin/false"  # every restart attempt now exits at once
+        server.kill()
+        await eventually(lambda: server.health()["ok"] is False)
+        assert server.restarts == 0
+        server.binary = None
+        await eventually(lambda: server.restarts == 1)
+        assert server.health()["ok"] is True and server.is_running()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
