@@ -66,6 +66,9 @@ class DiameterConfig(_Strict):
     # UNABLE_TO_COMPLY is a permanent failure: the client would apply its CCFH and
     # possibly end the user's service for a transient outage.
     storage_failure_result_code: Literal[3004, 5012] = 3004
+    # A second connection from an Origin-Host already open is refused (RFC 6733 §5.6.4);
+    # false lets one peer open several (e.g. a load generator).
+    one_connection_per_peer: bool = True
     # 3002 / 3003 when a CCR names another Destination-Host or Destination-Realm.
     check_destination: bool = True
     data_dir: Path | None = None  # Origin-State-Id counter and peers' state ids

@@ -45,6 +45,7 @@ class NodeSettings:
     max_message_size: int
     max_in_flight: int
     advertise_addresses: bool  # Host-IP-Address configured, else the connection's own
+    one_connection_per_peer: bool = True
     drain_timeout: float = 5.0
 
     @classmethod
@@ -66,6 +67,7 @@ class NodeSettings:
             max_message_size=lim.max_message_size,
             max_in_flight=lim.max_in_flight,
             advertise_addresses=bool(cfg.host_ip_addresses),
+            one_connection_per_peer=cfg.one_connection_per_peer,
         )
 
 
@@ -96,16 +98,21 @@ class DiameterNode:
     def connection_lost(self, conn: Connection) -> None:
         self.connections.discard(conn)
         for host, c in list(self.peers.items()):
-            if c is conn:
-                del self.peers[host]
-                metrics().peers.dec()
-                log.info("diameter_peer_down", peer=host)
+            if c is not conn:
+                continue
+            other = next((o for o in self.connections if o.open_peer == host), None)
+            if other is not None:
+                self.peers[host] = other  # another connection of the same peer takes the pushes
+                continue
+            del self.peers[host]
+            metrics().peers.dec()
+            log.info("diameter_peer_down", peer=host)
 
     def admit(self, conn: Connection, peer: PeerInfo) -> ResultCode | None:
         """A second connection from an open peer is refused (standards §1.3), unless the
         peer restarted (higher Origin-State-Id): then the old connection is the stale one."""
         old = self.peers.get(peer.origin_host)
-        if old is None or old is conn:
+        if old is None or old is conn or not self.settings.one_connection_per_peer:
             return None
         old_info = old.machine.peer if old.machine is not None else None
         old_state = old_info.origin_state_id if old_info is not None else None

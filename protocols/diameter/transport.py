@@ -274,6 +274,14 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     @property
+    def open_peer(self) -> str | None:
+        """The Origin-Host of the peer when this connection is Open, else None."""
+        m = self.machine
+        if m is None or m.peer is None or m.state is not PeerState.OPEN:
+            return None
+        return m.peer.origin_host
+
+    @property
     def peer_name(self) -> str:
         if self.machine is not None and self.machine.peer is not None:
             return self.machine.peer.origin_host

@@ -262,3 +262,21 @@ async def test_proxy_info_copied_in_order_over_tcp(gy: GyClient) -> None:
     assert answer.avps[0].code == 263 and answer.header.is_proxyable
     got = [a.value[0].value for a in answer.avps if a.code == 284]
     assert got == [b"proxy1", b"proxy2"]
+
+
+async def test_parallel_connections_when_allowed(
+    start_server: StartServer, new_client: NewClient
+) -> None:
+    """one_connection_per_peer: false lets one Origin-Host open several connections."""
+    server = await start_server(one_connection_per_peer=False)
+    a = await new_client(server)
+    b = await new_client(server)
+    assert (await a.dwr()).result_code == (await b.dwr()).result_code == 2001
+    await b.close()  # the newest goes: the other still takes the peer's pushes
+    for _ in range(50):
+        if server.node is not None and server.node.peers.get(a.origin_host) is not None:
+            conn = server.node.peers[a.origin_host]
+            if conn.open_peer == a.origin_host and len(server.node.connections) == 1:
+                break
+        await asyncio.sleep(0.05)
+    assert server.health()["peers"] == [a.origin_host]
