@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from ocs import __version__
 from ocs.charging.api import ChargingService
@@ -42,12 +43,7 @@ async def open_store(config: Config) -> AsyncIterator[tuple[Redis, EmbeddedRedis
     embedded = None
     url = config.redis.url
     if url is None:
-        embedded = EmbeddedRedis(
-            config.path(config.redis.data_dir),
-            config.redis.appendfsync,
-            config.redis.port,
-            config.redis.binary,
-        )
+        embedded = EmbeddedRedis.from_config(config)
         await asyncio.to_thread(embedded.start)
         url = embedded.url
     client = connect(
@@ -63,6 +59,28 @@ async def open_store(config: Config) -> AsyncIterator[tuple[Redis, EmbeddedRedis
 
 def load_policy_set(config: Config) -> PolicySet:
     return load_policies(config.path(config.policies.dir))
+
+
+@dataclass
+class RedisPing:
+    """Health of an external Redis: a PING every few seconds (none on /health's path)."""
+
+    client: Redis
+    ok: bool = True
+    error: str | None = None
+
+    async def run(self, stop: asyncio.Event, interval: float = 5.0) -> None:
+        while not stop.is_set():
+            try:
+                await self.client.ping()
+                self.ok, self.error = True, None
+            except (RedisError, OSError) as exc:
+                self.ok, self.error = False, repr(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": self.ok, "embedded": False, "error": self.error}
 
 
 @dataclass
@@ -161,15 +179,19 @@ class Runtime:
             BUILD.info({"version": __version__, "policy_version": policies.version})
             holder = PolicyHolder(charging, self.config)
             register_health("policies", holder.health)
-            register_health("redis", lambda: {"ok": True, "embedded": embedded is not None})
+            pinger = RedisPing(client)
+            register_health("redis", embedded.health if embedded is not None else pinger.health)
             self._install_signals(stop, holder)
             tasks = [asyncio.create_task(holder.watch(stop))]
             if self.worker_index == 0:  # one sweeper is enough; the scripts are idempotent
                 sweep_every = self.config.supervision.sweep_interval
                 tasks.append(asyncio.create_task(run_supervisor(charging, sweep_every, stop)))
                 tasks.append(asyncio.create_task(self._renewals(charging, stop)))
-            if embedded is not None and not embedded.attached:
+            if embedded is not None:
+                # Attached too: if the owner (say a CLI run) stops it, we take over.
                 tasks.append(asyncio.create_task(embedded.supervise(stop)))
+            else:
+                tasks.append(asyncio.create_task(pinger.run(stop)))
             http = None
             if self.config.metrics.enabled and self.worker_index == 0:
                 http = await serve_http(self.config.metrics.host, self.config.metrics.port)

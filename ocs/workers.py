@@ -64,10 +64,7 @@ class Supervisor:
     def run(self) -> int:
         url = self.config.redis.url
         if url is None:
-            cfg = self.config.redis
-            self.embedded = EmbeddedRedis(
-                self.config.path(cfg.data_dir), cfg.appendfsync, cfg.port, cfg.binary
-            )
+            self.embedded = EmbeddedRedis.from_config(self.config)
             self.embedded.start()
             url = self.embedded.url
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -49,7 +49,8 @@ def test_serve_embedded_then_cli_beside_it(tmp_path: Path) -> None:
             except OSError:
                 time.sleep(0.2)
         assert health is not None, "no /health within 30 s"
-        assert health["ok"] and health["components"]["redis"]["embedded"] is True
+        assert health["ok"] and health["components"]["redis"]["ok"] is True
+        assert health["components"]["redis"]["url"].startswith("unix://")  # the embedded one
         assert (tmp_path / "redis" / "redis.sock").exists()
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
