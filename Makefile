@@ -39,7 +39,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
+# The server and, beside it, the exporter (a side process that attaches to the
+# server's store); Ctrl-C stops both, each cleanly.
 run: $(VENV)/.installed
+	@$(BIN)/ocs --config $(CONFIG) export & exporter=$$!; \
+	trap 'kill -TERM $$exporter 2>/dev/null; wait $$exporter' EXIT; \
 	$(BIN)/ocs --config $(CONFIG) serve
 
 export: $(VENV)/.installed
