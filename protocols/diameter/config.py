@@ -71,6 +71,13 @@ class DiameterConfig(_Strict):
     one_connection_per_peer: bool = True
     # 3002 / 3003 when a CCR names another Destination-Host or Destination-Realm.
     check_destination: bool = True
+    # Sent in CCA-I to override the gateway's own setting (RFC 4006 §8.14 CCFH):
+    # terminate | continue | retry_and_terminate; unset: the gateway's applies.
+    credit_control_failure_handling: (
+        Literal["terminate", "continue", "retry_and_terminate"] | None
+    ) = None
+    # Sent in event CCAs (RFC 4006 §8.15 DDFH): terminate_or_buffer | continue.
+    direct_debiting_failure_handling: Literal["terminate_or_buffer", "continue"] | None = None
     data_dir: Path | None = None  # Origin-State-Id counter and peers' state ids
     # SO_REUSEPORT: the workers of `ocs serve --workers N` share the port.
     reuse_port: bool = True

@@ -53,6 +53,10 @@ class GyApplication:
     # 3004 by default: see protocols.diameter.config.DiameterConfig.storage_failure_result_code.
     storage_failure: ResultCode = ResultCode.TOO_BUSY
     check_destination: bool = True
+    # RFC 4006 §8.14 / §8.15: sent in CCA-I (and event CCAs) to override the client's
+    # own failure handling when it cannot reach us; None sends nothing.
+    failure_handling: int | None = None
+    direct_debiting_failure_handling: int | None = None
 
     async def handle(self, msg: Decoded, peer: PeerInfo) -> bytes:
         """Serve one well-formed CCR; always returns the CCA (or error answer) bytes."""
@@ -146,6 +150,8 @@ class GyApplication:
                 failed = self._context_avp(msg)
         else:
             code = ResultCode.SUCCESS
+        if req.request_type is CcRequestType.INITIAL and self.failure_handling is not None:
+            body.append(A.new(AvpCode.CREDIT_CONTROL_FAILURE_HANDLING, self.failure_handling))
         return answers.answer(msg, self.local, code, body, failed=failed)
 
     def _event_cca(self, msg: Decoded, req: GyRequest, ev: EventAnswer, peer: PeerInfo) -> bytes:
@@ -162,6 +168,9 @@ class GyApplication:
         elif ev.action is EventAction.PRICE_ENQUIRY and ev.status is ServiceStatus.GRANTED:
             extra.append(gy_answer.cost_information(ev))
         body = answers.cca_echo(msg)
+        if self.direct_debiting_failure_handling is not None:
+            ddfh = self.direct_debiting_failure_handling
+            body.append(A.new(AvpCode.DIRECT_DEBITING_FAILURE_HANDLING, ddfh))
         if req.multiple_services:
             members = [*extra]
             if ev.service.rating_group is not None:

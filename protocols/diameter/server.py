@@ -37,6 +37,9 @@ from protocols.diameter.transport import Connection
 
 log = structlog.get_logger("ocs.diameter")
 
+_CCFH = {"terminate": 0, "continue": 1, "retry_and_terminate": 2}  # RFC 4006 §8.14
+_DDFH = {"terminate_or_buffer": 0, "continue": 1}  # RFC 4006 §8.15
+
 
 @dataclass(frozen=True, slots=True)
 class NodeSettings:
@@ -175,6 +178,8 @@ class DiameterServer:
             tuple(cfg.service_contexts),
             ResultCode(cfg.storage_failure_result_code),
             cfg.check_destination,
+            _CCFH.get(cfg.credit_control_failure_handling or ""),
+            _DDFH.get(cfg.direct_debiting_failure_handling or ""),
         )
         self.node = DiameterNode(
             self.local,

@@ -12,7 +12,8 @@ from prometheus_client import REGISTRY
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.types import UnitType
 from tests.core_fixtures import NewAccount
-from tests.integration.diameter.gy_client import GyClient, mscc, result_of, rsu, usu
+from tests.integration.diameter.conftest import NewClient, StartServer
+from tests.integration.diameter.gy_client import GyClient, mscc, plain, result_of, rsu, usu
 
 DATA, VOICE, SMS = 10, 30, 40
 ROOT = Path(__file__).parents[3]
@@ -384,3 +385,21 @@ async def test_3gpp_shaped_ccr_with_service_information(
     assert a.result_code == 2001
     (m,) = a.multiple_services_credit_control
     assert (m.rating_group, m.service_identifier, m.result_code) == (DATA, [1000], 2001)
+
+
+async def test_failure_handling_overrides_sent_when_configured(
+    start_server: StartServer, new_client: NewClient, new_account: NewAccount
+) -> None:
+    """standards §2.6: configured CCFH goes in CCA-I (not in CCA-U), DDFH in event CCAs."""
+    server = await start_server(
+        credit_control_failure_handling="continue", direct_debiting_failure_handling="continue"
+    )
+    c = await new_client(server)
+    acct = await new_account()
+    s = sid()
+    i = await c.call(c.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+    assert i.credit_control_failure_handling == 1
+    u = await c.call(c.ccr(s, 2, 1, None, [mscc(DATA, rsu())]))
+    assert u.credit_control_failure_handling is None
+    e = await c.call(c.ccr(sid(), 4, 0, acct.identity.value, requested_action=2))
+    assert 428 in [a.code for a in plain(e.raw).avps]
