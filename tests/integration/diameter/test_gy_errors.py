@@ -46,6 +46,13 @@ ROWS = [
         True,
         None,
     ),
+    (
+        "3001 STR: Gy sessions end with CCR-T",
+        lambda: w.message(275, w.utf8(263, "x"), app=4, **ids()),
+        3001,
+        True,
+        None,
+    ),
     ("3007 app not advertised", lambda: w.message(272, app=16777238, **ids()), 3007, True, None),
     ("3008 E bit in a request", lambda: w.ccr(flags=0xE0, **ids()), 3008, True, None),
     (
