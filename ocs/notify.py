@@ -54,6 +54,7 @@ def decode_notification(data: bytes) -> Notification:
         session_id=str(m["s"]),
         owner=str(m.get("o", "")),
         attributes=tuple((str(a[0]), str(a[1])) for a in attrs if len(a) == 2),
+        rating_groups=tuple(int(rg) for rg in m.get("rg") or ()),
     )
 
 
@@ -63,7 +64,10 @@ async def subscribe(
     """Yield push notifications from every partition written from ``since_ms`` on."""
     start = int(time.time() * 1000) if since_ms is None else since_ms
     cursor: dict[str, str] = {
-        notifications_stream(p): f"{max(start, 0)}-0" for p in range(partitions)
+        # XREAD returns ids after the one given: the last possible id of the
+        # millisecond before `start`, so everything from `start` on is read.
+        notifications_stream(p): f"{max(start - 1, 0)}-{2**64 - 1}"
+        for p in range(partitions)
     }
     while True:
         try:

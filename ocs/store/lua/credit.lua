@@ -30,12 +30,17 @@ end
 b.amt = sat_add(b.amt, req.delta)
 if spec.exp and spec.exp > 0 then b.exp = spec.exp end
 save_balance(KEYS[2], bal, now)
+-- A bundle for some rating groups re-authorises just those (a scoped RAR).
+local rgs = {}
+for _, pair in ipairs(b.svc or {}) do
+  if pair[1] and pair[1] ~= -1 then rgs[#rgs + 1] = pair[1] end
+end
 local sessions = redis.call('SMEMBERS', KEYS[3])
 local base = KEYS[1]
 for _, sid in ipairs(sessions) do
   local s = unpack_blob(redis.call('GET', base .. ':s:' .. sid))
   if s and s.st == 'open' then
-    publish(KEYS[5], req.kind, s.acct, sid, s.owner, s.attrs)
+    publish(KEYS[5], req.kind, s.acct, sid, s.owner, s.attrs, rgs)
   end
 end
 local result = cmsgpack.pack({ok = 1, bucket = b.id, amt = b.amt, sessions = #sessions})

@@ -409,7 +409,7 @@ local function remember(answers_key, order_key, rk, packed)
   end
 end
 
-local function publish(stream, kind, acct_id, sid, owner, attrs)
-  local msg = cmsgpack.pack({k = kind, a = acct_id, s = sid, o = owner, at = attrs})
+local function publish(stream, kind, acct_id, sid, owner, attrs, rgs)
+  local msg = cmsgpack.pack({k = kind, a = acct_id, s = sid, o = owner, at = attrs, rg = rgs or {}})
   redis.call('XADD', stream, 'MAXLEN', '~', '10000', '*', 'n', msg)
 end

@@ -163,6 +163,26 @@ async def test_topup_and_block_publish_notifications_for_live_sessions(
     assert [n.kind for n in got] == [NotificationKind.TOPUP, NotificationKind.BLOCKED]
     assert got[0].session_id == s.session_id and got[0].owner == "diameter:pgw.test"
     assert got[0].attributes == (("peer", "x"),)
+    assert got[0].rating_groups == ()  # money: every rating group
+
+
+async def test_bundle_topup_notification_names_its_rating_groups(
+    charging: ChargingService, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """A top-up of a bundle for rating group 10 asks for a RAR scoped to rating group 10."""
+    acct = await new_account(money=100)
+    s = SessionRef(unique_session(), owner="diameter:pgw.test")
+    await charging.initiate(s, acct.identity, [ServiceRequest(DATA, Usage())])
+    stream = charging.notifications()
+    await accounts.credit(
+        acct.account_id,
+        BucketSpec(UnitType.TOTAL_OCTETS, 0, bucket_id="d10", rating_groups=(10,)),
+        1_000_000,
+    )
+    note = await asyncio.wait_for(
+        anext(n async for n in stream if n.account_id == acct.account_id), 5
+    )
+    assert note.rating_groups == (10,)
 
 
 async def test_topup_with_reference_is_applied_once(
