@@ -279,16 +279,9 @@ class ChargingService:
             answers,
             order,
         ]
-        commands: list[Command] = []
-        if op != "terminate":
-            # Index hints go first: harmless if the script then refuses.
-            sidx = session_index(session.session_id)
-            commands.append(("SET", sidx, target.account_id, "EX", SESSION_INDEX_TTL))
-            commands.append(
-                ("ZADD", supervision_shard(target.account_id), now + supervision, member)
-            )
-            if session.owner:
-                commands.append(("SADD", owner_index(session.owner), member))
+        commands = self._index_hints(
+            op, session, request_key, target, member, now + supervision, create
+        )
         script_index = len(commands)
         commands.append(evalsha(script, session_keys, msgpack.packb(request, use_bin_type=True)))
         if op == "terminate":
@@ -300,6 +293,37 @@ class ChargingService:
         if raw[:1] == b"R":  # a replay: the stored answer, as first sent
             return {**_decode(raw[1:]), "replay": 1}
         return _decode(raw)
+
+    def _index_hints(
+        self,
+        op: str,
+        session: SessionRef,
+        request_key: str,
+        target: Target,
+        member: str,
+        deadline: int,
+        create: bool,
+    ) -> list[Command]:
+        """Index writes that go first in the pipeline (harmless if the script refuses).
+
+        A plain CCR-U sends none: its supervision entry is only ever early,
+        and the sweeper, finding the session alive, re-arms it at the real
+        deadline; the session index is refreshed every 64th request and its
+        owner entry only when the owner is new to this process. So the
+        common request is one command: its EVALSHA.
+        """
+        if op == "terminate":
+            return []
+        commands: list[Command] = []
+        opening = op == "initiate" or create
+        if opening or (request_key.isdigit() and int(request_key) % 64 == 0):
+            sidx = session_index(session.session_id)
+            commands.append(("SET", sidx, target.account_id, "EX", SESSION_INDEX_TTL))
+        if opening:
+            commands.append(("ZADD", supervision_shard(target.account_id), deadline, member))
+        if session.owner and self.resolver.owner_is_new(session.session_id, session.owner):
+            commands.append(("SADD", owner_index(session.owner), member))
+        return commands
 
     async def submit(self, commands: list[Command]) -> list[Any]:
         """Send through the per-pass batcher; reload scripts once on NOSCRIPT."""

@@ -50,6 +50,8 @@ class Resolver:
         self._partitions = partitions
         self._identities = _Lru(size)
         self._sessions = _Lru(size)
+        self._owners: OrderedDict[str, str] = OrderedDict()
+        self._size = size
 
     async def by_identity(self, identities: Sequence[Identity]) -> Target:
         for ident in identities:
@@ -82,6 +84,16 @@ class Resolver:
 
     def remember_session(self, session_id: str, target: Target) -> None:
         self._sessions.put(session_id, Target(target.account_id, target.plan, ""))
+
+    def owner_is_new(self, session_id: str, owner: str) -> bool:
+        """Has this process not yet indexed the session under this owner?"""
+        if self._owners.get(session_id) == owner:
+            return False
+        self._owners[session_id] = owner
+        self._owners.move_to_end(session_id)
+        while len(self._owners) > self._size:
+            self._owners.popitem(last=False)
+        return True
 
     def forget(self, identities: Sequence[Identity] = (), session_id: str | None = None) -> None:
         for ident in identities:

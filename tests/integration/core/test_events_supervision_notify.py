@@ -224,3 +224,22 @@ async def test_deleted_account_is_unknown(
         await charging.initiate(
             SessionRef(unique_session()), acct.identity, [ServiceRequest(DATA, Usage())]
         )
+
+
+async def test_early_supervision_entry_is_rearmed_not_closed(
+    charging: ChargingService, new_account: NewAccount
+) -> None:
+    """Updates do not rewrite the deadline index: the sweeper finds the session alive and re-arms it."""
+    acct = await new_account(money=10_000)
+    s = SessionRef(unique_session())
+    t0 = 1_000_100_000  # long past, like the test above: touches no other test's session
+    await charging.initiate(s, acct.identity, [ServiceRequest(DATA, Usage())], now=t0)
+    await charging.update(
+        s, "1", [ServiceRequest(DATA, Usage())], now=t0 + 1_000
+    )  # real deadline t0+2200
+    await sweep(charging, now=t0 + 1_300)  # the index said t0+1200: due, but the session is alive
+    u = await charging.update(s, "2", [ServiceRequest(DATA, Usage())], now=t0 + 1_400)
+    assert u.services[0].status is ServiceStatus.GRANTED
+    await sweep(charging, now=t0 + 1_400 + 1_201)
+    with pytest.raises(errors.UnknownSession):
+        await charging.update(s, "3", [ServiceRequest(DATA, Usage())], now=t0 + 2_700)
