@@ -27,6 +27,7 @@ from ocs.charging.types import (
     UsedUnits,
 )
 from ocs.policy.loader import PolicySet
+from ocs.policy.models import Price
 from ocs.policy.timebands import Schedule
 
 _FUA = {"terminate": 0, "redirect": 1, "restrict": 2}
@@ -83,6 +84,7 @@ def rate_request(
         rated.units[req.service.key()] = svc.unit
         extras = _extras(quota_name=name, policies=policies)
         if schedule.tariff.bands:
+            extras = dict(extras)  # this request's own copy: the switch depends on `now`
             _announce_switch(schedule, name, now, extras)
         item: dict[str, Any] = {
             "k": req.service.key(),
@@ -91,7 +93,7 @@ def rate_request(
             "sid": req.service.service_id,
             "ru": svc.unit.value,
             "want": grant_size(req.requested, svc.unit, quota),
-            "t": tariff_params(price).to_lua(),
+            "t": lua_tariff(price),
             "rep": [_report(u, svc.unit, schedule, name, now, quota.supervision) for u in req.used],
         }
         rated.extras[req.service.key()] = extras
@@ -124,7 +126,7 @@ def _report(
     """
 
     def params_at(ts: int) -> dict[str, int]:
-        return tariff_params(schedule.price_at(name, ts)).to_lua()
+        return lua_tariff(schedule.price_at(name, ts))
 
     out: dict[str, Any] = {"u": usage_map(used.usage, unit), "cum": int(used.cumulative)}
     if not schedule.tariff.bands or used.tariff_change is TariffChange.AFTER:
@@ -142,8 +144,30 @@ def _report(
     return out
 
 
+_LUA_TARIFFS: dict[int, tuple[Price | None, dict[str, int]]] = {}
+
+
+def lua_tariff(price: Price | None) -> dict[str, int]:
+    """The script's integers for a policy price, computed once per price object."""
+    hit = _LUA_TARIFFS.get(id(price))
+    if hit is not None and hit[0] is price:
+        return hit[1]
+    params = tariff_params(price).to_lua()
+    if len(_LUA_TARIFFS) > 10_000:  # many reloads: start afresh
+        _LUA_TARIFFS.clear()
+    _LUA_TARIFFS[id(price)] = (price, params)  # keeps `price` alive, so its id stays unique
+    return params
+
+
 def _extras(quota_name: str, policies: PolicySet) -> dict[str, Any]:
-    """Grant attributes stored with the answer so a replay is identical."""
+    """Grant attributes from policy, computed once per policy set and service."""
+    extras: dict[str, Any] = policies.memo(
+        ("extras", quota_name), lambda: _make_extras(quota_name, policies)
+    )
+    return extras
+
+
+def _make_extras(quota_name: str, policies: PolicySet) -> dict[str, Any]:
     q = policies.quota(quota_name)
     fu = q.final_unit
     return {

@@ -12,7 +12,7 @@ loading either yields a whole valid set or raises: a reload never half-applies
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,15 @@ class PolicySet:
         default_factory=dict, repr=False, init=False
     )
     _schedules: dict[str, Schedule] = field(default_factory=dict, repr=False, init=False)
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False, init=False)
+
+    def memo(self, key: Any, make: Callable[[], Any]) -> Any:
+        """A value derived from this (immutable) set, computed once."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = make()
+            return value
 
     def __post_init__(self) -> None:
         for name, svc in self.services.items():
