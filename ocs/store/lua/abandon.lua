@@ -26,11 +26,6 @@ local acct = hash_to_table(redis.call('HGETALL', KEYS[1]))
 local bal = load_balance(KEYS[2])
 release_all(bal, sess)
 write_record(KEYS[5], sess, acct, now, req.cause, 'session', sess.acct .. '/' .. sess.sid, req.tax)
-sess.st = 'closed'
-sess.last = now
-redis.call('SET', KEYS[4], cmsgpack.pack(sess), 'EX', 86400)
-redis.call('EXPIRE', KEYS[6], 86400)
-redis.call('EXPIRE', KEYS[7], 86400)
-redis.call('SREM', KEYS[3], req.sid)
+close_session(sess, now, KEYS[4], KEYS[6], KEYS[7], KEYS[3])
 save_balance(KEYS[2], bal, now)
 return cmsgpack.pack({closed = 1})

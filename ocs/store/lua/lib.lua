@@ -409,6 +409,17 @@ local function remember(answers_key, order_key, rk, packed)
   end
 end
 
+-- Close a session: kept a day with its answers so repeats are replayed,
+-- and out of the account's open-session set.
+local function close_session(sess, now, sess_key, answers_key, order_key, open_set)
+  sess.st = 'closed'
+  sess.last = now
+  redis.call('SET', sess_key, cmsgpack.pack(sess), 'EX', 86400)
+  redis.call('EXPIRE', answers_key, 86400)
+  redis.call('EXPIRE', order_key, 86400)
+  redis.call('SREM', open_set, sess.sid)
+end
+
 local function publish(stream, kind, acct_id, sid, owner, attrs, rgs)
   local msg = cmsgpack.pack({k = kind, a = acct_id, s = sid, o = owner, at = attrs, rg = rgs or {}})
   redis.call('XADD', stream, 'MAXLEN', '~', '10000', '*', 'n', msg)

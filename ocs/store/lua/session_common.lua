@@ -47,14 +47,8 @@ local function store_open()
   redis.call('SADD', KEYS[4], req.sid)
 end
 
--- A closed session keeps its answers for a day so repeats are replayed.
 local function store_closed()
-  sess.st = 'closed'
-  sess.last = now
-  redis.call('SET', KEYS[5], cmsgpack.pack(sess), 'EX', 86400)
-  redis.call('EXPIRE', KEYS[8], 86400)
-  redis.call('EXPIRE', KEYS[9], 86400)
-  redis.call('SREM', KEYS[4], req.sid)
+  close_session(sess, now, KEYS[5], KEYS[8], KEYS[9], KEYS[4])
 end
 
 -- Store the answer under the request key and send it.
