@@ -48,7 +48,7 @@ from ocs.store.batch import Batcher, Command
 from ocs.store.client import partitions as read_partitions
 from ocs.store.client import storage_errors
 from ocs.store.keys import AccountKeys, owner_index, session_index, supervision_shard
-from ocs.store.scripts import Scripts, evalsha
+from ocs.store.scripts import Scripts, evalsha, library
 
 log = structlog.get_logger("ocs.charging")
 
@@ -89,6 +89,7 @@ class ChargingService:
         self.scripts = Scripts.register(client)
         self.resolver = Resolver(client, partitions)
         self.batch = Batcher(client)
+        self.library: str | None = None  # set by load_scripts where functions exist
         # The time requests are rated at when they carry none: a seam so
         # tests can put a session on either side of a tariff switch.
         self.clock: Callable[[], float] = time.time
@@ -266,7 +267,6 @@ class ChargingService:
             "tax": policies.tax_ppm(target.plan),
             "lowb": list(policies.notifications.low_balance),
         }
-        script = getattr(self.scripts, op)
         blob, answers, order = keys.session_keys(session.session_id)
         session_keys = [
             keys.account,
@@ -283,7 +283,7 @@ class ChargingService:
             op, session, request_key, target, member, now + supervision, create
         )
         script_index = len(commands)
-        commands.append(evalsha(script, session_keys, msgpack.packb(request, use_bin_type=True)))
+        commands.append(self.call(op, session_keys, msgpack.packb(request, use_bin_type=True)))
         if op == "terminate":
             commands.append(("ZREM", supervision_shard(target.account_id), member))
             if session.owner:
@@ -325,12 +325,20 @@ class ChargingService:
             commands.append(("SADD", owner_index(session.owner), member))
         return commands
 
+    def call(self, name: str, keys: Sequence[str], *args: bytes | str | int) -> Command:
+        """The command running one hot-path script: FCALL of the loaded library,
+        or EVALSHA where the server has no functions."""
+        if self.library is not None:
+            return ("FCALL", f"{self.library}_{name}", len(keys), *keys, *args)
+        return evalsha(getattr(self.scripts, name), keys, *args)
+
     async def submit(self, commands: list[Command]) -> list[Any]:
-        """Send through the per-pass batcher; reload scripts once on NOSCRIPT."""
+        """Send through the per-pass batcher; reload scripts once when Redis
+        lost them (NOSCRIPT, or a function library gone after FUNCTION FLUSH)."""
         for attempt in (0, 1):
             async with storage_errors():
                 replies = await self.batch.submit(commands)
-            if attempt == 0 and any(isinstance(r, rexc.NoScriptError) for r in replies):
+            if attempt == 0 and any(_lost_script(r) for r in replies):
                 await self.load_scripts()
                 continue
             for reply in replies:
@@ -341,10 +349,18 @@ class ChargingService:
         raise errors.StorageUnavailable("scripts could not be loaded")
 
     async def load_scripts(self) -> None:
-        """SCRIPT LOAD every balance script (at start, and after NOSCRIPT)."""
+        """Load every balance script, and the hot-path function library where
+        the server has functions (at start, and when Redis lost them)."""
         async with storage_errors():
             for script in self.scripts.all():
                 await self.redis.script_load(script.script)
+            name, source = library()
+            try:
+                await self.redis.function_load(source, replace=True)
+                self.library = name
+            except rexc.ResponseError as exc:  # Redis < 7: scripts only
+                log.info("function_library_unavailable", error=str(exc))
+                self.library = None
 
     # -- one-shot events -----------------------------------------------------
 
@@ -441,6 +457,12 @@ class ChargingService:
         # The start is fixed now, not at the first read: nothing written after
         # this call is missed, however late the consumer task gets going.
         return subscribe(self.redis, self.partitions, since_ms=int(time.time() * 1000))
+
+
+def _lost_script(reply: object) -> bool:
+    return isinstance(reply, rexc.NoScriptError) or (
+        isinstance(reply, rexc.ResponseError) and "function not found" in str(reply).lower()
+    )
 
 
 def _number(request_key: str) -> int:

@@ -26,7 +26,6 @@ from ocs.charging.types import (
     Usage,
 )
 from ocs.policy.loader import PolicySet
-from ocs.store.scripts import evalsha
 
 if TYPE_CHECKING:
     from ocs.charging.api import ChargingService
@@ -83,7 +82,7 @@ async def run_event_script(svc: ChargingService, call: EventCall) -> dict[str, A
         # A refund of money is that money; a refund of units is their price.
         "amount": money if money is not None else cost(call.params, call.amount),
     }
-    script = svc.scripts.refund if call.action is EventAction.REFUND else svc.scripts.event
+    script = "refund" if call.action is EventAction.REFUND else "event"
     event_keys = [
         keys.account,
         keys.balance,
@@ -91,7 +90,7 @@ async def run_event_script(svc: ChargingService, call: EventCall) -> dict[str, A
         f"{keys.events}:{call.event_id}",
         keys.records,
     ]
-    (raw,) = await svc.submit([evalsha(script, event_keys, msgpack.packb(request))])
+    (raw,) = await svc.submit([svc.call(script, event_keys, msgpack.packb(request))])
     value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
     return value if isinstance(value, dict) else {}
 

@@ -5,10 +5,19 @@ in ``lib.lua`` and the opening checks of a family in ``*_common.lua``; each
 script is assembled from its parts at load, registered with redis-py (EVALSHA,
 re-loaded on NOSCRIPT) and called with every key in KEYS and one msgpack
 argument.
+
+The same sources also form one Redis *function library* (Redis >= 7,
+Valkey): ``lib.lua`` at library level, each script the body of a registered
+function. An EVAL script re-defines its ~40 helper functions on every call
+(about 15-20 us of a ~120 us update, measured with INFO commandstats); a
+library defines them once at load. The library's name carries a digest of
+its source, so two ocs versions sharing a Redis during an upgrade each call
+their own. On a server without functions the scripts are used as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.resources import files
@@ -55,6 +64,29 @@ class Scripts:
     @classmethod
     def register(cls, client: Redis) -> Scripts:
         return cls(**{name: client.register_script(script_source(name)) for name in _PARTS})
+
+
+HOT_FUNCTIONS = ("initiate", "update", "terminate", "event", "refund")
+
+
+def library() -> tuple[str, str]:
+    """(name, source) of the function library of the hot-path scripts."""
+    lua = files("ocs.store") / "lua"
+    lib = (lua / "lib.lua").read_text()
+    bodies = []
+    for name in HOT_FUNCTIONS:
+        body = "\n".join((lua / f"{part}.lua").read_text() for part in _PARTS[name][1:])
+        bodies.append((name, body))
+    digest = hashlib.sha1(  # noqa: S324 - a name, not security
+        (lib + "".join(b for _, b in bodies)).encode()
+    ).hexdigest()[:12]
+    lib_name = f"ocs_{digest}"
+    parts = [f"#!lua name={lib_name}", lib]
+    for name, body in bodies:
+        parts.append(
+            f"redis.register_function('{lib_name}_{name}', function(KEYS, ARGV)\n{body}\nend)"
+        )
+    return lib_name, "\n".join(parts) + "\n"
 
 
 def evalsha(
