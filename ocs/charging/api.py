@@ -256,7 +256,8 @@ class ChargingService:
             "acct": target.account_id,
             "ik": target.identity_key,
             "plan": target.plan,
-            "ids": [i.key() for i in ids],
+            # Identities are kept when a session opens; a plain update sends none.
+            "ids": [i.key() for i in ids] if op != "update" or create else [],
             "owner": session.owner,
             "attrs": [list(a) for a in session.attributes],
             "pv": policies.version,

@@ -86,6 +86,7 @@ def rate_request(
         if schedule.tariff.bands:
             extras = dict(extras)  # this request's own copy: the switch depends on `now`
             _announce_switch(schedule, name, now, extras)
+        params = lua_tariff(price)
         item: dict[str, Any] = {
             "k": req.service.key(),
             "nm": name,
@@ -93,7 +94,7 @@ def rate_request(
             "sid": req.service.service_id,
             "ru": svc.unit.value,
             "want": grant_size(req.requested, svc.unit, quota),
-            "t": lua_tariff(price),
+            "t": params,
             "rep": [_report(u, svc.unit, schedule, name, now, quota.supervision) for u in req.used],
         }
         rated.extras[req.service.key()] = extras
@@ -115,7 +116,12 @@ def _announce_switch(schedule: Schedule, name: str, now: int, extras: dict[str, 
 
 
 def _report(
-    used: UsedUnits, unit: UnitType, schedule: Schedule, name: str, now: int, lookback: int
+    used: UsedUnits,
+    unit: UnitType,
+    schedule: Schedule,
+    name: str,
+    now: int,
+    lookback: int,
 ) -> dict[str, Any]:
     """One usage report with the tariff(s) that rate it.
 
@@ -130,15 +136,13 @@ def _report(
 
     out: dict[str, Any] = {"u": usage_map(used.usage, unit), "cum": int(used.cumulative)}
     if not schedule.tariff.bands or used.tariff_change is TariffChange.AFTER:
-        out["t"] = params_at(now)
-        return out
+        return out  # the service's own tariff (the script's default): not sent twice
     if used.tariff_change is not None:  # BEFORE or INDETERMINATE
         last = schedule.last_switch(name, now, lookback)
         out["t"] = params_at(last - 1 if last is not None else now)
         return out
     start = now - lookback
     switches = schedule.switches(name, start, now)
-    out["t"] = params_at(now)
     if switches:
         out["segs"] = [[start, params_at(start)]] + [[ts, params_at(ts)] for ts in switches]
     return out

@@ -199,7 +199,7 @@ local function split_by_time(u, segs, last, now)
   return out
 end
 
-local function apply_reports(bal, sv, reps, now, last)
+local function apply_reports(bal, sv, reps, now, last, default_t)
   local charged, short = 0, 0
   for _, rep in ipairs(reps or {}) do
     local delta = {}
@@ -224,7 +224,7 @@ local function apply_reports(bal, sv, reps, now, last)
         short = short + s
       end
     else
-      local c, s = debit(bal, sv, u, rep.t, now)
+      local c, s = debit(bal, sv, u, rep.t or default_t, now)
       charged = charged + c
       short = short + s
     end
@@ -296,7 +296,7 @@ local function serve(bal, sess, svcs, now, deny, grant)
     end
     release(bal, sv.res)
     sv.res = {}
-    local ch, sf = apply_reports(bal, sv, q.rep, now, sess.last or now)
+    local ch, sf = apply_reports(bal, sv, q.rep, now, sess.last or now, q.t)
     local r = {k = q.k, ch = ch, sf = sf, g = 0, fin = 0, st = 'granted'}
     if deny then
       r.st = 'service_denied'
