@@ -118,3 +118,18 @@ def mscc_result_codes(data: bytes) -> list[int]:
                 if inner == AVP_RESULT_CODE:
                     out.append(_u32(data, s, e))
     return out
+
+
+def top_level_avps(data: bytes) -> list[tuple[int, int, int]]:
+    """(code, AVP start, AVP end with padding) of each top-level AVP of a message."""
+    out = []
+    pos, end = HEADER, len(data)
+    while end - pos >= 8:
+        code, _, raw_len = _AVP_HEAD.unpack_from(data, pos)
+        length = int.from_bytes(raw_len, "big")
+        if length < 8 or pos + length > end:
+            break
+        padded = min(end, pos + ((length + 3) & ~3))
+        out.append((code, pos, padded))
+        pos = padded
+    return out

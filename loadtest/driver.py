@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 
 from loadtest.session import Gateway, SimSession
-from loadtest.spec import LoadSpec, Model, Service
+from loadtest.spec import LoadSpec, Model, Protocol, Service
 
 DIGITS = 10
 PROGRESS_EVERY = 0.5
@@ -47,6 +47,8 @@ class Driver:
         self.deadline = 0.0
         self.idle = asyncio.Event()
         self.loop = asyncio.get_running_loop()
+        # EVENT is a Gy request (RFC 4006 §5.4); RADIUS sessions are always Start..Stop.
+        self.events = spec.shape.event_share > 0 and spec.protocol is Protocol.GY
         self._event_service = (Service(spec.shape.event_rating_group, "events", 1),)
 
     # -- sessions ------------------------------------------------------------
@@ -60,7 +62,7 @@ class Driver:
         shape = self.spec.shape
         digits = f"{self.index:02d}{self.started:08d}".encode()
         subscriber = self.rng.choice(self.subscribers)
-        if shape.event_share and self.rng.random() < shape.event_share:
+        if self.events and self.rng.random() < shape.event_share:
             return SimSession(digits, subscriber, self._event_service, 0, event=True)
         count = min(self.rng.randint(shape.min_mscc, shape.max_mscc), len(shape.services))
         picked = self.rng.sample(shape.services, count) if count < len(shape.services) else list(

@@ -1,0 +1,301 @@
+"""The benchmark: ``python -m loadtest.bench`` (``make bench``), ``--quick`` for a smoke run.
+
+In one run, on this machine, with one generator: its own Redis (the
+embedded launcher on a free port), ``ocs serve`` on a generated config, the
+no-op responders (:mod:`loadtest.noop`, the Python ceiling) and FreeRADIUS
++ rlm_redis when it can be installed. Steps:
+
+(a) no-op Diameter and no-op RADIUS at their maximum (closed model);
+(b) the OCS on Gy at fixed rates (open model) and at its maximum (closed);
+(c) RADIUS accounting against the OCS and against FreeRADIUS;
+(d) the OCS's CPU per answered request (``/proc/<pid>/stat`` before/after).
+
+Every OCS step ends with the conservation check. One table (rich) with the
+ratios to the ceiling; results JSON under ``bench-results/``. The exit
+status is 1 when a conservation check fails or a step produced no report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from loadtest import freeradius
+from loadtest.runner import Provisioning, RunOptions, run
+from loadtest.serverproc import SECRET, cpu_of, free_udp_port, start_ocs
+from loadtest.spec import LoadSpec, Model, Protocol, Shape, Target
+from ocs.policy.loader import load_policies
+from ocs.store.embedded import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "policies"
+REALM = "bench.example"
+
+
+@dataclass(frozen=True)
+class Plan:
+    duration: float
+    rates: tuple[float, ...]
+    concurrency: int
+    accounts: int
+    drain: float
+
+
+FULL = Plan(duration=8.0, rates=(500.0, 1000.0, 2000.0), concurrency=64, accounts=1000, drain=10.0)
+QUICK = Plan(duration=2.0, rates=(200.0,), concurrency=16, accounts=20, drain=5.0)
+
+
+@dataclass
+class Step:
+    name: str
+    protocol: Protocol
+    target: str  # ocs | noop | freeradius
+    model: Model
+    rate: float = 0.0
+    summary: dict[str, Any] | None = None
+    server_cpu_s: float | None = None
+    skipped: str = ""
+
+
+def _spec(plan: Plan, step: Step, port: int) -> LoadSpec:
+    return LoadSpec(
+        protocol=step.protocol,
+        target=Target(port=port, secret=SECRET.encode(), destination_realm=REALM),
+        model=step.model,
+        rate=step.rate,
+        concurrency=plan.concurrency,
+        duration=plan.duration,
+        drain=plan.drain,
+        timeout=5.0,
+        connections=4,
+        processes=1,
+        shape=Shape(updates=3, min_mscc=2, max_mscc=2, event_share=0.05),
+    )
+
+
+class Bench:
+    def __init__(self, plan: Plan, workdir: Path, console: Console) -> None:
+        self.plan = plan
+        self.dir = workdir
+        self.console = console
+        self.policies = load_policies(POLICIES)
+        self.redis = EmbeddedRedis(
+            workdir / "redis", appendfsync="everysec", port=free_port(), die_with_parent=True
+        )
+        self.ocs: Any = None
+        self.noop: subprocess.Popen[bytes] | None = None
+        self.noop_ports = (free_port(), free_udp_port())
+        self.fr: freeradius.FreeRadius | None = None
+        self.fr_skip = ""
+
+    def start(self) -> None:
+        self.redis.start()
+        self.ocs = start_ocs(self.dir, self.redis.url, POLICIES)
+        self.noop = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "loadtest.noop",
+                "--diameter-port",
+                str(self.noop_ports[0]),
+                "--radius-port",
+                str(self.noop_ports[1]),
+                "--secret",
+                SECRET,
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        self.fr_skip = freeradius.ensure_installed() or ""
+        if not self.fr_skip:
+            try:
+                self.fr = freeradius.FreeRadius(
+                    self.dir / "freeradius", free_udp_port(), SECRET, self.redis.port
+                )
+                self.fr.start()
+            except (RuntimeError, OSError) as exc:
+                self.fr, self.fr_skip = None, f"FreeRADIUS did not start: {exc}"
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.fr is not None:
+            self.fr.stop()
+        if self.noop is not None:
+            self.noop.terminate()
+            self.noop.wait(10)
+        if self.ocs is not None:
+            self.ocs.stop()
+        self.redis.stop()
+        self.redis.kill()
+
+    def port(self, step: Step) -> int:
+        if step.target == "noop":
+            return self.noop_ports[0 if step.protocol is Protocol.GY else 1]
+        if step.target == "freeradius":
+            assert self.fr is not None
+            return self.fr.port
+        return int(self.ocs.diameter_port if step.protocol is Protocol.GY else self.ocs.radius_port)
+
+    def run_step(self, step: Step) -> None:
+        if step.target == "freeradius" and self.fr is None:
+            step.skipped = self.fr_skip
+            self.console.print(f"[yellow]skipped {step.name}: {self.fr_skip}[/]")
+            return
+        self.console.print(f"[bold]{step.name}[/] ...")
+        ocs = step.target == "ocs"
+        pid = {"ocs": self.ocs.process.pid, "noop": self.noop.pid if self.noop else 0}.get(
+            step.target, self.fr.pid if self.fr else 0
+        )
+        opts = RunOptions(
+            _spec(self.plan, step, self.port(step)),
+            self.redis.url,
+            self.policies,
+            Provisioning(accounts=self.plan.accounts, extra_identity=None),
+            conservation=ocs,
+            out_dir=self.dir / "steps" / step.name.replace(" ", "_").replace("/", "-"),
+            label=step.name,
+            quiet=True,
+        )
+        before = cpu_of(pid)
+        step.summary = run(opts)
+        step.server_cpu_s = cpu_of(pid) - before
+
+
+def steps(plan: Plan) -> list[Step]:
+    out = [
+        Step("noop Gy max", Protocol.GY, "noop", Model.CLOSED),
+        Step("noop RADIUS max", Protocol.RADIUS, "noop", Model.CLOSED),
+    ]
+    out += [Step(f"OCS Gy {r:g}/s", Protocol.GY, "ocs", Model.OPEN, r) for r in plan.rates]
+    out += [
+        Step("OCS Gy max", Protocol.GY, "ocs", Model.CLOSED),
+        Step("OCS RADIUS max", Protocol.RADIUS, "ocs", Model.CLOSED),
+        Step("FreeRADIUS+redis max", Protocol.RADIUS, "freeradius", Model.CLOSED),
+    ]
+    return out
+
+
+def _row(step: Step, ceilings: dict[Protocol, float], fr_rate: float | None) -> list[str]:
+    s = step.summary
+    if s is None:
+        return [step.name, "skipped", "", "", "", "", "", "", "", step.skipped[:40]]
+    lat = s["latency"]
+    answered = s["answered"] or 1
+    server = f"{step.server_cpu_s * 1e6 / answered:,.0f}" if step.server_cpu_s else "-"
+    ceiling = ceilings.get(step.protocol) or 0.0
+    ratio = f"{s['rate'] / ceiling:.2f} of no-op" if ceiling and step.target != "noop" else ""
+    if step.protocol is Protocol.RADIUS and step.target == "ocs" and fr_rate:
+        ratio += f", {s['rate'] / fr_rate:.2f} of FreeRADIUS"
+    cons = s.get("conservation")
+    return [
+        step.name,
+        f"{step.rate:,.0f}" if step.model is Model.OPEN else "closed",
+        f"{s['rate']:,.0f}",
+        f"{lat['p50_us'] / 1000:.2f}",
+        f"{lat['p99_us'] / 1000:.2f}",
+        f"{s['failed_answers'] + s['timeouts'] + s['disconnected']:,}",
+        f"{s['generator_cpu']['us_per_request']}",
+        server,
+        ("PASS" if cons["ok"] else "FAIL") if cons else "-",
+        ratio,
+    ]
+
+
+def table(done: list[Step]) -> Table:
+    ceilings = {
+        st.protocol: st.summary["rate"]
+        for st in done
+        if st.target == "noop" and st.summary is not None
+    }
+    fr = next((st for st in done if st.target == "freeradius" and st.summary), None)
+    fr_rate = fr.summary["rate"] if fr and fr.summary else None
+    t = Table(title="ocs bench (requests/s; latency ms; CPU µs per answered request)")
+    for col in (
+        "step",
+        "offered/s",
+        "achieved/s",
+        "p50",
+        "p99",
+        "failed",
+        "gen CPU µs",
+        "server CPU µs",
+        "conservation",
+        "ratio",
+    ):
+        t.add_column(col, justify="left" if col in ("step", "ratio") else "right")
+    for st in done:
+        t.add_row(*_row(st, ceilings, fr_rate))
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    done: list[Step] = []
+    with tempfile.TemporaryDirectory(prefix="ocs-bench-") as tmp:
+        bench = Bench(plan, Path(tmp), console)
+        try:
+            bench.start()
+            for step in steps(plan):
+                bench.run_step(step)
+                done.append(step)
+        finally:
+            bench.stop()
+    console.print(table(done))
+    machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}"
+    console.print(f"machine: {machine}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}{'-quick' if args.quick else ''}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "quick": args.quick,
+                "steps": [
+                    {
+                        "name": st.name,
+                        "protocol": st.protocol.value,
+                        "target": st.target,
+                        "model": st.model.value,
+                        "rate": st.rate,
+                        "server_cpu_s": st.server_cpu_s,
+                        "skipped": st.skipped,
+                        "summary": st.summary,
+                    }
+                    for st in done
+                ],
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    console.print(f"results: {path}")
+    failed = [
+        st.name
+        for st in done
+        if not st.skipped
+        and (st.summary is None or (st.summary.get("conservation") or {"ok": True})["ok"] is False)
+    ]
+    if failed:
+        console.print(f"[red]conservation failed or no report: {failed}[/]")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""``ocs loadtest``: simulated Gy gateways or RADIUS NASes against a running server.
+
+Target, realm, RADIUS secret and Redis come from the same configuration as
+``ocs serve`` unless given; see :mod:`loadtest` for the models, the report
+and the conservation check.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ocs.cli.common import fail
+
+
+def _services(obj: dict[str, Any], groups: str, mean: int, seconds: int) -> tuple[Any, ...]:
+    from loadtest.spec import Service
+
+    policies = obj["policies"]()
+    units = {s.rating_group: s.unit.value for s in policies.services.values()}
+    out = []
+    for part in groups.split(","):
+        try:
+            rg = int(part)
+        except ValueError:
+            raise click.BadParameter(f"{part!r}: expected an integer", param_hint="--rating-groups") from None
+        unit = units.get(rg, "total_octets")
+        out.append(Service(rg, unit, seconds if unit == "seconds" else 1 if unit == "events" else mean))
+    return tuple(out)
+
+
+def _range(text: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    try:
+        a, b = int(lo), int(hi or lo)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected N or N-M", param_hint="--mscc") from None
+    if a < 1 or b < a:
+        raise click.BadParameter(f"{text!r}: expected 1 <= N <= M", param_hint="--mscc")
+    return a, b
+
+
+@click.command("loadtest")
+@click.option("--protocol", type=click.Choice(["gy", "radius"]), default="gy", show_default=True)
+@click.option("--model", type=click.Choice(["open", "closed"]), default="closed", show_default=True)
+@click.option("--rate", type=float, default=1000.0, show_default=True, help="open: requests/s")
+@click.option("--concurrency", type=int, default=64, show_default=True, help="closed: sessions")
+@click.option("--duration", type=float, default=10.0, show_default=True, help="seconds")
+@click.option("--sessions", type=int, default=None, help="stop after this many sessions")
+@click.option("--drain", type=float, default=10.0, show_default=True)
+@click.option("--timeout", type=float, default=5.0, show_default=True)
+@click.option("--processes", type=int, default=1, show_default=True)
+@click.option("--connections", type=int, default=2, show_default=True, help="per process")
+@click.option("--updates", type=int, default=3, show_default=True, help="CCR-U/Interims")
+@click.option("--interval", type=float, default=0.0, show_default=True, help="s between steps")
+@click.option("--rating-groups", default="10,20", show_default=True)
+@click.option("--mscc", default="1-2", show_default=True, help="MSCC per CCR: N or N-M")
+@click.option("--usage", type=int, default=500_000, show_default=True, help="octets/report")
+@click.option("--usage-seconds", type=int, default=30, show_default=True)
+@click.option("--event-share", type=float, default=0.0, show_default=True)
+@click.option("--event-rating-group", type=int, default=40, show_default=True)
+@click.option("--accounts", type=int, default=100, show_default=True, help="accounts to create")
+@click.option("--plan", default="prepaid", show_default=True)
+@click.option("--money", default="100.00", show_default=True, help="opening balance")
+@click.option("--octets", default="0", show_default=True, help="octet bucket per account")
+@click.option("--subscriber", "existing", multiple=True, help="use this existing MSISDN")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="default: from the configuration")
+@click.option("--secret", default=None, help="RADIUS secret (default: configuration)")
+@click.option("--check/--no-check", default=True, help="conservation check at the end")
+@click.option("--delete-accounts", is_flag=True, help="delete the created accounts afterwards")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None)
+@click.option("--quiet", is_flag=True)
+@click.pass_obj
+def loadtest_cli(obj: dict[str, Any], **opts: Any) -> None:
+    """Simulated gateways against a running server; report and conservation check."""
+    from loadtest.spec import LoadSpec, Model, Protocol, Shape, Target
+    from ocs.charging.types import IdentityType, UnitType
+    from ocs.cli.account_cmd import parse_amount
+    from ocs.config import Config
+
+    config: Config = obj["config"]()
+    proto = Protocol(opts["protocol"])
+    radius = config.radius or {}
+    port = opts["port"]
+    if port is None:
+        port = (config.diameter or {}).get("port", 3868) if proto is Protocol.GY else radius.get(
+            "acct_port", 1813
+        )
+    secret = opts["secret"] or next(
+        (c.get("secret") for c in radius.get("clients", []) if c.get("secret")), "testing123"
+    )
+    plan = opts["plan"]
+    policies = obj["policies"]()
+    if plan not in policies.plans:
+        fail(f"--plan: unknown plan {plan!r}")
+    mscc = _range(opts["mscc"])
+    shape = Shape(
+        updates=opts["updates"],
+        interval=opts["interval"],
+        services=_services(obj, opts["rating_groups"], opts["usage"], opts["usage_seconds"]),
+        min_mscc=mscc[0],
+        max_mscc=mscc[1],
+        event_share=opts["event_share"],
+        event_rating_group=opts["event_rating_group"],
+        radius_mean_octets=opts["usage"],
+    )
+    spec = LoadSpec(
+        protocol=proto,
+        target=Target(
+            host=opts["host"],
+            port=int(port),
+            secret=str(secret).encode(),
+            destination_realm=config.node.origin_realm,
+        ),
+        model=Model(opts["model"]),
+        rate=opts["rate"],
+        concurrency=opts["concurrency"],
+        duration=opts["duration"],
+        sessions=opts["sessions"],
+        drain=opts["drain"],
+        timeout=opts["timeout"],
+        connections=opts["connections"],
+        processes=opts["processes"],
+        shape=shape,
+    )
+    id_type = IdentityType(radius.get("identity_type", "nai")) if proto is Protocol.RADIUS else None
+    _run(obj, spec, plan, policies.plans[plan].currency, opts, id_type, UnitType, parse_amount)
+
+
+def _run(obj: dict[str, Any], spec: Any, plan: str, currency: str, opts: dict[str, Any],
+         id_type: Any, unit_type: Any, parse_amount: Any) -> None:
+    from loadtest.runner import Provisioning, RunError, RunOptions, run
+    from ocs.store.embedded import EmbeddedError, EmbeddedRedis
+
+    config = obj["config"]()
+    money = parse_amount(opts["money"], unit_type.MONEY)
+    octets = parse_amount(opts["octets"], unit_type.TOTAL_OCTETS) if opts["octets"] != "0" else 0
+    prov = Provisioning(
+        accounts=opts["accounts"],
+        plan=plan,
+        currency=currency,
+        money=money,
+        octets=octets,
+        existing=tuple(opts["existing"]),
+        extra_identity=id_type,
+        delete_after=opts["delete_accounts"],
+    )
+    embedded = None
+    url = config.redis.url
+    try:
+        if url is None:
+            embedded = EmbeddedRedis(
+                config.path(config.redis.data_dir),
+                config.redis.appendfsync,
+                config.redis.port,
+                config.redis.binary,
+            )
+            embedded.start()
+            url = embedded.url
+        summary = run(
+            RunOptions(
+                spec,
+                url,
+                obj["policies"](),
+                prov,
+                conservation=opts["check"],
+                out_dir=opts["out_dir"],
+                label=f"ocs loadtest {spec.protocol.value} {spec.model.value}",
+                quiet=opts["quiet"],
+            )
+        )
+    except (RunError, EmbeddedError, OSError, ValueError) as exc:
+        fail(str(exc))
+    finally:
+        if embedded is not None and not embedded.attached:
+            embedded.stop()
+    cons = summary.get("conservation")
+    if cons is not None and not cons["ok"]:
+        raise SystemExit(1)
