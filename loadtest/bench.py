@@ -240,7 +240,9 @@ def table(done: list[Step]) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtest.bench", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args(argv)
@@ -257,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             bench.stop()
     console.print(table(done))
-    machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}"
+    machine = (
+        f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs, {platform.python_version()}"
+    )
     console.print(f"machine: {machine}")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{time.strftime('%Y%m%dT%H%M%S')}{'-quick' if args.quick else ''}.json"

@@ -26,12 +26,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from loadtest.provision import Balances
 from ocs.charging.api import ChargingService
 from ocs.charging.records import RECORD_FIELD, ChargedRecord, RecordDecodeError, decode_record
 from ocs.charging.types import TerminationCause
 from ocs.store.client import text
 from ocs.store.keys import records_stream
-from loadtest.provision import Balances
 
 READ_BATCH = 1000
 
@@ -83,16 +83,18 @@ async def close_leftover_sessions(charging: ChargingService, account_ids: Iterab
 async def read_records(
     client: Redis, partitions: int, since_ms: int, accounts: set[str]
 ) -> tuple[list[ChargedRecord], int]:
-    """Records of these accounts appended at or after ``since_ms`` (and how many failed to decode)."""
+    """Records of these accounts appended since ``since_ms``, and how many were undecodable."""
     out: list[ChargedRecord] = []
     bad = 0
     for p in range(partitions):
         stream = records_stream(p)
         start = f"{since_ms}-0"
         while True:
-            entries = await client.xrange(stream, min=start, max="+", count=READ_BATCH)
-            for entry_id, fields in entries:
-                raw = fields.get(RECORD_FIELD)
+            entries: list[Any] = (
+                await client.xrange(stream, min=start, max="+", count=READ_BATCH) or []
+            )
+            for _, fields in entries:
+                raw = (fields or {}).get(RECORD_FIELD)
                 try:
                     rec = decode_record(raw if isinstance(raw, bytes) else b"")
                 except RecordDecodeError:
@@ -128,11 +130,17 @@ def compare(before: Balances, after: Balances, records: Iterable[ChargedRecord])
         result.money_recorded += charged[acct]
         if money_fall != charged[acct]:
             result.mismatches.append(
-                {"account": acct, "unit": "money", "decrease": money_fall, "recorded": charged[acct]}
+                {
+                    "account": acct,
+                    "unit": "money",
+                    "decrease": money_fall,
+                    "recorded": charged[acct],
+                }
             )
         for bucket_id in sorted(set(old) | set(new)):
             b_old, b_new = old.get(bucket_id), new.get(bucket_id)
-            unit = (b_old or b_new).unit if (b_old or b_new) else "?"
+            known = b_old or b_new
+            unit = known.unit if known is not None else "?"
             if b_new is not None:
                 result.reserved_left += b_new.reserved
             if unit == "money":

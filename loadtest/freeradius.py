@@ -101,7 +101,9 @@ server default {{
 
 def binary() -> str | None:
     for name in BINARY_NAMES:
-        found = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+        found = shutil.which(name) or (
+            f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
+        )
         if found:
             return found
     return None

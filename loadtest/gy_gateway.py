@@ -81,7 +81,7 @@ class GyConnection(asyncio.Protocol):
             cer(self.templates.origin_host, self.templates.origin_realm, self.state_id)
         )
         struct.pack_into(">II", request, 12, next(self.hbh), next(self.e2e))
-        self.transport.write(bytes(request))
+        transport.write(bytes(request))  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -222,7 +222,7 @@ class GyGateway:
         make: list[GyTemplates],
         stats: Stats,
         epoch: float,
-        timeout: float,
+        timeout: float,  # noqa: ASYNC109 - the per-request time-out, also bounds the CER
         rng: random.Random,
     ) -> GyGateway:
         loop = asyncio.get_running_loop()

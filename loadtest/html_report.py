@@ -46,14 +46,22 @@ def latency_over_time_svg(stats: Stats) -> str:
 
     rate = [(i, float(stats.seconds[i].answered)) for i in seconds]
     r_max = max([v for _, v in rate] + [1.0])
-    rate_pts = [(PAD + (W - PAD - 10) * i / last, (H - PAD) - (H - PAD - 24) * v / r_max) for i, v in rate]
+    rate_pts = [
+        (PAD + (W - PAD - 10) * i / last, (H - PAD) - (H - PAD - 24) * v / r_max) for i, v in rate
+    ]
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}">'
-        + _axes("latency over time (ms): p50 blue, p99 red; answers/s grey (scaled)", "second", "ms", y_max)
+        + _axes(
+            "latency over time (ms): p50 blue, p99 red; answers/s grey (scaled)",
+            "second",
+            "ms",
+            y_max,
+        )
         + _polyline(rate_pts, "#bbb")
         + _polyline([xy(i, v) for i, v in p50], "#1f77b4")
         + _polyline([xy(i, v) for i, v in p99], "#d62728")
-        + f'<text x="{W - 10}" y="34" text-anchor="end" font-size="11" fill="#888">max {r_max:,.0f}/s</text>'
+        + f'<text x="{W - 10}" y="34" text-anchor="end" font-size="11" fill="#888">'
+        + f"max {r_max:,.0f}/s</text>"
         + "</svg>"
     )
 
@@ -78,7 +86,12 @@ def histogram_svg(stats: Stats) -> str:
     first, last = buckets[0][0], buckets[-1][0]
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}">'
-        + _axes(f"latency histogram ({first} µs .. {last} µs, log-linear buckets)", "latency", "count", c_max)
+        + _axes(
+            f"latency histogram ({first} µs .. {last} µs, log-linear buckets)",
+            "latency",
+            "count",
+            c_max,
+        )
         + "".join(bars)
         + "</svg>"
     )

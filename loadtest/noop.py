@@ -30,7 +30,9 @@ AVP_SESSION_ID, AVP_CC_TYPE, AVP_CC_NUMBER = 263, 416, 415
 
 def _avp(code: int, value: bytes) -> bytes:
     length = 8 + len(value)
-    return struct.pack(">IB", code, 0x40) + length.to_bytes(3, "big") + value + b"\0" * (-length % 4)
+    return (
+        struct.pack(">IB", code, 0x40) + length.to_bytes(3, "big") + value + b"\0" * (-length % 4)
+    )
 
 
 FIXED = (
@@ -49,7 +51,7 @@ def cca_for(ccr: bytes) -> bytes:
             copied[code] = ccr[start:end]
     body = copied[AVP_SESSION_ID] + FIXED + copied[AVP_CC_TYPE] + copied[AVP_CC_NUMBER]
     length = wire.HEADER + len(body)
-    head = bytearray(ccr[:wire.HEADER])
+    head = bytearray(ccr[: wire.HEADER])
     head[1:4] = length.to_bytes(3, "big")
     head[4] = ccr[4] & ~wire.FLAG_REQUEST & 0xFF
     return bytes(head) + body
@@ -109,7 +111,7 @@ class NoopRadius(asyncio.DatagramProtocol):
         if len(data) < 20 or data[0] != 4:
             return
         head = bytes((5, data[1], 0, 20))
-        auth = hashlib.md5(head + data[4:20] + self.secret).digest()  # noqa: S324 - RFC 2866
+        auth = hashlib.md5(head + data[4:20] + self.secret).digest()
         self.transport.sendto(head + auth, addr)
 
 

@@ -9,7 +9,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-FIELDS = ("started", "completed", "active", "answered", "in_flight", "timeouts", "refused", "broken")
+FIELDS = (
+    "started",
+    "completed",
+    "active",
+    "answered",
+    "in_flight",
+    "timeouts",
+    "refused",
+    "broken",
+)
 
 
 class ProgressView:

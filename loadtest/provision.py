@@ -109,7 +109,9 @@ def _buckets(raw: bytes | None) -> dict[str, Bucket]:
     data: Any = msgpack.unpackb(raw, raw=False, strict_map_key=False)
     out = {}
     for b in (data or {}).get("b") or []:
-        out[str(b.get("id"))] = Bucket(str(b.get("unit")), int(b.get("amt", 0)), int(b.get("res", 0)))
+        out[str(b.get("id"))] = Bucket(
+            str(b.get("unit")), int(b.get("amt", 0)), int(b.get("res", 0))
+        )
     return out
 
 

@@ -115,9 +115,7 @@ class Stats:
                 int(sec["answered"]), int(sec["failed"]), Histogram.from_dict(sec["latency"])
             )
         st.counters = Counter({str(k): int(v) for k, v in data.get("counters", {}).items()})
-        st.mscc_results = Counter(
-            {str(k): int(v) for k, v in data.get("mscc_results", {}).items()}
-        )
+        st.mscc_results = Counter({str(k): int(v) for k, v in data.get("mscc_results", {}).items()})
         st.cpu_user = float(data.get("cpu_user", 0.0))
         st.cpu_system = float(data.get("cpu_system", 0.0))
         st.wall = float(data.get("wall", 0.0))

@@ -25,9 +25,13 @@ def _services(obj: dict[str, Any], groups: str, mean: int, seconds: int) -> tupl
         try:
             rg = int(part)
         except ValueError:
-            raise click.BadParameter(f"{part!r}: expected an integer", param_hint="--rating-groups") from None
+            raise click.BadParameter(
+                f"{part!r}: expected an integer", param_hint="--rating-groups"
+            ) from None
         unit = units.get(rg, "total_octets")
-        out.append(Service(rg, unit, seconds if unit == "seconds" else 1 if unit == "events" else mean))
+        out.append(
+            Service(rg, unit, seconds if unit == "seconds" else 1 if unit == "events" else mean)
+        )
     return tuple(out)
 
 
@@ -74,7 +78,7 @@ def _range(text: str) -> tuple[int, int]:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--quiet", is_flag=True)
 @click.pass_obj
-def loadtest_cli(obj: dict[str, Any], **opts: Any) -> None:
+def loadtest_cli(obj: dict[str, Any], /, **opts: Any) -> None:
     """Simulated gateways against a running server; report and conservation check."""
     from loadtest.spec import LoadSpec, Model, Protocol, Shape, Target
     from ocs.charging.types import IdentityType, UnitType
@@ -86,8 +90,10 @@ def loadtest_cli(obj: dict[str, Any], **opts: Any) -> None:
     radius = config.radius or {}
     port = opts["port"]
     if port is None:
-        port = (config.diameter or {}).get("port", 3868) if proto is Protocol.GY else radius.get(
-            "acct_port", 1813
+        port = (
+            (config.diameter or {}).get("port", 3868)
+            if proto is Protocol.GY
+            else radius.get("acct_port", 1813)
         )
     secret = opts["secret"] or next(
         (c.get("secret") for c in radius.get("clients", []) if c.get("secret")), "testing123"
@@ -130,8 +136,16 @@ def loadtest_cli(obj: dict[str, Any], **opts: Any) -> None:
     _run(obj, spec, plan, policies.plans[plan].currency, opts, id_type, UnitType, parse_amount)
 
 
-def _run(obj: dict[str, Any], spec: Any, plan: str, currency: str, opts: dict[str, Any],
-         id_type: Any, unit_type: Any, parse_amount: Any) -> None:
+def _run(
+    obj: dict[str, Any],
+    spec: Any,
+    plan: str,
+    currency: str,
+    opts: dict[str, Any],
+    id_type: Any,
+    unit_type: Any,
+    parse_amount: Any,
+) -> None:
     from loadtest.runner import Provisioning, RunError, RunOptions, run
     from ocs.store.embedded import EmbeddedError, EmbeddedRedis
 
