@@ -19,6 +19,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from diameter.message.avp import Avp, AvpGrouped
 from diameter.message.avp.avp import (
@@ -50,6 +51,9 @@ from protocols.diameter.constants import (
     Command,
     ResultCode,
 )
+
+if TYPE_CHECKING:
+    from protocols.diameter.fastpath import FastCcr
 
 _FIXED_SIZE: dict[type[Avp], int] = {
     AvpUnsigned32: 4,
@@ -128,6 +132,9 @@ class Decoded:
     avps: list[Avp]
     problem: Problem | None
     raw: bytes = field(repr=False, default=b"")
+    # Set by the fast path (issue 6): ``avps`` is then empty and ``fast.request`` is the
+    # mapped CCR; ``fastpath.expand`` gives the reference decoding when AVPs are needed.
+    fast: FastCcr | None = field(repr=False, default=None)
 
 
 class _Fail(Exception):

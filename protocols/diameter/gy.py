@@ -11,7 +11,7 @@ find their peer. Request-level failures map through
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from diameter.message.avp import Avp
@@ -32,6 +32,8 @@ from protocols.diameter import avps as A
 from protocols.diameter.capabilities import PeerInfo
 from protocols.diameter.codec import Decoded, Problem, wrap_in_parents
 from protocols.diameter.constants import AvpCode, CcRequestType, ResultCode
+from protocols.diameter.fastpath import FastCcr, expand
+from protocols.diameter.fastpath_cca import CcaEncoder
 from protocols.diameter.gy_request import DEFAULT_CONTEXTS, GyReject, GyRequest, parse_ccr
 from protocols.diameter.local import LocalNode
 from protocols.diameter.result_codes import for_exception, for_status
@@ -57,16 +59,27 @@ class GyApplication:
     # own failure handling when it cannot reach us; None sends nothing.
     failure_handling: int | None = None
     direct_debiting_failure_handling: int | None = None
+    encoder: CcaEncoder = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.encoder = CcaEncoder(self.local)
 
     async def handle(self, msg: Decoded, peer: PeerInfo) -> bytes:
         """Serve one well-formed CCR; always returns the CCA (or error answer) bytes."""
-        misrouted = self._destination_problem(msg) if self.check_destination else None
-        if misrouted is not None:
-            return answers.error_answer(msg, self.local, misrouted)
-        try:
-            req = parse_ccr(msg, self.contexts)
-        except GyReject as reject:
-            return answers.error_answer(msg, self.local, reject.problem)
+        fast = msg.fast
+        if fast is not None and self._fast_servable(fast):
+            req = fast.request
+        else:
+            msg = expand(msg)  # the reference path, unchanged, for anything else
+            if msg.problem is not None:
+                return answers.error_answer(msg, self.local, msg.problem)
+            misrouted = self._destination_problem(msg) if self.check_destination else None
+            if misrouted is not None:
+                return answers.error_answer(msg, self.local, misrouted)
+            try:
+                req = parse_ccr(msg, self.contexts)
+            except GyReject as reject:
+                return answers.error_answer(msg, self.local, reject.problem)
         log.debug(
             "gy_request",
             session=req.session_id,
@@ -77,7 +90,7 @@ class GyApplication:
         try:
             if req.request_type is CcRequestType.EVENT:
                 return self._event_cca(msg, req, await self._event(req, peer), peer)
-            return self._session_cca(msg, req, await self._session(req, peer), peer)
+            ans = await self._session(req, peer)
         except errors.ChargingError as exc:
             code = for_exception(exc, self.storage_failure)
             log.info(
@@ -86,7 +99,25 @@ class GyApplication:
                 error=type(exc).__name__,
                 result=int(code),
             )
+            msg = expand(msg)
             return answers.error_answer(msg, self.local, Problem(code, detail=type(exc).__name__))
+        cca = self.encoder.session_cca(msg, ans, peer.supports_3gpp, self._ccfh(req))
+        if cca is not None:
+            return cca
+        return self._session_cca(expand(msg), req, ans, peer)
+
+    def _ccfh(self, req: GyRequest) -> int | None:
+        return self.failure_handling if req.request_type is CcRequestType.INITIAL else None
+
+    def _fast_servable(self, fast: FastCcr) -> bool:
+        """The checks the reference path makes before charging, on the fast path's fields."""
+        if self.check_destination:
+            host = fast.destination_host
+            if host is not None and host.lower() != self.local.origin_host.lower():
+                return False
+            if fast.destination_realm.lower() != self.local.origin_realm.lower():
+                return False
+        return fast.servable(self.contexts)
 
     def _destination_problem(self, msg: Decoded) -> Problem | None:
         """3002 / 3003 for a request routed to another host or realm (RFC 6733 §6.1.4)."""

@@ -50,6 +50,7 @@ class NodeSettings:
     advertise_addresses: bool  # Host-IP-Address configured, else the connection's own
     one_connection_per_peer: bool = True
     drain_timeout: float = 5.0
+    fast_path: bool = True  # struct codec for common CCR/CCA shapes (fastpath.py)
 
     @classmethod
     def from_config(cls, cfg: DiameterConfig) -> NodeSettings:
@@ -71,6 +72,7 @@ class NodeSettings:
             max_in_flight=lim.max_in_flight,
             advertise_addresses=bool(cfg.host_ip_addresses),
             one_connection_per_peer=cfg.one_connection_per_peer,
+            fast_path=cfg.fast_path,
         )
 
 

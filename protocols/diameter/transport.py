@@ -22,6 +22,7 @@ from protocols.diameter import answers
 from protocols.diameter.codec import Decoded, Problem, decode, result_code_of
 from protocols.diameter.constants import FLAG_ERROR, FLAG_REQUEST, ResultCode
 from protocols.diameter.duplicates import Hit, Miss
+from protocols.diameter.fastpath import expand, fast_decode
 from protocols.diameter.framing import Framer
 from protocols.diameter.metrics import command_name, metrics
 from protocols.diameter.peer import (
@@ -117,7 +118,9 @@ class Connection(asyncio.Protocol):
 
     def _receive(self, raw: bytes) -> None:
         assert self.machine is not None
-        msg = decode(raw, self.node.settings.limits)
+        settings = self.node.settings
+        fast = fast_decode(raw, settings.limits) if settings.fast_path else None
+        msg = fast or decode(raw, settings.limits)
         if msg.header.is_request:
             metrics().requests.labels(command_name(msg.header.command_code)).inc()
         self._apply(self.machine.receive(msg, self.loop.time()))
@@ -174,7 +177,7 @@ class Connection(asyncio.Protocol):
         if not isinstance(lookup, Miss):
             return  # the original is in flight: this repeat is answered with it
         if self.in_flight >= self.node.settings.max_in_flight:
-            busy = answers.error_answer(msg, self.node.local, Problem(ResultCode.TOO_BUSY))
+            busy = answers.error_answer(expand(msg), self.node.local, Problem(ResultCode.TOO_BUSY))
             self.send(busy)
             for conn, copy in self.node.duplicates.release(key, busy):
                 conn.send(copy)
@@ -193,7 +196,7 @@ class Connection(asyncio.Protocol):
         except Exception:
             log.exception("diameter_request_crashed", command=msg.header.command_code)
             answer = answers.error_answer(
-                msg, self.node.local, Problem(ResultCode.UNABLE_TO_COMPLY)
+                expand(msg), self.node.local, Problem(ResultCode.UNABLE_TO_COMPLY)
             )
         finally:
             self.in_flight -= 1
