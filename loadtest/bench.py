@@ -86,7 +86,10 @@ def _spec(plan: Plan, step: Step, port: int) -> LoadSpec:
 
 
 class Bench:
-    def __init__(self, plan: Plan, workdir: Path, console: Console) -> None:
+    def __init__(
+        self, plan: Plan, workdir: Path, console: Console, freeradius_wanted: bool = True
+    ) -> None:
+        self.freeradius_wanted = freeradius_wanted
         self.plan = plan
         self.dir = workdir
         self.console = console
@@ -117,7 +120,9 @@ class Bench:
             ],
             stdin=subprocess.DEVNULL,
         )
-        self.fr_skip = freeradius.ensure_installed() or ""
+        self.fr_skip = (
+            freeradius.ensure_installed() or "" if self.freeradius_wanted else "--no-freeradius"
+        )
         if not self.fr_skip:
             try:
                 self.fr = freeradius.FreeRadius(
@@ -245,12 +250,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="short smoke run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    parser.add_argument(
+        "--no-freeradius", action="store_true", help="skip the FreeRADIUS column (no install)"
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     console = Console(width=None if sys.stdout.isatty() else 160)
     done: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="ocs-bench-") as tmp:
-        bench = Bench(plan, Path(tmp), console)
+        bench = Bench(plan, Path(tmp), console, freeradius_wanted=not args.no_freeradius)
         try:
             bench.start()
             for step in steps(plan):
