@@ -199,6 +199,26 @@ def _once(seen: set[int], key: int) -> None:
     seen.add(key)
 
 
+# Plain ints (IntEnum members are slower to fetch and compare in the loops below).
+_SUB_TYPE = int(AvpCode.SUBSCRIPTION_ID_TYPE)
+_SUB_DATA = int(AvpCode.SUBSCRIPTION_ID_DATA)
+_CC_MONEY = int(AvpCode.CC_MONEY)
+_UNIT_VALUE = int(AvpCode.UNIT_VALUE)
+_CURRENCY = int(AvpCode.CURRENCY_CODE)
+_DIGITS = int(AvpCode.VALUE_DIGITS)
+_EXPONENT = int(AvpCode.EXPONENT)
+_TCU = int(AvpCode.TARIFF_CHANGE_USAGE)
+_RG = int(AvpCode.RATING_GROUP)
+_SID = int(AvpCode.SERVICE_IDENTIFIER)
+_RSU = int(AvpCode.REQUESTED_SERVICE_UNIT)
+_USU = int(AvpCode.USED_SERVICE_UNIT)
+# Unit AVPs of RSU / USU: name in ``Usage`` and fixed size (Unsigned32 / Unsigned64).
+_UNIT_SPEC: dict[int, tuple[str, int]] = {
+    int(code): (name, 8 if code in _U64_UNITS else 4) for code, name in _UNITS.items()
+}
+_TARIFF_CHANGES = tuple(TariffChange)
+
+
 class _Reader:
     __slots__ = ("count", "limits")
 
@@ -209,23 +229,26 @@ class _Reader:
     def walk(self, buf: bytes, pos: int, end: int) -> list[_Avp]:
         """AVP headers of one level; exact lengths and padding, V only with vendor 10415."""
         out: list[_Avp] = []
+        append = out.append
+        unpack = _HDR.unpack_from
         while pos < end:
             if end - pos < 8:
                 raise _DECLINE
-            code, flags_len = _HDR.unpack_from(buf, pos)
-            flags, length = flags_len >> 24, flags_len & 0xFFFFFF
-            if flags == _M or flags == 0:
-                key, hdr = code, 8
-            elif flags in (_VM, _V):
-                if length < 12 or _U32.unpack_from(buf, pos + 8)[0] != VENDOR_3GPP:
+            code, flags_len = unpack(buf, pos)
+            flags = flags_len >> 24
+            length = flags_len & 0xFFFFFF
+            if flags == 0x40 or flags == 0:
+                nxt = pos + ((length + 3) & ~3)
+                if length < 8 or nxt > end:
                     raise _DECLINE
-                key, hdr = code | _TGPP, 12
+                append((code, flags, buf[pos + 8 : pos + length]))
+            elif flags == 0xC0 or flags == 0x80:
+                nxt = pos + ((length + 3) & ~3)
+                if length < 12 or nxt > end or _U32.unpack_from(buf, pos + 8)[0] != VENDOR_3GPP:
+                    raise _DECLINE
+                append((code | _TGPP, flags, buf[pos + 12 : pos + length]))
             else:
                 raise _DECLINE  # P or reserved bits
-            nxt = pos + ((length + 3) & ~3)
-            if length < hdr or nxt > end:
-                raise _DECLINE
-            out.append((key, flags, buf[pos + hdr : pos + length]))
             pos = nxt
         self.count += len(out)
         if self.count > self.limits.max_avps:
@@ -234,8 +257,8 @@ class _Reader:
 
     def group(self, payload: bytes, depth: int) -> list[_Avp]:
         """Members of a grouped AVP found at ``depth`` (0 = command level)."""
-        if depth + 1 > self.limits.max_depth:
-            raise _DECLINE
+        if depth >= self.limits.max_depth:
+            raise _DECLINE  # the reference: 5012, grouping too deep
         return self.walk(payload, 0, len(payload))
 
     # -- command level ----------------------------------------------------------
@@ -243,47 +266,56 @@ class _Reader:
     def ccr(self, data: bytes) -> FastCcr:
         c = _Command()
         handlers = _COMMAND
+        once = _ONCE
+        seen = c.seen
         for key, flags, payload in self.walk(data, HEADER_LENGTH, len(data)):
             handler = handlers.get(key)
             if handler is None:
                 raise _DECLINE
+            if key in once:
+                if key in seen:
+                    raise _DECLINE  # 5009 in the reference
+                seen.add(key)
             handler(self, c, flags, payload)
-        if c.required != _REQUIRED or len(c.mscc) > self.limits.max_mscc:
+        if not seen >= _REQUIRED or len(c.mscc) > self.limits.max_mscc:
             raise _DECLINE
         return c.result(self.limits)
 
     # -- groups -----------------------------------------------------------------
 
     def subscription(self, payload: bytes) -> Identity:
-        kind: int | None = None
-        text: str | None = None
-        for key, _, value in self.group(payload, 0):
-            if key == AvpCode.SUBSCRIPTION_ID_TYPE and kind is None:
-                kind = _enum(value, 4)
-            elif key == AvpCode.SUBSCRIPTION_ID_DATA and text is None:
-                text = _utf8(value)
-            else:
-                raise _DECLINE
-        if kind is None or text is None:
+        members = self.group(payload, 0)
+        if len(members) != 2:
             raise _DECLINE
-        return Identity(_IDENTITY_TYPES[kind], text)
+        (k1, _, v1), (k2, _, v2) = members
+        if k1 == _SUB_DATA and k2 == _SUB_TYPE:
+            k1, v1, k2, v2 = k2, v2, k1, v1
+        if k1 != _SUB_TYPE or k2 != _SUB_DATA:
+            raise _DECLINE
+        return Identity(_IDENTITY_TYPES[_enum(v1, 4)], _utf8(v2))
 
-    def units(self, members: list[_Avp], depth: int, extra: Callable[[int, bytes], bool]) -> Usage:
-        """RSU / USU units; ``extra`` takes the group's other members or refuses them."""
+    def units(self, members: list[_Avp], depth: int, extra: list[_Avp] | None) -> Usage:
+        """RSU / USU units; other members go to ``extra`` (None: refused)."""
         values: dict[str, int] = {}
-        seen: set[int] = set()
-        for key, _, value in members:
-            name = _UNITS.get(key)
-            if name is not None:
-                _once(seen, key)
-                values[name] = _u64(value) if key in _U64_UNITS else _u32(value)
-            elif key == AvpCode.CC_MONEY:
-                _once(seen, key)
+        money_seen = False
+        spec = _UNIT_SPEC
+        for member in members:
+            key, _, value = member
+            unit = spec.get(key)
+            if unit is not None:
+                name, size = unit
+                if name in values or len(value) != size:
+                    raise _DECLINE
+                values[name] = int.from_bytes(value, "big")
+            elif key == _CC_MONEY and not money_seen:
+                money_seen = True
                 money = self.money(value, depth + 1)
                 if money is not None:
                     values["money"] = money
-            elif not extra(key, value):
+            elif extra is None:
                 raise _DECLINE
+            else:
+                extra.append(member)
         return Usage(**values)
 
     def money(self, payload: bytes, depth: int) -> int | None:
@@ -292,9 +324,9 @@ class _Reader:
         seen: set[int] = set()
         for key, _, value in self.group(payload, depth):
             _once(seen, key)
-            if key == AvpCode.UNIT_VALUE:
+            if key == _UNIT_VALUE:
                 unit_value = value
-            elif key == AvpCode.CURRENCY_CODE:
+            elif key == _CURRENCY:
                 _u32(value)
             else:
                 raise _DECLINE
@@ -304,9 +336,9 @@ class _Reader:
         seen.clear()
         for key, _, value in self.group(unit_value, depth + 1):
             _once(seen, key)
-            if key == AvpCode.VALUE_DIGITS:
+            if key == _DIGITS:
                 digits = _i64(value)
-            elif key == AvpCode.EXPONENT:
+            elif key == _EXPONENT:
                 exponent = _i32(value)
             else:
                 raise _DECLINE
@@ -315,60 +347,49 @@ class _Reader:
         return digits * 10**shift if shift >= 0 else int(digits / 10**-shift)
 
     def rsu(self, payload: bytes, depth: int) -> Usage:
-        return self.units(self.group(payload, depth), depth, _refuse)
+        return self.units(self.group(payload, depth), depth, None)
 
     def usu(self, payload: bytes, depth: int, outer_reasons: tuple[int, ...]) -> UsedUnits:
-        change: list[int] = []
+        others: list[_Avp] = []
+        usage = self.units(self.group(payload, depth), depth, others)
+        change: TariffChange | None = None
         reasons: list[int] = []
-
-        def extra(key: int, value: bytes) -> bool:
-            if key == AvpCode.TARIFF_CHANGE_USAGE and not change:
-                change.append(_enum(value, 2))
-            elif key == REPORTING_REASON:
+        for key, _, value in others:
+            if key == REPORTING_REASON:
                 reasons.append(_i32(value))
+            elif key == _TCU and change is None:
+                change = _TARIFF_CHANGES[_enum(value, 2)]
             else:
-                return False
-            return True
-
-        usage = self.units(self.group(payload, depth), depth, extra)
-        return UsedUnits(
-            usage=usage,
-            tariff_change=TariffChange(change[0]) if change else None,
-            reporting_reasons=tuple(reasons) + outer_reasons,
-        )
+                raise _DECLINE
+        return UsedUnits(usage, change, (*reasons, *outer_reasons))
 
     def mscc(self, payload: bytes) -> ServiceRequest:
         rating_group: int | None = None
-        service_ids: list[int] = []
+        service_id: int | None = None
         rsu: bytes | None = None
         usus: list[bytes] = []
         reasons: list[int] = []
-        seen: set[int] = set()
         for key, _, value in self.group(payload, 0):
-            if key == AvpCode.RATING_GROUP:
-                _once(seen, key)
-                rating_group = _u32(value)
-            elif key == AvpCode.SERVICE_IDENTIFIER:
-                service_ids.append(_u32(value))
-            elif key == AvpCode.REQUESTED_SERVICE_UNIT:
-                _once(seen, key)
-                rsu = value
-            elif key == AvpCode.USED_SERVICE_UNIT:
+            if key == _USU:
                 usus.append(value)
+            elif key == _RG and rating_group is None:
+                rating_group = _u32(value)
+            elif key == _RSU and rsu is None:
+                rsu = value
+            elif key == _SID:
+                sid = _u32(value)
+                if service_id is None:
+                    service_id = sid
             elif key == REPORTING_REASON:
                 reasons.append(_i32(value))
             else:
                 raise _DECLINE
         outer = tuple(reasons)
         return ServiceRequest(
-            ServiceKey(rating_group, service_ids[0] if service_ids else None),
+            ServiceKey(rating_group, service_id),
             self.rsu(rsu, 1) if rsu is not None else None,
-            tuple(self.usu(u, 1, outer) for u in usus),
+            tuple([self.usu(u, 1, outer) for u in usus]),
         )
-
-
-def _refuse(key: int, value: bytes) -> bool:
-    return False
 
 
 class _Command:
@@ -384,7 +405,6 @@ class _Command:
         "origin_state_id",
         "request_type",
         "requested_action",
-        "required",
         "rsu",
         "seen",
         "service_id",
@@ -397,7 +417,6 @@ class _Command:
     )
 
     def __init__(self) -> None:
-        self.required: set[int] = set()
         self.seen: set[int] = set()
         self.session = ""
         self.session_avp = b""
@@ -464,88 +483,70 @@ class _Command:
 _Handler = Callable[[_Reader, _Command, int, bytes], None]
 
 
-def _required(code: int, read: Callable[[_Command, int, bytes], None]) -> _Handler:
-    def handler(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
-        if code in c.required:
-            raise _DECLINE  # 5009 in the reference
-        c.required.add(code)
-        read(c, flags, payload)
-
-    return handler
-
-
-def _optional(code: int, read: Callable[[_Reader, _Command, bytes], None]) -> _Handler:
-    def handler(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
-        _once(c.seen, code)
-        read(r, c, payload)
-
-    return handler
-
-
-def _set_session(c: _Command, flags: int, payload: bytes) -> None:
+def _set_session(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.session = _utf8(payload)
     c.session_avp = _encoded(AvpCode.SESSION_ID, flags, payload)
 
 
-def _set_context(c: _Command, flags: int, payload: bytes) -> None:
+def _set_context(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.context = _utf8(payload)
 
 
-def _set_request_type(c: _Command, flags: int, payload: bytes) -> None:
+def _set_request_type(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.request_type = _enum(payload, 3, low=1)  # 4 (event) is not the hot path
     c.echo[AvpCode.CC_REQUEST_TYPE] = _encoded(AvpCode.CC_REQUEST_TYPE, flags, payload)
 
 
-def _set_number(c: _Command, flags: int, payload: bytes) -> None:
+def _set_number(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.number = _u32(payload)
     c.echo[AvpCode.CC_REQUEST_NUMBER] = _encoded(AvpCode.CC_REQUEST_NUMBER, flags, payload)
 
 
-def _set_destination_realm(c: _Command, flags: int, payload: bytes) -> None:
+def _set_destination_realm(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.destination_realm = _text(payload)
 
 
-def _check_u32(c: _Command, flags: int, payload: bytes) -> None:
+def _check_u32(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     _u32(payload)
 
 
-def _ignore(c: _Command, flags: int, payload: bytes) -> None:
+def _ignore(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     return None  # DiameterIdentity we do not read (Origin-Host/Realm: the CER's count)
 
 
-def _set_destination_host(r: _Reader, c: _Command, payload: bytes) -> None:
+def _set_destination_host(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.destination_host = _text(payload)
 
 
-def _set_user_name(r: _Reader, c: _Command, payload: bytes) -> None:
+def _set_user_name(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.user_name = _utf8(payload)
 
 
-def _set_origin_state_id(r: _Reader, c: _Command, payload: bytes) -> None:
+def _set_origin_state_id(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.origin_state_id = _u32(payload)
 
 
-def _check_time(r: _Reader, c: _Command, payload: bytes) -> None:
+def _check_time(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     _u32(payload)  # Event-Timestamp: fixed size only, never read
 
 
-def _set_service_id(r: _Reader, c: _Command, payload: bytes) -> None:
+def _set_service_id(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.service_id = _u32(payload)
 
 
-def _set_termination_cause(r: _Reader, c: _Command, payload: bytes) -> None:
+def _set_termination_cause(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.termination_cause = _i32(payload)
 
 
-def _set_requested_action(r: _Reader, c: _Command, payload: bytes) -> None:
+def _set_requested_action(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.requested_action = _enum(payload, 3)
 
 
-def _check_msi(r: _Reader, c: _Command, payload: bytes) -> None:
+def _check_msi(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     _enum(payload, 1)
 
 
-def _set_rsu(r: _Reader, c: _Command, payload: bytes) -> None:
+def _set_rsu(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
     c.rsu = r.rsu(payload, 0)
 
 
@@ -567,7 +568,8 @@ def _route_record(r: _Reader, c: _Command, flags: int, payload: bytes) -> None:
 
 A = AvpCode
 _REQUIRED = frozenset(
-    {
+    int(code)
+    for code in {
         A.SESSION_ID,
         A.ORIGIN_HOST,
         A.ORIGIN_REALM,
@@ -578,26 +580,44 @@ _REQUIRED = frozenset(
         A.CC_REQUEST_NUMBER,
     }
 )
+# Command-level AVPs allowed at most once (5009 in the reference when repeated).
+_ONCE = _REQUIRED | {
+    int(code)
+    for code in (
+        A.DESTINATION_HOST,
+        A.USER_NAME,
+        A.ORIGIN_STATE_ID,
+        A.EVENT_TIMESTAMP,
+        A.SERVICE_IDENTIFIER,
+        A.TERMINATION_CAUSE,
+        A.REQUESTED_ACTION,
+        A.MULTIPLE_SERVICES_INDICATOR,
+        A.REQUESTED_SERVICE_UNIT,
+    )
+}
 _COMMAND: dict[int, _Handler] = {
-    A.SESSION_ID: _required(A.SESSION_ID, _set_session),
-    A.ORIGIN_HOST: _required(A.ORIGIN_HOST, _ignore),
-    A.ORIGIN_REALM: _required(A.ORIGIN_REALM, _ignore),
-    A.DESTINATION_REALM: _required(A.DESTINATION_REALM, _set_destination_realm),
-    A.AUTH_APPLICATION_ID: _required(A.AUTH_APPLICATION_ID, _check_u32),
-    A.SERVICE_CONTEXT_ID: _required(A.SERVICE_CONTEXT_ID, _set_context),
-    A.CC_REQUEST_TYPE: _required(A.CC_REQUEST_TYPE, _set_request_type),
-    A.CC_REQUEST_NUMBER: _required(A.CC_REQUEST_NUMBER, _set_number),
-    A.DESTINATION_HOST: _optional(A.DESTINATION_HOST, _set_destination_host),
-    A.USER_NAME: _optional(A.USER_NAME, _set_user_name),
-    A.ORIGIN_STATE_ID: _optional(A.ORIGIN_STATE_ID, _set_origin_state_id),
-    A.EVENT_TIMESTAMP: _optional(A.EVENT_TIMESTAMP, _check_time),
-    A.SERVICE_IDENTIFIER: _optional(A.SERVICE_IDENTIFIER, _set_service_id),
-    A.TERMINATION_CAUSE: _optional(A.TERMINATION_CAUSE, _set_termination_cause),
-    A.REQUESTED_ACTION: _optional(A.REQUESTED_ACTION, _set_requested_action),
-    A.MULTIPLE_SERVICES_INDICATOR: _optional(A.MULTIPLE_SERVICES_INDICATOR, _check_msi),
-    A.REQUESTED_SERVICE_UNIT: _optional(A.REQUESTED_SERVICE_UNIT, _set_rsu),
-    A.SUBSCRIPTION_ID: _add_subscription,
-    A.USED_SERVICE_UNIT: _add_usu,
-    A.MULTIPLE_SERVICES_CREDIT_CONTROL: _add_mscc,
-    A.ROUTE_RECORD: _route_record,
+    int(code): handler
+    for code, handler in {
+        A.SESSION_ID: _set_session,
+        A.ORIGIN_HOST: _ignore,
+        A.ORIGIN_REALM: _ignore,
+        A.DESTINATION_REALM: _set_destination_realm,
+        A.AUTH_APPLICATION_ID: _check_u32,
+        A.SERVICE_CONTEXT_ID: _set_context,
+        A.CC_REQUEST_TYPE: _set_request_type,
+        A.CC_REQUEST_NUMBER: _set_number,
+        A.DESTINATION_HOST: _set_destination_host,
+        A.USER_NAME: _set_user_name,
+        A.ORIGIN_STATE_ID: _set_origin_state_id,
+        A.EVENT_TIMESTAMP: _check_time,
+        A.SERVICE_IDENTIFIER: _set_service_id,
+        A.TERMINATION_CAUSE: _set_termination_cause,
+        A.REQUESTED_ACTION: _set_requested_action,
+        A.MULTIPLE_SERVICES_INDICATOR: _check_msi,
+        A.REQUESTED_SERVICE_UNIT: _set_rsu,
+        A.SUBSCRIPTION_ID: _add_subscription,
+        A.USED_SERVICE_UNIT: _add_usu,
+        A.MULTIPLE_SERVICES_CREDIT_CONTROL: _add_mscc,
+        A.ROUTE_RECORD: _route_record,
+    }.items()
 }
