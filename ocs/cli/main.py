@@ -11,6 +11,7 @@ import click
 from ocs.cli.account_cmd import account_cli
 from ocs.cli.common import fail
 from ocs.cli.export_cmd import export_cli
+from ocs.cli.loadtest_cmd import loadtest_cli
 from ocs.cli.plan_cmd import plan_cli
 from ocs.cli.policy_cmd import policy_cli
 from ocs.config import Config, ConfigError, load_config
@@ -87,6 +88,7 @@ def serve(obj: dict[str, Any], workers: int | None, worker_index: int | None) ->
 cli.add_command(account_cli)
 cli.add_command(policy_cli)
 cli.add_command(plan_cli)
+cli.add_command(loadtest_cli)
 cli.add_command(export_cli)
 
 
