@@ -11,26 +11,33 @@ Prints the best of three runs of ``iterations`` each, in CPU µs per message.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
+import structlog
+import uvloop
 from diameter.message.avp.grouped import (
     MultipleServicesCreditControl,
     RequestedServiceUnit,
     SubscriptionId,
     UsedServiceUnit,
 )
-from diameter.message.commands import CreditControlRequest
+from diameter.message.commands import CapabilitiesExchangeRequest, CreditControlRequest
 
 from ocs.charging.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus, Usage
 from protocols.diameter.capabilities import PeerInfo
 from protocols.diameter.codec import Limits, decode
+from protocols.diameter.config import DiameterConfig
 from protocols.diameter.fastpath import expand, fast_decode
 from protocols.diameter.gy import GyApplication
 from protocols.diameter.gy_request import parse_ccr
 from protocols.diameter.local import LocalNode
+from protocols.diameter.server import DiameterServer
 
 
 def ccr_u() -> bytes:
@@ -91,6 +98,60 @@ def best_us(fn: Callable[[], object], n: int) -> float:
     return best / n * 1e6
 
 
+class _FixedCharging:
+    """A charging core that answers every update at once: only the Diameter side costs CPU."""
+
+    async def update(self, session: object, key: str, services: tuple[Any, ...]) -> ChargingAnswer:
+        return answer()
+
+    async def notifications(self) -> AsyncIterator[Any]:
+        await asyncio.Event().wait()  # no pushes in this measurement
+        yield None
+
+
+def _cer() -> bytes:
+    cer = CapabilitiesExchangeRequest()
+    cer.header.hop_by_hop_identifier = cer.header.end_to_end_identifier = 1
+    cer.origin_host, cer.origin_realm = b"pgw.example", b"example"
+    cer.host_ip_address = ["127.0.0.1"]
+    cer.vendor_id, cer.product_name = 0, "bench"
+    cer.auth_application_id = [4]
+    cer.supported_vendor_id = [10415]
+    return bytes(cer.as_bytes())
+
+
+async def _serve_run(fast_path: bool, count: int, window: int = 64) -> float:
+    """CPU µs of this process per CCR-U -> CCA over loopback (client cost included, small)."""
+    cfg = DiameterConfig(listen=["127.0.0.1"], port=0, fast_path=fast_path, data_dir=None)
+    server = DiameterServer(cfg, LocalNode("ocs.example", "ocs.example"))
+    await server.start(cast(Any, _FixedCharging()))
+    host, port = server.addresses[0]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(_cer())
+    head = await reader.readexactly(20)
+    await reader.readexactly(int.from_bytes(head[1:4], "big") - 20)
+    template = bytearray(ccr_u())
+    struct.pack_into(">I", template, 4, (0xC0 << 24) | 272)
+    sent = received = 0
+    start = time.process_time()
+    deadline = time.monotonic() + 60  # bounded in time as well as count
+    while received < count and time.monotonic() < deadline:
+        batch = min(window - (sent - received), count - sent)
+        chunks = []
+        for _ in range(batch):
+            sent += 1
+            struct.pack_into(">II", template, 12, sent, sent)  # fresh hop-by-hop / end-to-end
+            chunks.append(bytes(template))
+        writer.write(b"".join(chunks))
+        head = await reader.readexactly(20)
+        await reader.readexactly(int.from_bytes(head[1:4], "big") - 20)
+        received += 1
+    used = time.process_time() - start
+    writer.close()
+    await server.stop(1.0)
+    return used / max(received, 1) * 1e6
+
+
 def main(n: int = 20_000) -> None:
     data, limits = ccr_u(), Limits()
     local = LocalNode("ocs.example", "example")
@@ -113,6 +174,13 @@ def main(n: int = 20_000) -> None:
     print(f"CCR-U 2 MSCC, {len(data)} octets; CPU µs per message, best of 3 x {n}")
     for name, fn in rows.items():
         print(f"  {name:<46} {best_us(fn, n):8.1f}")
+    # As `ocs serve` runs: info-level logging, uvloop.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    print(f"server on 127.0.0.1 (uvloop), {n} CCR-U -> CCA, 64 in flight, core answering at once:")
+    for fast_path in (False, True):
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            us = runner.run(_serve_run(fast_path, n))
+        print(f"  fast_path={fast_path!s:<5} CPU µs per request (whole process) {us:8.1f}")
 
 
 if __name__ == "__main__":

@@ -208,3 +208,16 @@ def test_event_and_proxy_info_are_not_ours() -> None:
     assert fast_decode(w.ccr(sub, req_type=4), Limits()) is None
     proxy = w.grouped(284, w.utf8(280, "p"), w.utf8(33, "s"))
     assert fast_decode(w.ccr(sub, proxy), Limits()) is None
+
+
+def test_huge_cc_money_exponent_is_not_ours() -> None:
+    """A CC-Money Exponent near 2**31 is declined (10**exponent would stall the process)."""
+    money = w.grouped(413, w.grouped(445, w.u64(447, 1), w.u32(429, 2**31 - 1)))
+    mscc = w.grouped(456, w.u32(432, 1), w.grouped(446, money))
+    sub = w.grouped(443, w.u32(450, 0), w.utf8(444, "336"))
+    assert fast_decode(w.ccr(sub, mscc, req_type=2), DEFAULT) is None
+    small = w.grouped(413, w.grouped(445, w.u64(447, 15), w.u32(429, 2**32 - 2)))  # -2
+    mscc = w.grouped(456, w.u32(432, 1), w.grouped(446, small))
+    fast = fast_decode(w.ccr(sub, mscc, req_type=2), DEFAULT)
+    assert fast is not None and fast.fast is not None
+    assert fast.fast.request.services[0].used[0].usage.money == 150_000
