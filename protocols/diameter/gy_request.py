@@ -58,6 +58,9 @@ _UNIT_AVPS = (
 )
 
 
+MAX_MONEY_EXPONENT = 24  # 10^24: far beyond any currency amount, cheap to compute
+
+
 class GyReject(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.detail)
@@ -148,8 +151,23 @@ def _money(members: Sequence[Avp]) -> int | None:
         return None
     inner = A.children(unit_value)
     digits = A.get_int(inner, AvpCode.VALUE_DIGITS) or 0
-    shift = (A.get_int(inner, AvpCode.EXPONENT) or 0) + 6
-    return digits * 10**shift if shift >= 0 else int(digits / 10**-shift)
+    exponent = A.get_int(inner, AvpCode.EXPONENT) or 0
+    if abs(exponent) > MAX_MONEY_EXPONENT:
+        # 10**(2**31) would take the process down for seconds: refuse the value
+        # (5004 with the AVP) instead of computing it (never stop answering).
+        bad = A.find(inner, AvpCode.EXPONENT)
+        raise GyReject(
+            Problem(
+                ResultCode.INVALID_AVP_VALUE,
+                (bad,) if bad is not None else (),
+                f"CC-Money Exponent {exponent} out of range",
+            )
+        )
+    shift = exponent + 6
+    if shift >= 0:
+        return int(digits * 10**shift)
+    scale: int = 10**-shift
+    return int(digits // scale) if digits >= 0 else -int(-digits // scale)  # toward zero
 
 
 def _used(usu: Avp, extra_reasons: tuple[int, ...]) -> UsedUnits:
