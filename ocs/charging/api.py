@@ -266,7 +266,7 @@ class ChargingService:
             "cause": cause.value,
             "create": int(create),
             "tax": policies.tax_ppm(target.plan),
-            "lowb": list(policies.notifications.low_balance),
+            "lowb": policies.notifications.low_balance,
         }
         blob, answers, order = keys.session_keys(session.session_id)
         session_keys = [

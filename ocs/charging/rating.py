@@ -110,8 +110,9 @@ def grant_size(requested: Usage | None, unit: UnitType, quota: Quota) -> int:
     return saturate(want)
 
 
-def threshold(granted: int, quota: Quota) -> int | None:
-    """Units left at which the gateway must report (TS 32.299 §7.2.203/208)."""
-    if quota.threshold_percent <= 0 or granted <= 0:
+def threshold(granted: int, percent: int) -> int | None:
+    """Units left at which the gateway must report (TS 32.299 §7.2.203/208):
+    ``percent`` of the grant, none for an empty grant or a zero share."""
+    if percent <= 0 or granted <= 0:
         return None
-    return granted * quota.threshold_percent // 100
+    return granted * percent // 100

@@ -220,7 +220,7 @@ def _outcome(
             filter_ids=tuple(str(f) for f in x.get("fid") or ()),
             restriction_rules=tuple(str(r) for r in x.get("rr") or ()),
         )
-    thr = _threshold(granted_units, int(x.get("thr", 0)))
+    thr = threshold(granted_units, int(x.get("thr", 0)))
     is_time = unit is UnitType.SECONDS
     return ServiceOutcome(
         service=key,
@@ -235,12 +235,6 @@ def _outcome(
         charged=int(item.get("ch", 0)),
         shortfall=int(item.get("sf", 0)),
     )
-
-
-def _threshold(granted: int, percent: int) -> int | None:
-    if granted <= 0 or percent <= 0:
-        return None
-    return granted * percent // 100
 
 
 __all__ = ["RatedRequest", "outcomes", "rate_request", "threshold", "usage_map"]

@@ -194,11 +194,6 @@ class ServiceOutcome:
     shortfall: int = 0
 
 
-class SessionState(enum.Enum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
 @dataclass(frozen=True, slots=True)
 class SessionRef:
     """Who the session is and where it came from.

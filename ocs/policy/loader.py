@@ -107,7 +107,9 @@ class PolicySet:
         return self.schedule(plan).price_at(service, at)
 
     def tax_ppm(self, plan: str) -> int:
-        return self.tariffs[self.plans[plan].tariff].tax_ppm
+        """The plan's tax rate in parts per million (parsed once per set)."""
+        rate: int = self.memo(("tax", plan), lambda: self.tariffs[self.plans[plan].tariff].tax_ppm)
+        return rate
 
 
 def load_policies(directory: Path) -> PolicySet:

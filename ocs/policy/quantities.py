@@ -58,10 +58,6 @@ def parse_seconds(value: object) -> int:
     return _parse_with_units(value, _SECOND_UNITS, "seconds like 60, '90s', '15m' or '1h'")
 
 
-def parse_count(value: object) -> int:
-    return _parse_with_units(value, {"": 1}, "a whole number")
-
-
 def _parse_with_units(value: object, units: dict[str, int], expected: str) -> int:
     if isinstance(value, (bool, float)):
         raise ValueError(f"expected {expected}, got {value!r}")
