@@ -46,7 +46,7 @@ from protocols.diameter.constants import (
     CcRequestType,
     Command,
 )
-from protocols.diameter.gy_request import GyRequest
+from protocols.diameter.gy_request import MAX_MONEY_EXPONENT, GyRequest, money_micro
 
 _HDR = struct.Struct(">II")
 _U32 = struct.Struct(">I")
@@ -217,7 +217,6 @@ _UNIT_SPEC: dict[int, tuple[str, int]] = {
     int(code): (name, 8 if code in _U64_UNITS else 4) for code, name in _UNITS.items()
 }
 _TARIFF_CHANGES = tuple(TariffChange)
-_MAX_EXPONENT = 24
 
 
 class _Reader:
@@ -343,13 +342,11 @@ class _Reader:
                 exponent = _i32(value)
             else:
                 raise _DECLINE
-        if not -_MAX_EXPONENT <= exponent <= _MAX_EXPONENT:
+        if not -MAX_MONEY_EXPONENT <= exponent <= MAX_MONEY_EXPONENT:
             # 10**exponent for an Exponent near 2**31 takes the process minutes (the
             # reference path too: reported); no real amount needs more than this.
             raise _DECLINE
-        shift = exponent + 6
-        # The reference's arithmetic, float division included, so both agree exactly.
-        return digits * 10**shift if shift >= 0 else int(digits / 10**-shift)
+        return money_micro(digits, exponent)  # the reference's own arithmetic
 
     def rsu(self, payload: bytes, depth: int) -> Usage:
         return self.units(self.group(payload, depth), depth, None)

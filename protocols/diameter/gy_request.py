@@ -61,6 +61,16 @@ _UNIT_AVPS = (
 MAX_MONEY_EXPONENT = 24  # 10^24: far beyond any currency amount, cheap to compute
 
 
+def money_micro(digits: int, exponent: int) -> int:
+    """Value-Digits x 10^Exponent in micro-units, truncated toward zero, exactly
+    (integers only; callers bound ``exponent`` by MAX_MONEY_EXPONENT first)."""
+    shift = exponent + 6
+    scale: int = 10 ** abs(shift)
+    if shift >= 0:
+        return digits * scale
+    return digits // scale if digits >= 0 else -(-digits // scale)
+
+
 class GyReject(Exception):
     def __init__(self, problem: Problem) -> None:
         super().__init__(problem.detail)
@@ -163,11 +173,7 @@ def _money(members: Sequence[Avp]) -> int | None:
                 f"CC-Money Exponent {exponent} out of range",
             )
         )
-    shift = exponent + 6
-    if shift >= 0:
-        return int(digits * 10**shift)
-    scale: int = 10**-shift
-    return int(digits // scale) if digits >= 0 else -int(-digits // scale)  # toward zero
+    return money_micro(digits, exponent)
 
 
 def _used(usu: Avp, extra_reasons: tuple[int, ...]) -> UsedUnits:
