@@ -27,7 +27,7 @@ from ocs.charging.types import (
     UsedUnits,
 )
 from ocs.policy.loader import PolicySet
-from ocs.policy.models import Price
+from ocs.policy.models import Price, Quota
 from ocs.policy.timebands import Schedule
 
 _FUA = {"terminate": 0, "redirect": 1, "restrict": 2}
@@ -57,47 +57,100 @@ def usage_map(usage: Usage, unit: UnitType) -> dict[str, int]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Rated:
+    """What a plan's policy says of one service: the same for every request
+    under one policy set (memoised there), so a request only adds its own
+    asks and reports. ``fixed`` is the status when the script is not asked."""
+
+    fixed: ServiceStatus | None
+    name: str = ""
+    unit: UnitType = UnitType.TOTAL_OCTETS
+    quota: Quota | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    banded: bool = False
+    params: dict[str, int] | None = None  # the unbanded tariff's integers
+
+
+_RATED_KEPT = 4096  # (plan, service) pairs: bounded, the service key comes off the wire
+
+
+def _rated(policies: PolicySet, plan: str, service: ServiceKey) -> _Rated:
+    cache: dict[tuple[str, ServiceKey], _Rated] = policies.memo("rated", dict)
+    found = cache.get((plan, service))
+    if found is None:
+        if len(cache) >= _RATED_KEPT:
+            cache.clear()
+        found = cache[(plan, service)] = _make_rated(policies, plan, service)
+    return found
+
+
+def _make_rated(policies: PolicySet, plan: str, service: ServiceKey) -> _Rated:
+    name = policies.service_name(service)
+    if name is None:
+        return _Rated(ServiceStatus.RATING_FAILED)
+    svc = policies.services[name]
+    if not svc.credit_control:
+        return _Rated(ServiceStatus.NOT_APPLICABLE)
+    schedule = policies.schedule(plan)
+    banded = bool(schedule.tariff.bands)
+    price = None if banded else schedule.price_at(name, 0)
+    if not banded and price is None:
+        # The plan's tariff has no price for it: rating is impossible.
+        return _Rated(ServiceStatus.RATING_FAILED)
+    return _Rated(
+        None,
+        name,
+        svc.unit,
+        policies.quota(name),
+        _extras(quota_name=name, policies=policies),
+        banded,
+        None if banded else lua_tariff(price),
+    )
+
+
 def rate_request(
     policies: PolicySet, plan: str, services: Sequence[ServiceRequest], now: int
 ) -> RatedRequest:
     """Turn the gateway's per-service asks into the script's service entries,
     priced at ``now`` in the plan's tariff (time-of-day bands included)."""
     rated = RatedRequest()
-    schedule = policies.schedule(plan)
     for index, req in enumerate(services):
-        rated.order.append(req.service)
-        name = policies.service_name(req.service)
-        if name is None:
-            rated.fixed[index] = ServiceOutcome(req.service, ServiceStatus.RATING_FAILED)
+        service = req.service
+        rated.order.append(service)
+        known = _rated(policies, plan, service)
+        if known.fixed is not None:
+            rated.fixed[index] = ServiceOutcome(service, known.fixed)
             continue
-        svc = policies.services[name]
-        if not svc.credit_control:
-            rated.fixed[index] = ServiceOutcome(req.service, ServiceStatus.NOT_APPLICABLE)
-            continue
-        price = schedule.price_at(name, now)
-        if price is None:
-            # The plan's tariff has no price for it: rating is impossible.
-            rated.fixed[index] = ServiceOutcome(req.service, ServiceStatus.RATING_FAILED)
-            continue
-        quota = policies.quota(name)
-        rated.supervision = max(rated.supervision, quota.supervision)
-        rated.units[req.service.key()] = svc.unit
-        extras = _extras(quota_name=name, policies=policies)
-        if schedule.tariff.bands:
+        name, unit, quota = known.name, known.unit, known.quota
+        assert quota is not None
+        extras, params = known.extras, known.params
+        schedule = None
+        if known.banded:
+            schedule = policies.schedule(plan)
+            price = schedule.price_at(name, now)
+            if price is None:
+                rated.fixed[index] = ServiceOutcome(service, ServiceStatus.RATING_FAILED)
+                continue
+            params = lua_tariff(price)
             extras = dict(extras)  # this request's own copy: the switch depends on `now`
             _announce_switch(schedule, name, now, extras)
-        params = lua_tariff(price)
+        key = service._key
+        rated.supervision = max(rated.supervision, quota.supervision)
+        rated.units[key] = unit
         item: dict[str, Any] = {
-            "k": req.service.key(),
+            "k": key,
             "nm": name,
-            "rg": req.service.rating_group,
-            "sid": req.service.service_id,
-            "ru": svc.unit.value,
-            "want": grant_size(req.requested, svc.unit, quota),
+            "rg": service.rating_group,
+            "sid": service.service_id,
+            "ru": unit.value,
+            "want": grant_size(req.requested, unit, quota),
             "t": params,
-            "rep": [_report(u, svc.unit, schedule, name, now, quota.supervision) for u in req.used],
+            "rep": [
+                _report(u, unit, schedule, name, now, quota.supervision) for u in req.used
+            ],
         }
-        rated.extras[req.service.key()] = extras
+        rated.extras[key] = extras
         if quota.balance_share_percent is not None:
             item["dyn"] = {"pct": quota.balance_share_percent, "min": quota.min_grant or 0}
         rated.lua.append(item)
@@ -118,7 +171,7 @@ def _announce_switch(schedule: Schedule, name: str, now: int, extras: dict[str, 
 def _report(
     used: UsedUnits,
     unit: UnitType,
-    schedule: Schedule,
+    schedule: Schedule | None,
     name: str,
     now: int,
     lookback: int,
@@ -131,12 +184,14 @@ def _report(
     switches carries every segment; the script splits it by time.
     """
 
+    out: dict[str, Any] = {"u": usage_map(used.usage, unit), "cum": int(used.cumulative)}
+    if schedule is None or used.tariff_change is TariffChange.AFTER:
+        return out  # the service's own tariff (the script's default): not sent twice
+
     def params_at(ts: int) -> dict[str, int]:
+        assert schedule is not None
         return lua_tariff(schedule.price_at(name, ts))
 
-    out: dict[str, Any] = {"u": usage_map(used.usage, unit), "cum": int(used.cumulative)}
-    if not schedule.tariff.bands or used.tariff_change is TariffChange.AFTER:
-        return out  # the service's own tariff (the script's default): not sent twice
     if used.tariff_change is not None:  # BEFORE or INDETERMINATE
         last = schedule.last_switch(name, now, lookback)
         out["t"] = params_at(last - 1 if last is not None else now)

@@ -70,11 +70,17 @@ class ServiceKey:
 
     rating_group: int | None = None
     service_id: int | None = None
+    # "rg/sid", the service's name in scripts and stored state; made once,
+    # since every request looks it up several times.
+    _key: str = field(init=False, repr=False, compare=False, hash=False)
 
-    def key(self) -> str:
+    def __post_init__(self) -> None:
         rg = "" if self.rating_group is None else str(self.rating_group)
         sid = "" if self.service_id is None else str(self.service_id)
-        return f"{rg}/{sid}"
+        object.__setattr__(self, "_key", f"{rg}/{sid}")
+
+    def key(self) -> str:
+        return self._key
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +95,15 @@ class Usage:
     money: int | None = None
 
     def get(self, unit: UnitType) -> int | None:
-        return getattr(self, unit.value)  # type: ignore[no-any-return]
+        return getattr(self, unit._value_)  # type: ignore[no-any-return]
 
     def as_dict(self) -> dict[str, int]:
+        # A fixed tuple of names, not an Enum iteration: this runs per report.
         out: dict[str, int] = {}
-        for unit in UnitType:
-            value = self.get(unit)
+        for name in _USAGE_FIELDS:
+            value = getattr(self, name)
             if value is not None:
-                out[unit.value] = value
+                out[name] = value
         return out
 
     @classmethod
@@ -105,6 +112,9 @@ class Usage:
 
     def is_empty(self) -> bool:
         return not self.as_dict()
+
+
+_USAGE_FIELDS = tuple(unit.value for unit in UnitType)
 
 
 class TariffChange(enum.Enum):

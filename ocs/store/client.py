@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import hiredis
 from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 
 from ocs.charging.errors import StorageUnavailable
 from ocs.store.keys import DEFAULT_PARTITIONS, META_PARTITIONS
@@ -32,7 +35,42 @@ def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> Red
         timeout=timeout,
         health_check_interval=30,
     )
+    pool.connection_class = _hiredis_packing(pool.connection_class)
     return Redis(connection_pool=pool)
+
+
+_PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {}
+
+
+def _hiredis_packing(base: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``base`` (TCP, unix or TLS connection) packing commands with hiredis.
+
+    redis.asyncio packs every command argument by argument in Python (about
+    40 us for a 12-argument FCALL); hiredis packs the same RESP in C. The sync
+    client already does this (``HiredisRespSerializer``); the asyncio one
+    does not, so the hot path would pay it on every charging call.
+    """
+
+    def pack_command(self: AbstractConnection, *args: Any) -> list[bytes]:
+        head = args[0]
+        if isinstance(head, str):  # "CONFIG GET" -> two arguments, as redis-py does
+            args = (*head.encode().split(), *args[1:])
+        elif b" " in head:
+            args = (*head.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            pass
+        # Rare: buffers other than bytes (redis-py accepts them), else a DataError.
+        args = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError as exc:
+            raise rexc.DataError(str(exc)) from exc
+
+    if base not in _PACKING:
+        _PACKING[base] = type(f"Hiredis{base.__name__}", (base,), {"pack_command": pack_command})
+    return _PACKING[base]
 
 
 @asynccontextmanager
