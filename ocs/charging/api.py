@@ -53,6 +53,8 @@ from ocs.store.scripts import Scripts, evalsha, library
 log = structlog.get_logger("ocs.charging")
 
 SESSION_INDEX_TTL = 30 * 86400  # refreshed by every update of a live session
+_KEYS_KEPT = 100_000  # accounts whose key names are kept made
+_pack = msgpack.Packer(use_bin_type=True).pack  # one packer: the loop is single-threaded
 
 _ERRORS: dict[str, type[errors.ChargingError]] = {
     "user_unknown": errors.UserUnknown,
@@ -90,6 +92,7 @@ class ChargingService:
         self.resolver = Resolver(client, partitions)
         self.batch = Batcher(client)
         self.library: str | None = None  # set by load_scripts where functions exist
+        self._keys: dict[str, AccountKeys] = {}
         # The time requests are rated at when they carry none: a seam so
         # tests can put a session on either side of a tariff switch.
         self.clock: Callable[[], float] = time.time
@@ -101,7 +104,12 @@ class ChargingService:
         return service
 
     def keys(self, account_id: str) -> AccountKeys:
-        return AccountKeys(account_id, self.partitions)
+        found = self._keys.get(account_id)
+        if found is None:
+            if len(self._keys) >= _KEYS_KEPT:
+                self._keys.clear()  # a bound, not an LRU: rebuilding is cheap
+            found = self._keys[account_id] = AccountKeys(account_id, self.partitions)
+        return found
 
     # -- sessions -----------------------------------------------------------
 
@@ -226,6 +234,9 @@ class ChargingService:
     async def _target(self, session_id: str, ids: list[Identity], prefer_identity: bool) -> Target:
         if prefer_identity and ids:
             return await self.resolver.by_identity(ids)
+        hit = self.resolver.cached_session(session_id)  # the common case, no await chain
+        if hit is not None:
+            return hit
         try:
             return await self.resolver.by_session(session_id)
         except errors.UnknownSession:
@@ -284,7 +295,7 @@ class ChargingService:
             op, session, request_key, target, member, now + supervision, create
         )
         script_index = len(commands)
-        commands.append(self.call(op, session_keys, msgpack.packb(request, use_bin_type=True)))
+        commands.append(self.call(op, session_keys, _pack(request)))
         if op == "terminate":
             commands.append(("ZREM", supervision_shard(target.account_id), member))
             if session.owner:
@@ -337,8 +348,11 @@ class ChargingService:
         """Send through the per-pass batcher; reload scripts once when Redis
         lost them (NOSCRIPT, or a function library gone after FUNCTION FLUSH)."""
         for attempt in (0, 1):
-            async with storage_errors():
+            try:
                 replies = await self.batch.submit(commands)
+            except Exception:
+                async with storage_errors():  # maps the failure (raised again here)
+                    raise
             if attempt == 0 and any(_lost_script(r) for r in replies):
                 await self.load_scripts()
                 continue

@@ -28,6 +28,7 @@ from ocs.charging.types import (
 )
 from ocs.policy.loader import PolicySet
 from ocs.policy.models import Price, Quota
+from ocs.policy.quantities import MAX_QUANTITY
 from ocs.policy.timebands import Schedule
 
 _FUA = {"terminate": 0, "redirect": 1, "restrict": 2}
@@ -50,10 +51,11 @@ class RatedRequest:
 
 def usage_map(usage: Usage, unit: UnitType) -> dict[str, int]:
     """Saturated usage by unit name, with the rated unit filled in."""
-    out = {k: saturate(v) for k, v in usage.as_dict().items()}
-    rated = rated_amount(usage, unit)
-    if rated is not None:
-        out[unit.value] = rated
+    out = {k: (v if 0 <= v <= MAX_QUANTITY else saturate(v)) for k, v in usage.as_dict().items()}
+    if unit._value_ not in out:
+        rated = rated_amount(usage, unit)  # total octets from input + output
+        if rated is not None:
+            out[unit._value_] = rated
     return out
 
 
@@ -146,9 +148,7 @@ def rate_request(
             "ru": unit.value,
             "want": grant_size(req.requested, unit, quota),
             "t": params,
-            "rep": [
-                _report(u, unit, schedule, name, now, quota.supervision) for u in req.used
-            ],
+            "rep": [_report(u, unit, schedule, name, now, quota.supervision) for u in req.used],
         }
         rated.extras[key] = extras
         if quota.balance_share_percent is not None:
@@ -257,10 +257,13 @@ def outcomes(rated: RatedRequest, reply: dict[str, Any]) -> tuple[ServiceOutcome
     return tuple(out)
 
 
+_STATUS = {s.value: s for s in ServiceStatus}
+
+
 def _outcome(
     key: ServiceKey, item: dict[str, Any], unit: UnitType, x: dict[str, Any]
 ) -> ServiceOutcome:
-    status = ServiceStatus(item["st"])
+    status = _STATUS.get(item["st"]) or ServiceStatus(item["st"])
     granted_units = int(item.get("g", 0))
     granted = (
         Usage.of(unit, granted_units)

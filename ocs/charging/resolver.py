@@ -82,7 +82,15 @@ class Resolver:
         self._sessions.put(session_id, target)
         return target
 
+    def cached_session(self, session_id: str) -> Target | None:
+        """The cached target of a session, without a lookup (None if not cached)."""
+        return self._sessions.get(session_id)
+
     def remember_session(self, session_id: str, target: Target) -> None:
+        hit = self._sessions.get(session_id)
+        if hit is not None and hit.account_id == target.account_id and hit.plan == target.plan:
+            self._sessions.move_to_end(session_id)  # the common case: already known
+            return
         self._sessions.put(session_id, Target(target.account_id, target.plan, ""))
 
     def owner_is_new(self, session_id: str, owner: str) -> bool:

@@ -108,6 +108,8 @@ class Usage:
 
     @classmethod
     def of(cls, unit: UnitType, amount: int) -> Usage:
+        if unit is UnitType.TOTAL_OCTETS:  # the common grant, without a kwargs dict
+            return cls(total_octets=amount)
         return cls(**{unit.value: amount})
 
     def is_empty(self) -> bool:

@@ -48,7 +48,17 @@ def notifications_stream(partition: int) -> str:
 class AccountKeys:
     """All keys of one account, under its partition's hash tag."""
 
-    __slots__ = ("account", "balance", "base", "events", "ids", "partition", "sessions")
+    __slots__ = (
+        "account",
+        "balance",
+        "base",
+        "events",
+        "ids",
+        "notifications",
+        "partition",
+        "records",
+        "sessions",
+    )
 
     def __init__(self, account_id: str, partitions: int) -> None:
         self.partition = partition_of(account_id, partitions)
@@ -58,6 +68,8 @@ class AccountKeys:
         self.ids = f"{self.base}:ids"  # set of identity keys
         self.sessions = f"{self.base}:sessions"  # set of open session ids
         self.events = f"{self.base}:ev"  # hash: event id -> stored answer
+        self.records = records_stream(self.partition)  # the partition's record stream
+        self.notifications = notifications_stream(self.partition)
 
     def session(self, session_id: str) -> str:
         return f"{self.base}:s:{session_id}"
@@ -67,13 +79,6 @@ class AccountKeys:
         base = self.session(session_id)
         return base, f"{base}:a", f"{base}:o"
 
-    @property
-    def records(self) -> str:
-        return records_stream(self.partition)
-
-    @property
-    def notifications(self) -> str:
-        return notifications_stream(self.partition)
 
 
 def identity_index(identity_key: str) -> str:
