@@ -47,7 +47,9 @@ local function affordable(t, c0, want, money)
   if cost(t, c0 + want) - base <= money then return want end
   local lo, hi = 0, want
   while lo < hi do
-    local mid = math.floor((lo + hi + 1) / 2)
+    -- Not (lo + hi + 1) / 2: above 2^53 that sum rounds, mid can equal lo
+    -- and the loop never ends (a busy server) once lo passes 2^52.
+    local mid = lo + math.floor((hi - lo + 1) / 2)
     if cost(t, c0 + mid) - base <= money then lo = mid else hi = mid - 1 end
   end
   return lo
