@@ -239,11 +239,31 @@ end
 -- Dynamic grant sizing: a share of what the balance can pay for this
 -- service, at least dyn.min (when the balance pays that much), never more
 -- than asked. A low balance gets smaller grants, so reports come sooner.
+local function share(aff, pct)
+  return math.floor(aff / 100) * pct + math.floor((aff % 100) * pct / 100)
+end
+
+-- share() is monotone in the amount, so once the share of `cap` covers
+-- `want`, any affordable amount beyond `cap` gives the same grant: the
+-- search stops there instead of bisecting up to MAX (about 53 steps of two
+-- cost() calls whenever the balance covers more than the grant).
+local function share_cap(want, pct)
+  if pct <= 0 then return MAX end
+  local cap = 100 * (math.floor(want / pct) + 1)
+  if cap < MAX and share(cap, pct) >= want then return cap end
+  return MAX
+end
+
 local function dynamic_want(bal, sv, want, t, dyn, now)
-  local units = sum_avail(chain(bal, sv.ru, sv.rg, sv.sid, now))
-  local money = sum_avail(chain(bal, 'money', sv.rg, sv.sid, now))
-  local aff = sat_add(units, affordable(t, sv.mu, MAX - units, money))
-  local target = math.floor(aff / 100) * dyn.pct + math.floor((aff % 100) * dyn.pct / 100)
+  local cap = share_cap(want, dyn.pct)
+  local aff = sum_avail(chain(bal, sv.ru, sv.rg, sv.sid, now))
+  if aff < cap then
+    local money = sum_avail(chain(bal, 'money', sv.rg, sv.sid, now))
+    aff = aff + affordable(t, sv.mu, cap - aff, money)
+  else
+    aff = cap
+  end
+  local target = share(aff, dyn.pct)
   if dyn.min and dyn.min > 0 and target < dyn.min then target = dyn.min end
   if target < want then return target end
   return want
