@@ -214,6 +214,7 @@ class Runtime:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            charging.close()
         log.info("ocs_stopped")
 
     async def _renewals(self, charging: ChargingService, stop: asyncio.Event) -> None:

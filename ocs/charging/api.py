@@ -103,6 +103,10 @@ class ChargingService:
         await service.load_scripts()
         return service
 
+    def close(self) -> None:
+        """Close the hot-path connection (the client's pool is its owner's to close)."""
+        self.batch.close()
+
     def keys(self, account_id: str) -> AccountKeys:
         found = self._keys.get(account_id)
         if found is None:

@@ -80,7 +80,6 @@ class AccountKeys:
         return base, f"{base}:a", f"{base}:o"
 
 
-
 def identity_index(identity_key: str) -> str:
     """identity (``e164:336...``) -> account id."""
     return f"{PREFIX}:{{id:{identity_key}}}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -12,9 +14,33 @@ from ocs.store.batch import Batcher
 from tests.core_fixtures import NewAccount, unique_session
 
 
-async def test_one_pipeline_per_loop_pass_each_caller_gets_its_replies(core_redis: Redis) -> None:
-    """50 callers in one pass share one pipeline; each gets exactly its own replies."""
+async def test_one_write_per_loop_pass_each_caller_gets_its_replies(core_redis: Redis) -> None:
+    """50 callers in one pass share one batch on the hot-path pipe; each gets its own replies."""
     batcher = Batcher(core_redis)
+    assert batcher.pipe is not None
+    await batcher.submit([("PING",)])  # connected: the next pass is written at once
+    sends = 0
+    original = batcher.pipe.send
+
+    def counting(commands: Sequence[tuple[Any, ...]]) -> asyncio.Future[list[Any]]:
+        nonlocal sends
+        sends += 1
+        return original(commands)
+
+    batcher.pipe.send = counting  # type: ignore[method-assign]
+    key = "ocs:test:batch:" + unique_session()
+    replies = await asyncio.gather(
+        *(batcher.submit([("INCRBY", key, n), ("ECHO", f"caller-{n}")]) for n in range(1, 51))
+    )
+    assert sends == 1
+    assert [r[1] for r in replies] == [f"caller-{n}".encode() for n in range(1, 51)]
+    assert sorted(r[0] for r in replies)[-1] == sum(range(1, 51))
+
+
+async def test_without_the_pipe_one_redis_py_pipeline_per_pass(core_redis: Redis) -> None:
+    """Where the pipe cannot serve (TLS), one redis-py pipeline per pass; same replies."""
+    batcher = Batcher(core_redis)
+    batcher.pipe = None
     pipelines = 0
     original = core_redis.pipeline
 
@@ -29,11 +55,13 @@ async def test_one_pipeline_per_loop_pass_each_caller_gets_its_replies(core_redi
         replies = await asyncio.gather(
             *(batcher.submit([("INCRBY", key, n), ("ECHO", f"caller-{n}")]) for n in range(1, 51))
         )
+        bad = await batcher.submit([("NOSUCHCOMMAND",)])
     finally:
         core_redis.pipeline = original  # type: ignore[method-assign]
-    assert pipelines == 1
+    assert pipelines == 2
     assert [r[1] for r in replies] == [f"caller-{n}".encode() for n in range(1, 51)]
     assert sorted(r[0] for r in replies)[-1] == sum(range(1, 51))
+    assert isinstance(bad[0], Exception)
 
 
 async def test_failing_command_is_that_callers_error_only(core_redis: Redis) -> None:
