@@ -34,7 +34,7 @@ from rich.table import Table
 
 from loadtest import freeradius
 from loadtest.runner import Provisioning, RunOptions, run
-from loadtest.serverproc import SECRET, cpu_of, free_udp_port, start_ocs
+from loadtest.serverproc import SECRET, cpu_of_tree, free_udp_port, start_ocs
 from loadtest.spec import LoadSpec, Model, Protocol, Shape, Target
 from ocs.policy.loader import load_policies
 from ocs.store.embedded import EmbeddedRedis, free_port
@@ -53,7 +53,14 @@ class Plan:
     drain: float
 
 
-FULL = Plan(duration=8.0, rates=(500.0, 1000.0, 2000.0), concurrency=64, accounts=1000, drain=10.0)
+FULL = Plan(
+    duration=8.0,
+    rates=(500.0, 1000.0, 2000.0, 4000.0),
+    concurrency=64,
+    accounts=1000,
+    drain=10.0,
+)
+WORKERS = 2  # the "2 workers" steps: one per core, sharing them with Redis and the generator
 QUICK = Plan(duration=2.0, rates=(200.0,), concurrency=16, accounts=20, drain=5.0)
 
 
@@ -61,7 +68,7 @@ QUICK = Plan(duration=2.0, rates=(200.0,), concurrency=16, accounts=20, drain=5.
 class Step:
     name: str
     protocol: Protocol
-    target: str  # ocs | noop | freeradius
+    target: str  # ocs | ocs2 (ocs serve --workers 2) | noop | freeradius
     model: Model
     rate: float = 0.0
     summary: dict[str, Any] | None = None
@@ -79,7 +86,9 @@ def _spec(plan: Plan, step: Step, port: int) -> LoadSpec:
         duration=plan.duration,
         drain=plan.drain,
         timeout=5.0,
-        connections=4,
+        # More connections for the workers: the kernel spreads them over the
+        # SO_REUSEPORT sockets by address hash, so a few could land unevenly.
+        connections=16 if step.target == "ocs2" else 4,
         processes=1,
         shape=Shape(updates=3, min_mscc=2, max_mscc=2, event_share=0.05),
     )
@@ -98,6 +107,7 @@ class Bench:
             workdir / "redis", appendfsync="everysec", port=free_port(), die_with_parent=True
         )
         self.ocs: Any = None
+        self.ocs2: Any = None  # started for the --workers steps only
         self.noop: subprocess.Popen[bytes] | None = None
         self.noop_ports = (free_port(), free_udp_port())
         self.fr: freeradius.FreeRadius | None = None
@@ -141,6 +151,8 @@ class Bench:
             self.noop.wait(10)
         if self.ocs is not None:
             self.ocs.stop()
+        if self.ocs2 is not None:
+            self.ocs2.stop()
         self.redis.stop()
         self.redis.kill()
 
@@ -150,7 +162,8 @@ class Bench:
         if step.target == "freeradius":
             assert self.fr is not None
             return self.fr.port
-        return int(self.ocs.diameter_port if step.protocol is Protocol.GY else self.ocs.radius_port)
+        server = self.ocs2 if step.target == "ocs2" else self.ocs
+        return int(server.diameter_port if step.protocol is Protocol.GY else server.radius_port)
 
     def run_step(self, step: Step) -> None:
         if step.target == "freeradius" and self.fr is None:
@@ -158,10 +171,16 @@ class Bench:
             self.console.print(f"[yellow]skipped {step.name}: {self.fr_skip}[/]")
             return
         self.console.print(f"[bold]{step.name}[/] ...")
-        ocs = step.target == "ocs"
-        pid = {"ocs": self.ocs.process.pid, "noop": self.noop.pid if self.noop else 0}.get(
-            step.target, self.fr.pid if self.fr else 0
-        )
+        ocs = step.target in ("ocs", "ocs2")
+        if step.target == "ocs2" and self.ocs2 is None:
+            # Only while its steps run, so it takes no CPU from the others.
+            self.ocs.stop()
+            self.ocs2 = start_ocs(self.dir / "workers", self.redis.url, POLICIES, workers=WORKERS)
+        pid = {
+            "ocs": self.ocs.process.pid,
+            "ocs2": self.ocs2.process.pid if self.ocs2 else 0,
+            "noop": self.noop.pid if self.noop else 0,
+        }.get(step.target, self.fr.pid if self.fr else 0)
         opts = RunOptions(
             _spec(self.plan, step, self.port(step)),
             self.redis.url,
@@ -172,9 +191,9 @@ class Bench:
             label=step.name,
             quiet=True,
         )
-        before = cpu_of(pid)
+        before = cpu_of_tree(pid)
         step.summary = run(opts)
-        step.server_cpu_s = cpu_of(pid) - before
+        step.server_cpu_s = cpu_of_tree(pid) - before
 
 
 def steps(plan: Plan) -> list[Step]:
@@ -188,6 +207,11 @@ def steps(plan: Plan) -> list[Step]:
         Step("OCS RADIUS max", Protocol.RADIUS, "ocs", Model.CLOSED),
         Step("FreeRADIUS+redis max", Protocol.RADIUS, "freeradius", Model.CLOSED),
     ]
+    if plan is not QUICK:  # last: the one-worker server is stopped for them
+        out += [
+            Step(f"OCS Gy max, {WORKERS} workers", Protocol.GY, "ocs2", Model.CLOSED),
+            Step(f"OCS RADIUS max, {WORKERS} workers", Protocol.RADIUS, "ocs2", Model.CLOSED),
+        ]
     return out
 
 
@@ -200,7 +224,7 @@ def _row(step: Step, ceilings: dict[Protocol, float], fr_rate: float | None) -> 
     server = f"{step.server_cpu_s * 1e6 / answered:,.0f}" if step.server_cpu_s else "-"
     ceiling = ceilings.get(step.protocol) or 0.0
     ratio = f"{s['rate'] / ceiling:.2f} of no-op" if ceiling and step.target != "noop" else ""
-    if step.protocol is Protocol.RADIUS and step.target == "ocs" and fr_rate:
+    if step.protocol is Protocol.RADIUS and step.target in ("ocs", "ocs2") and fr_rate:
         ratio += f", {s['rate'] / fr_rate:.2f} of FreeRADIUS"
     cons = s.get("conservation")
     return [

@@ -39,6 +39,22 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def children_of(pid: int) -> list[int]:
+    """Direct children of a process (from /proc/<pid>/task/*/children)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def cpu_of_tree(pid: int) -> float:
+    """CPU seconds of a process and its live descendants (``ocs serve --workers N``)."""
+    return cpu_of(pid) + sum(cpu_of_tree(child) for child in children_of(pid))
+
+
 @dataclass
 class OcsServer:
     process: subprocess.Popen[bytes]
@@ -83,13 +99,17 @@ def write_config(
     return path, dport, rport
 
 
-def start_ocs(directory: Path, redis_url: str, policies: Path, wait: float = 30.0) -> OcsServer:
+def start_ocs(
+    directory: Path, redis_url: str, policies: Path, wait: float = 30.0, workers: int = 1
+) -> OcsServer:
     """`ocs serve` on free ports; returns once the Diameter port accepts connections."""
+    directory.mkdir(parents=True, exist_ok=True)
     config, dport, rport = write_config(directory, redis_url, policies)
     log = directory / "ocs.log"
+    extra = ["--workers", str(workers)] if workers > 1 else []
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ocs", "--config", str(config), "serve"],
+            [sys.executable, "-m", "ocs", "--config", str(config), "serve", *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -101,7 +121,7 @@ def start_ocs(directory: Path, redis_url: str, policies: Path, wait: float = 30.
             raise RuntimeError(f"ocs serve exited {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             with socket.create_connection(("127.0.0.1", dport), timeout=0.5):
-                time.sleep(0.2)  # RADIUS listener comes up beside it
+                time.sleep(0.2 if workers == 1 else 1.5)  # RADIUS, the other workers
                 return server
         except OSError:
             time.sleep(0.1)
