@@ -89,8 +89,8 @@ class ChargingService:
         self.policies = policies
         self.partitions = partitions
         self.scripts = Scripts.register(client)
-        self.resolver = Resolver(client, partitions)
         self.batch = Batcher(client)
+        self.resolver = Resolver(client, partitions, batch=self.batch)
         self.library: str | None = None  # set by load_scripts where functions exist
         self._keys: dict[str, AccountKeys] = {}
         # The time requests are rated at when they carry none: a seam so

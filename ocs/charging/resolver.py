@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from ocs.charging.errors import UnknownSession, UserUnknown
 from ocs.charging.types import Identity
+from ocs.store.batch import Batcher
 from ocs.store.client import storage_errors, text
 from ocs.store.keys import AccountKeys, identity_index, session_index
 
@@ -45,8 +46,11 @@ class _Lru(OrderedDict[str, Target]):
 class Resolver:
     """Identity and session lookups with a bounded per-process cache."""
 
-    def __init__(self, client: Redis, partitions: int, size: int = 200_000) -> None:
+    def __init__(
+        self, client: Redis, partitions: int, size: int = 200_000, batch: Batcher | None = None
+    ) -> None:
         self._client = client
+        self._batch = batch or Batcher(client)  # lookups ride the hot path's batches
         self._partitions = partitions
         self._identities = _Lru(size)
         self._sessions = _Lru(size)
@@ -59,8 +63,7 @@ class Resolver:
             if hit is not None:
                 return hit
         for ident in identities:
-            async with storage_errors():
-                raw = await self._client.get(identity_index(ident.key()))
+            raw = await self._get(identity_index(ident.key()))
             if raw is not None:
                 target = await self._with_plan(text(raw), ident.key())
                 if target is not None:
@@ -72,8 +75,7 @@ class Resolver:
         hit = self._sessions.get(session_id)
         if hit is not None:
             return hit
-        async with storage_errors():
-            raw = await self._client.get(session_index(session_id))
+        raw = await self._get(session_index(session_id))
         if raw is None:
             raise UnknownSession(session_id)
         target = await self._with_plan(text(raw), "")
@@ -109,10 +111,19 @@ class Resolver:
         if session_id is not None:
             self._sessions.pop(session_id, None)
 
+    async def _get(self, key: str) -> object:
+        return await self._run(("GET", key))
+
+    async def _run(self, command: tuple[str, ...]) -> object:
+        async with storage_errors():
+            (reply,) = await self._batch.submit([command])
+            if isinstance(reply, Exception):
+                raise reply
+        return reply
+
     async def _with_plan(self, account_id: str, identity_key: str) -> Target | None:
         keys = AccountKeys(account_id, self._partitions)
-        async with storage_errors():
-            plan = await self._client.hget(keys.account, "plan")
+        plan = await self._run(("HGET", keys.account, "plan"))
         if plan is None:
             return None
         return Target(account_id, text(plan), identity_key)

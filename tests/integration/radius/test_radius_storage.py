@@ -72,7 +72,13 @@ async def test_redis_down_means_no_answer_then_one_charge(
             ident.value, sid, "Interim-Update", 3, Acct_Input_Octets=3000, Acct_Delay_Time=4
         )  # the NAS's later retry, new Identifier
         assert await nas.send(bytes(resent.RequestPacket()), server.acct) is not None
-        assert (await money(accounts, acct_id))[0] == 10_000 - 30
+        # Read the balance on a new client: the old pool still holds connections to
+        # the stopped server (charging itself reconnected on its own pipe).
+        fresh = connect(restarted.url)
+        try:
+            assert (await money(await Accounts.connect(fresh), acct_id))[0] == 10_000 - 30
+        finally:
+            await fresh.aclose()
     finally:
         await fe.stop(1.0)
         await client.aclose()
