@@ -263,35 +263,34 @@ _STATUS = {s.value: s for s in ServiceStatus}
 def _outcome(
     key: ServiceKey, item: dict[str, Any], unit: UnitType, x: dict[str, Any]
 ) -> ServiceOutcome:
+    # The script's integers arrive as ints (msgpack); only missing keys default.
     status = _STATUS.get(item["st"]) or ServiceStatus(item["st"])
-    granted_units = int(item.get("g", 0))
-    granted = (
-        Usage.of(unit, granted_units)
-        if status is ServiceStatus.GRANTED and granted_units > 0
-        else None
-    )
+    granted_units = item.get("g", 0)
+    is_granted = status is ServiceStatus.GRANTED
+    granted = Usage.of(unit, granted_units) if is_granted and granted_units > 0 else None
     final = None
-    if int(item.get("fin", 0)) == 1 and status is ServiceStatus.GRANTED:
+    if is_granted and item.get("fin", 0) == 1:
         final = FinalUnit(
             action=FinalUnitAction(int(x.get("fua", 0))),
             redirect_url=str(x.get("url")) or None,
             filter_ids=tuple(str(f) for f in x.get("fid") or ()),
             restriction_rules=tuple(str(r) for r in x.get("rr") or ()),
         )
-    thr = threshold(granted_units, int(x.get("thr", 0)))
+    thr = threshold(granted_units, x.get("thr", 0))
     is_time = unit is UnitType.SECONDS
+    vt = x.get("vt")
     return ServiceOutcome(
         service=key,
         status=status,
         granted=granted,
-        validity_time=int(x["vt"]) if status is ServiceStatus.GRANTED and "vt" in x else None,
+        validity_time=vt if is_granted else None,
         volume_threshold=None if is_time else thr,
         time_threshold=thr if is_time else None,
-        quota_holding_time=int(x.get("qht", 0)) or None,
+        quota_holding_time=x.get("qht") or None,
         final_unit=final,
-        tariff_time_change=int(x["ttc"]) if "ttc" in x and granted is not None else None,
-        charged=int(item.get("ch", 0)),
-        shortfall=int(item.get("sf", 0)),
+        tariff_time_change=x.get("ttc") if granted is not None else None,
+        charged=item.get("ch", 0),
+        shortfall=item.get("sf", 0),
     )
 
 
