@@ -4,16 +4,26 @@ Parsing checks what standards §3.7 requires before any charging: an
 Acct-Status-Type and an Acct-Session-Id, each well formed; otherwise the
 request is dropped (counted, no Accounting-Response). Counters are combined
 with their Gigawords here (:mod:`protocols.radius.counters`).
+
+Two readers give the same record: :func:`parse_accounting` over pyrad's view
+(the reference) and :func:`parse_wire` over the attribute walk the codec
+already did (the fast path, issue 6; equal on random packets, see
+tests/unit/radius/test_radius_fastpath.py). Both take the first instance of
+each attribute and every Class, and fail with the same drop in the same order.
 """
 
 from __future__ import annotations
 
 import enum
+import ipaddress
+import socket
+import struct
 from dataclasses import dataclass
 
 from pyrad import packet as rp
 
 from protocols.radius import attributes as at
+from protocols.radius.codec import instances
 from protocols.radius.counters import Counters, combine
 from protocols.radius.drops import DropReason, RadiusDrop
 
@@ -92,3 +102,80 @@ def parse_accounting(pkt: rp.Packet) -> AcctRecord:
         terminate_cause=at.get_int(pkt, at.ACCT_TERMINATE_CAUSE),
         multi_session_id=at.get_text(pkt, at.ACCT_MULTI_SESSION_ID),
     )
+
+
+_U32 = struct.Struct("!I")
+
+
+def parse_wire(raw: bytes, first: dict[int, int]) -> AcctRecord:
+    """:func:`parse_accounting` over ``raw`` and its attribute walk (type -> first offset,
+    :func:`protocols.radius.codec.walk_attributes`)."""
+    status = _int(raw, first, at.ACCT_STATUS_TYPE)
+    if status is None:
+        raise RadiusDrop(DropReason.MISSING_STATUS_TYPE)
+    session_id = _text(raw, first, at.ACCT_SESSION_ID)
+    if not session_id:
+        raise RadiusDrop(DropReason.MISSING_SESSION_ID)
+    counters = Counters(
+        input_octets=combine(
+            _int(raw, first, at.ACCT_INPUT_OCTETS), _int(raw, first, at.ACCT_INPUT_GIGAWORDS)
+        ),
+        output_octets=combine(
+            _int(raw, first, at.ACCT_OUTPUT_OCTETS), _int(raw, first, at.ACCT_OUTPUT_GIGAWORDS)
+        ),
+        seconds=_int(raw, first, at.ACCT_SESSION_TIME),
+    )
+    return AcctRecord(
+        status=status,
+        session_id=session_id,
+        counters=counters,
+        nas_ip=_ipv4(raw, first, at.NAS_IP_ADDRESS) or _ipv6(raw, first, at.NAS_IPV6_ADDRESS),
+        nas_identifier=_text(raw, first, at.NAS_IDENTIFIER),
+        user_name=_text(raw, first, at.USER_NAME),
+        calling_station_id=_text(raw, first, at.CALLING_STATION_ID),
+        called_station_id=_text(raw, first, at.CALLED_STATION_ID),
+        framed_ip=_ipv4(raw, first, at.FRAMED_IP_ADDRESS),
+        classes=tuple(a[2:] for a in instances(raw, first, at.CLASS)),
+        delay=_int(raw, first, at.ACCT_DELAY_TIME) or 0,
+        event_timestamp=_int(raw, first, at.EVENT_TIMESTAMP),
+        terminate_cause=_int(raw, first, at.ACCT_TERMINATE_CAUSE),
+        multi_session_id=_text(raw, first, at.ACCT_MULTI_SESSION_ID),
+    )
+
+
+def _bad_size(key: int, length: int) -> RadiusDrop:
+    return RadiusDrop(DropReason.BAD_ATTRIBUTE_VALUE, f"attribute {key}: {length - 2} octets")
+
+
+def _int(raw: bytes, first: dict[int, int], key: int) -> int | None:
+    pos = first.get(key)
+    if pos is None:
+        return None
+    if raw[pos + 1] != 6:
+        raise _bad_size(key, raw[pos + 1])
+    return int(_U32.unpack_from(raw, pos + 2)[0])
+
+
+def _text(raw: bytes, first: dict[int, int], key: int) -> str | None:
+    pos = first.get(key)
+    if pos is None:
+        return None
+    return raw[pos + 2 : pos + raw[pos + 1]].decode("utf-8", errors="backslashreplace")
+
+
+def _ipv4(raw: bytes, first: dict[int, int], key: int) -> str | None:
+    pos = first.get(key)
+    if pos is None:
+        return None
+    if raw[pos + 1] != 6:
+        raise _bad_size(key, raw[pos + 1])
+    return socket.inet_ntoa(raw[pos + 2 : pos + 6])
+
+
+def _ipv6(raw: bytes, first: dict[int, int], key: int) -> str | None:
+    pos = first.get(key)
+    if pos is None:
+        return None
+    if raw[pos + 1] != 18:
+        raise _bad_size(key, raw[pos + 1])
+    return str(ipaddress.IPv6Address(raw[pos + 2 : pos + 18]))

@@ -14,6 +14,17 @@ failure is a :class:`~protocols.radius.drops.RadiusDrop`; nothing else escapes.
 MD5(Code+ID+Length+Request Authenticator+attributes+secret), Proxy-State copied
 in order, and Message-Authenticator as the first attribute of every
 Access-Accept/Reject/Challenge and of answers to Status-Server (RFC 5997).
+
+Fast path (issue 6): pyrad costs tens of µs per packet, so an
+Accounting-Request without Message-Authenticator is not handed to pyrad at
+all: the attribute walk above is all the decoding it needs (the record is read
+from it by :func:`protocols.radius.accounting_record.parse_wire`), and its
+Accounting-Response, which has no attribute but the Proxy-States, is built here
+(:func:`encode_accounting_response`). ``RadiusRequest.packet`` still gives the
+pyrad view on demand, and everything else (Access-Request, Status-Server, any
+request with Message-Authenticator, every answer with attributes) goes through
+pyrad as before. pyrad is the reference: tests/unit/radius/test_radius_fastpath.py
+proves on random packets that both give the same record and the same octets.
 """
 
 from __future__ import annotations
@@ -22,8 +33,7 @@ import enum
 import hashlib
 import hmac
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Sequence
 from typing import Any
 
 from pyrad import packet as rp
@@ -52,6 +62,8 @@ COA_REQUEST = rp.CoARequest
 COA_ACK = rp.CoAACK
 COA_NAK = rp.CoANAK
 
+_RESPONSE_HEADER = struct.Struct("!BBH")
+
 # Decoding failures pyrad (or struct/ipaddress under it) may raise on hostile input.
 _DECODE_ERRORS = (rp.PacketError, ValueError, struct.error, KeyError, IndexError, TypeError)
 
@@ -69,16 +81,45 @@ ALLOWED_CODES: dict[PortKind, frozenset[int]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class RadiusRequest:
-    """A checked, authenticated request. ``raw`` is the packet up to Length."""
+    """A checked, authenticated request. ``raw`` is the packet up to Length;
+    ``first`` maps each attribute type in it to the offset of its first instance
+    (:func:`walk_attributes`; :func:`instances` finds the others)."""
 
-    code: int
-    identifier: int
-    authenticator: bytes
-    raw: bytes
-    packet: rp.Packet
-    has_message_authenticator: bool
+    __slots__ = (
+        "_packet",
+        "authenticator",
+        "code",
+        "first",
+        "has_message_authenticator",
+        "identifier",
+        "raw",
+        "secret",
+    )
+
+    def __init__(
+        self,
+        raw: bytes,
+        first: dict[int, int],
+        has_message_authenticator: bool,
+        secret: bytes,
+        packet: rp.Packet | None = None,
+    ) -> None:
+        self.code = raw[0]
+        self.identifier = raw[1]
+        self.authenticator = raw[4:20]
+        self.raw = raw
+        self.first = first
+        self.has_message_authenticator = has_message_authenticator
+        self.secret = secret
+        self._packet = packet
+
+    @property
+    def packet(self) -> rp.Packet:
+        """The pyrad view of the request, decoded on first use (RadiusDrop if it cannot be)."""
+        if self._packet is None:
+            self._packet = _make_packet(self.code, self.raw, self.secret)
+        return self._packet
 
 
 def check_frame(data: bytes) -> bytes:
@@ -93,20 +134,44 @@ def check_frame(data: bytes) -> bytes:
     return bytes(data[:length])  # octets past Length are padding (RFC 2865 §3)
 
 
-def check_attributes(raw: bytes) -> list[tuple[int, int]]:
-    """Walk the attributes; return (type, offset) pairs or raise RadiusDrop."""
-    found: list[tuple[int, int]] = []
+def walk_attributes(raw: bytes) -> dict[int, int]:
+    """Walk the attributes; return type -> offset of its first instance, or raise RadiusDrop.
+
+    The request path reads first instances only (and rescans for the rare
+    repeated ones, :func:`instances`), so this is all of the walk it keeps.
+    """
+    first: dict[int, int] = {}
     pos = HEADER_LEN
     end = len(raw)
     while pos < end:
         if end - pos < 2:
             raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"attribute header cut at {pos}")
-        atype, alen = raw[pos], raw[pos + 1]
+        atype = raw[pos]
+        alen = raw[pos + 1]
         if alen < 2 or pos + alen > end:
             raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"type {atype} length {alen} at {pos}")
         if atype == ATTR_MESSAGE_AUTHENTICATOR and alen != 18:
             raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"Message-Authenticator length {alen}")
-        found.append((atype, pos))
+        if atype not in first:
+            first[atype] = pos
+        pos += alen
+    return first
+
+
+def instances(raw: bytes, first: dict[int, int], atype: int) -> list[bytes]:
+    """Every attribute of type ``atype`` (whole: type, length, value), in order of arrival.
+
+    ``raw`` must have passed :func:`walk_attributes` (which gave ``first``).
+    """
+    pos = first.get(atype)
+    if pos is None:
+        return []
+    found = []
+    end = len(raw)
+    while pos < end:
+        alen = raw[pos + 1]
+        if raw[pos] == atype:
+            found.append(raw[pos : pos + alen])
         pos += alen
     return found
 
@@ -138,25 +203,25 @@ def decode_request(
     Raises only :class:`RadiusDrop`; the caller answers nothing on it.
     """
     raw = check_frame(data)
-    code, identifier = raw[0], raw[1]
+    code = raw[0]
     if code not in ALLOWED_CODES[port]:
         raise RadiusDrop(DropReason.WRONG_CODE, f"code {code} on {port.value} port")
-    types = {atype for atype, _ in check_attributes(raw)}
-    has_ma = ATTR_MESSAGE_AUTHENTICATOR in types
-    authenticator = raw[4:20]
-    if code == ACCOUNTING_REQUEST and not hmac.compare_digest(
-        authenticator, _expected_acct_authenticator(raw, secret)
-    ):
-        raise RadiusDrop(DropReason.BAD_AUTHENTICATOR, "Request Authenticator mismatch")
+    first = walk_attributes(raw)
+    has_ma = ATTR_MESSAGE_AUTHENTICATOR in first
+    if code == ACCOUNTING_REQUEST:
+        if not hmac.compare_digest(raw[4:20], _expected_acct_authenticator(raw, secret)):
+            raise RadiusDrop(DropReason.BAD_AUTHENTICATOR, "Request Authenticator mismatch")
+        if not has_ma:  # the fast path: no pyrad (see the module docstring)
+            return RadiusRequest(raw, first, False, secret)
     if not has_ma:
-        _check_missing_ma(code, types, require_message_authenticator)
+        _check_missing_ma(code, first, require_message_authenticator)
     pkt = _make_packet(code, raw, secret)
     if has_ma and not _verify_message_authenticator(pkt):
         raise RadiusDrop(DropReason.BAD_MESSAGE_AUTHENTICATOR, "HMAC-MD5 mismatch")
-    return RadiusRequest(code, identifier, authenticator, raw, pkt, has_ma)
+    return RadiusRequest(raw, first, has_ma, secret, pkt)
 
 
-def _check_missing_ma(code: int, types: set[int], required: bool) -> None:
+def _check_missing_ma(code: int, types: Container[int], required: bool) -> None:
     if code == STATUS_SERVER:  # RFC 5997 §3: MUST carry Message-Authenticator
         raise RadiusDrop(DropReason.MISSING_MESSAGE_AUTHENTICATOR, "Status-Server")
     if code == ACCESS_REQUEST and required:
@@ -173,6 +238,15 @@ def encode_reply(
     Message-Authenticator goes first in Access-Accept/Reject/Challenge and in
     every answer to Status-Server (BlastRADIUS; RFC 5997 §3).
     """
+    if code == ACCOUNTING_RESPONSE and request.code == ACCOUNTING_REQUEST and not attributes:
+        return encode_accounting_response(request)
+    return encode_reply_pyrad(request, code, attributes)
+
+
+def encode_reply_pyrad(
+    request: RadiusRequest, code: int, attributes: Sequence[tuple[str, Any]] = ()
+) -> bytes:
+    """:func:`encode_reply` with pyrad for every answer (the reference of the fast path)."""
     reply = request.packet.CreateReply()
     reply.code = code
     signed = code in (ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_CHALLENGE) or (
@@ -184,3 +258,16 @@ def encode_reply(
     for name, value in attributes:
         reply.AddAttribute(name, value)
     return bytes(reply.ReplyPacket())
+
+
+def encode_accounting_response(request: RadiusRequest) -> bytes:
+    """The Accounting-Response to an Accounting-Request (RFC 2866 §3, §4.2), without pyrad.
+
+    Its only attributes are the request's Proxy-States, unmodified and in order
+    (RFC 2865 §5.33); no Message-Authenticator (pyrad adds none either).
+    """
+    raw = request.raw
+    attrs = b"".join(instances(raw, request.first, ATTR_PROXY_STATE))
+    header = _RESPONSE_HEADER.pack(ACCOUNTING_RESPONSE, raw[1], HEADER_LEN + len(attrs))
+    digest = hashlib.md5(header + raw[4:20] + attrs + request.secret).digest()  # noqa: S324
+    return header + digest + attrs

@@ -34,8 +34,8 @@ from protocols.radius.codec import (
     DISCONNECT_ACK,
     DISCONNECT_NAK,
     DISCONNECT_REQUEST,
-    check_attributes,
     check_frame,
+    walk_attributes,
 )
 from protocols.radius.dictionary import load_dictionary
 from protocols.radius.drops import RadiusDrop
@@ -127,7 +127,7 @@ def verify_reply(kind: DaeKind, request: bytes, reply: bytes, secret: bytes) -> 
     """The ACK/NAK if ``reply`` authentically answers ``request``, else None (ignore it)."""
     try:
         raw = check_frame(reply)
-        check_attributes(raw)
+        walk_attributes(raw)
     except RadiusDrop:
         return None
     ack, nak = kind.answers

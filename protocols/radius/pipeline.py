@@ -24,7 +24,7 @@ from ocs.charging.errors import StorageUnavailable
 from ocs.charging.types import SessionRef, TerminationCause
 from protocols.radius import metrics as m
 from protocols.radius.accounting import AccountingMapper, AcctOutcome, AcctResult
-from protocols.radius.accounting_record import StatusType, parse_accounting
+from protocols.radius.accounting_record import StatusType, parse_wire
 from protocols.radius.authorize import Authorizer
 from protocols.radius.clients import ClientTable
 from protocols.radius.codec import (
@@ -152,7 +152,7 @@ class Pipeline:
         return encode_reply(prep.request, ans.code, ans.attributes)
 
     async def _account(self, prep: Prepared, received: int) -> bytes:
-        rec = parse_accounting(prep.request.packet)
+        rec = parse_wire(prep.request.raw, prep.request.first)
         result = await self._accounting.handle(rec, prep.client, prep.source, received)
         m.ACCT_OUTCOMES.labels(prep.client.name, str(rec.status), result.outcome.value).inc()
         log.debug(
