@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 MIN_WINDOW = 240.0
@@ -20,13 +20,15 @@ Key = tuple[str, int]
 W = TypeVar("W")  # who waits for a repeat's answer (the connection it came on)
 
 
-@dataclass(slots=True)
 class _Entry(Generic[W]):
-    expires: float
-    answer: bytes | None = None
-    # Repeats that arrived while the original was in flight, possibly on another
-    # connection of the same peer: (their Hop-by-Hop id, where to answer).
-    waiting: list[tuple[int, W]] = field(default_factory=list)
+    __slots__ = ("answer", "expires", "waiting")
+
+    def __init__(self, expires: float) -> None:
+        self.expires = expires
+        self.answer: bytes | None = None
+        # Repeats that arrived while the original was in flight, possibly on another
+        # connection of the same peer: (their Hop-by-Hop id, where to answer).
+        self.waiting: list[tuple[int, W]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,8 @@ class Pending:
 
 
 Lookup = Miss | Hit | Pending
+MISS = Miss()
+PENDING = Pending()
 
 
 def with_hop_by_hop(message: bytes, hop_by_hop: int) -> bytes:
@@ -56,6 +60,7 @@ class DuplicateCache(Generic[W]):
         self.window = max(window, MIN_WINDOW)
         self.max_entries = max_entries
         self._entries: OrderedDict[Key, _Entry[W]] = OrderedDict()
+        self._next_expiry = 0.0  # when the oldest entry expires (0: unknown / empty)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -67,11 +72,13 @@ class DuplicateCache(Generic[W]):
             self._entries[key] = _Entry(now + self.window)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-            return Miss()
+            return MISS
         if entry.answer is not None:
             return Hit(with_hop_by_hop(entry.answer, hop_by_hop))
+        if entry.waiting is None:
+            entry.waiting = []
         entry.waiting.append((hop_by_hop, waiter))
-        return Pending()
+        return PENDING
 
     def complete(self, key: Key, answer: bytes) -> list[tuple[W, bytes]]:
         """Store the answer; returns (waiter, copy) for the repeats that waited for it."""
@@ -79,21 +86,27 @@ class DuplicateCache(Generic[W]):
         if entry is None:
             return []
         entry.answer = answer
-        waiting, entry.waiting = entry.waiting, []
+        waiting, entry.waiting = entry.waiting, None
+        if not waiting:
+            return []
         return [(w, with_hop_by_hop(answer, hbh)) for hbh, w in waiting]
 
     def release(self, key: Key, answer: bytes) -> list[tuple[W, bytes]]:
         """Forget a request whose answer must not be replayed (a transient 3xxx such as
         3004): a later repeat is served afresh. Returns (waiter, copy) for the waiting repeats."""
         entry = self._entries.pop(key, None)
-        if entry is None:
+        if entry is None or not entry.waiting:
             return []
         return [(w, with_hop_by_hop(answer, hbh)) for hbh, w in entry.waiting]
 
     def _expire(self, now: float) -> None:
+        if now < self._next_expiry:
+            return  # the oldest entry is still young: nothing to scan
         entries = self._entries
         while entries:
             key, entry = next(iter(entries.items()))
             if entry.expires > now:
+                self._next_expiry = entry.expires
                 return
             del entries[key]
+        self._next_expiry = 0.0

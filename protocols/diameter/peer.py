@@ -153,6 +153,16 @@ class PeerMachine:
             return self._unexpected(msg, event)
         return handler(self, msg, now)
 
+    def request_in(self, now: float) -> bool:
+        """``receive`` of a well-formed application request (the fast path's CCR), without
+        the action list: True when its row is Dispatch (OPEN, CLOSING), the watchdog told;
+        False when ``receive`` must decide (before CER, closed)."""
+        if self.state is PeerState.OPEN or self.state is PeerState.CLOSING:
+            if self.watchdog is not None:
+                self.watchdog.received(now)
+            return True
+        return False
+
     def timer(self, now: float) -> list[Action]:
         if self.state is PeerState.OPEN and self.watchdog is not None:
             outcome = self.watchdog.expired(now)

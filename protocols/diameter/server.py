@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import time
 from collections.abc import Coroutine
@@ -22,7 +23,7 @@ import structlog
 from ocs.charging.api import ChargingService
 from ocs.charging.types import TerminationCause
 from protocols.diameter.capabilities import AllowedPeer, PeerInfo
-from protocols.diameter.codec import Decoded, Limits
+from protocols.diameter.codec import Limits
 from protocols.diameter.config import DiameterConfig
 from protocols.diameter.constants import ResultCode
 from protocols.diameter.duplicates import DuplicateCache
@@ -88,14 +89,13 @@ class DiameterNode:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     ids: IdGenerator = field(default_factory=IdGenerator)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], context: contextvars.Context | None = None
+    ) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, context=context)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
-
-    async def serve(self, msg: Decoded, peer: PeerInfo) -> bytes:
-        return await self.app.handle(msg, peer)
 
     def connection_made(self, conn: Connection) -> None:
         self.connections.add(conn)

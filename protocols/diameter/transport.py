@@ -11,6 +11,7 @@ written during one loop pass leaves in one ``write`` (coalesced by a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import time
 from typing import TYPE_CHECKING, cast
@@ -20,11 +21,11 @@ from diameter.message.avp import Avp
 
 from protocols.diameter import answers
 from protocols.diameter.codec import Decoded, Problem, decode, result_code_of
-from protocols.diameter.constants import FLAG_ERROR, FLAG_REQUEST, ResultCode
-from protocols.diameter.duplicates import Hit, Miss
+from protocols.diameter.constants import FLAG_ERROR, FLAG_REQUEST, Command, ResultCode
+from protocols.diameter.duplicates import MISS, Hit
 from protocols.diameter.fastpath import expand, fast_decode
 from protocols.diameter.framing import Framer
-from protocols.diameter.metrics import command_name, metrics
+from protocols.diameter.metrics import metrics
 from protocols.diameter.peer import (
     Action,
     AnswerIn,
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from protocols.diameter.server import DiameterNode
 
 log = structlog.get_logger("ocs.diameter")
+
+CCR = int(Command.CREDIT_CONTROL)
 
 
 class Connection(asyncio.Protocol):
@@ -59,6 +62,11 @@ class Connection(asyncio.Protocol):
         self._timer_at: float | None = None
         self._closing = False
         self._close_when_idle = False
+        self._context: contextvars.Context | None = None
+        self._context_peer = ""
+        m = metrics()
+        self._children = m.children
+        self._in_flight_total = m.requests_in_flight
 
     # -- asyncio.Protocol -----------------------------------------------------
 
@@ -117,13 +125,19 @@ class Connection(asyncio.Protocol):
     # -- inputs to the machine ------------------------------------------------
 
     def _receive(self, raw: bytes) -> None:
-        assert self.machine is not None
+        machine = self.machine
+        assert machine is not None
         settings = self.node.settings
         fast = fast_decode(raw, settings.limits) if settings.fast_path else None
+        if fast is not None:
+            self._children.request(CCR).inc()
+            if machine.request_in(self.loop.time()):
+                self._dispatch(fast)  # the machine's Dispatch, without the action list
+                return
         msg = fast or decode(raw, settings.limits)
-        if msg.header.is_request:
-            metrics().requests.labels(command_name(msg.header.command_code)).inc()
-        self._apply(self.machine.receive(msg, self.loop.time()))
+        if fast is None and msg.header.is_request:
+            self._children.request(msg.header.command_code).inc()
+        self._apply(machine.receive(msg, self.loop.time()))
         self._rearm()
 
     def _on_timer(self) -> None:
@@ -169,13 +183,13 @@ class Connection(asyncio.Protocol):
     def _dispatch(self, msg: Decoded) -> None:
         assert self.machine is not None
         assert self.machine.peer is not None
-        key = (self.machine.peer.origin_host, msg.header.end_to_end)
-        lookup = self.node.duplicates.begin(key, msg.header.hop_by_hop, time.monotonic(), self)
-        if isinstance(lookup, Hit):
-            self.send(lookup.answer)
-            return
-        if not isinstance(lookup, Miss):
-            return  # the original is in flight: this repeat is answered with it
+        header = msg.header
+        key = (self.machine.peer.origin_host, header.end_to_end)
+        lookup = self.node.duplicates.begin(key, header.hop_by_hop, time.monotonic(), self)
+        if lookup is not MISS:
+            if isinstance(lookup, Hit):
+                self.send(lookup.answer)
+            return  # else the original is in flight: this repeat is answered with it
         if self.in_flight >= self.node.settings.max_in_flight:
             busy = answers.error_answer(expand(msg), self.node.local, Problem(ResultCode.TOO_BUSY))
             self.send(busy)
@@ -183,16 +197,23 @@ class Connection(asyncio.Protocol):
                 conn.send(copy)
             return
         self.in_flight += 1
-        metrics().in_flight.inc()
-        # The task copies this context: every event of the request names its peer.
-        with structlog.contextvars.bound_contextvars(peer=key[0]):
-            self.node.spawn(self._serve(msg, key, self.loop.time()))
+        self._in_flight_total.value += 1
+        # Every event of the request names its peer: the task runs in a copy of this
+        # connection's context, where the peer is bound once.
+        self.node.spawn(self._serve(msg, key, self.loop.time()), self._request_context(key[0]))
+
+    def _request_context(self, peer: str) -> contextvars.Context:
+        if self._context is None or self._context_peer != peer:
+            self._context = contextvars.copy_context()
+            self._context.run(structlog.contextvars.bind_contextvars, peer=peer)
+            self._context_peer = peer
+        return self._context.copy()
 
     async def _serve(self, msg: Decoded, key: tuple[str, int], started: float) -> None:
         assert self.machine is not None
         assert self.machine.peer is not None
         try:
-            answer = await self.node.serve(msg, self.machine.peer)
+            answer = await self.node.app.handle(msg, self.machine.peer)
         except Exception:
             log.exception("diameter_request_crashed", command=msg.header.command_code)
             answer = answers.error_answer(
@@ -200,13 +221,11 @@ class Connection(asyncio.Protocol):
             )
         finally:
             self.in_flight -= 1
-            metrics().in_flight.dec()
+            self._in_flight_total.value -= 1
         cacheable = not answer[4] & FLAG_ERROR  # a 3004 must not be replayed to a retry
         cache = self.node.duplicates
         copies = cache.complete(key, answer) if cacheable else cache.release(key, answer)
-        metrics().latency.labels(command_name(msg.header.command_code)).observe(
-            self.loop.time() - started
-        )
+        self._children.seconds(msg.header.command_code).observe(self.loop.time() - started)
         self.send(answer)
         for conn, copy in copies:
             conn.send(copy)  # a repeat may have come on another connection of the peer
@@ -239,10 +258,8 @@ class Connection(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         if not data[4] & FLAG_REQUEST:
-            code = result_code_of(data)
-            metrics().answers.labels(
-                command_name(int.from_bytes(data[5:8], "big")), str(code)
-            ).inc()
+            command = int.from_bytes(data[5:8], "big")
+            self._children.answer(command, result_code_of(data)).inc()
         self._out.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True

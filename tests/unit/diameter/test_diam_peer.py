@@ -227,6 +227,40 @@ def test_duplicate_cache_is_bounded() -> None:
     assert len(cache) == 10
 
 
+def test_duplicate_expiry_after_the_oldest_left_early() -> None:
+    """Entries leave at their own expiry even when an older one was released first."""
+    cache: DuplicateCache[str] = DuplicateCache(window=300.0)
+    cache.begin(("gw", 1), 1, 0.0, "a")
+    cache.begin(("gw", 2), 2, 10.0, "a")
+    cache.complete(("gw", 2), dwr(2))
+    cache.release(("gw", 1), dwr(1))
+    assert isinstance(cache.begin(("gw", 2), 3, 305.0, "a"), Hit)  # expires at 310
+    assert isinstance(cache.begin(("gw", 2), 4, 311.0, "a"), Miss)
+    assert len(cache) == 1  # only the fresh entry of that last Miss
+
+
+def test_request_in_agrees_with_receive() -> None:
+    """The transport's shortcut for a fast-path CCR dispatches exactly where the table does:
+    Open and Closing (drain), not before CER and not once closed."""
+    for state in PeerState:
+        short, full = _machine(), _machine()
+        if state is not PeerState.WAIT_CER:
+            _open(short)
+            _open(full)
+        if state is PeerState.CLOSING:
+            short.shutdown(0.5)
+            full.shutdown(0.5)
+        if state is PeerState.CLOSED:
+            short.connection_lost()
+            full.connection_lost()
+        acts = full.receive(decode(ccr()), 1.0)
+        dispatched = len(acts) == 1 and isinstance(acts[0], Dispatch)
+        assert short.request_in(1.0) is dispatched, state
+        if short.watchdog is not None:
+            assert full.watchdog is not None
+            assert short.watchdog._last_rx == full.watchdog._last_rx == 1.0
+
+
 def test_our_origin_state_id_grows(tmp_path: Path) -> None:
     """standards §1.7: our Origin-State-Id grows on each restart, even if the clock steps back."""
     f = tmp_path / "origin-state-id"
