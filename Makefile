@@ -17,14 +17,14 @@ CONFIG ?= config/ocs.yaml
 PYTEST_ARGS ?=
 
 .PHONY: help run test lint format format-check typecheck unit test-slow system-deps \
-	bench bench-quick export clean
+	bench bench-quick profile export clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run          set up .venv, start ocs serve ($(CONFIG)) on the embedded Redis"
 	@echo "make test         set up .venv (dev extras), ruff, mypy, the default test suite"
 	@echo "make test-slow    the slow soak and fault suites (pytest -m slow)"
-	@echo "make lint | typecheck | unit | format | format-check | bench | bench-quick | clean"
+	@echo "make lint | typecheck | unit | format | format-check | bench | bench-quick | profile | clean"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "ocs needs Python >= 3.11 (python3.11 not found)"; exit 1; }
@@ -80,6 +80,10 @@ bench: $(VENV)/.installed-dev system-deps
 
 bench-quick: $(VENV)/.installed-dev
 	$(BIN)/python -m loadtest.bench --quick
+
+# Where the server's CPU goes under the bench's load (py-spy): PROFILE_ARGS="--protocol radius"
+profile: $(VENV)/.installed-dev
+	$(BIN)/python -m loadtest.profile $(PROFILE_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .hypothesis
