@@ -186,9 +186,9 @@ def stages(n: int) -> dict[str, float]:
         dups.complete(key, b"x", 1.0)
 
     def metrics() -> None:
-        m.REQUESTS.labels("bng1", "4").inc()
-        m.ACCT_OUTCOMES.labels("bng1", "3", "charged").inc()
-        m.RESPONSES.labels("bng1", "5").inc()
+        m.inc(m.REQUESTS, "bng1", "4")
+        m.inc(m.ACCT_OUTCOMES, "bng1", "3", "charged")
+        m.inc(m.RESPONSES, "bng1", "5")
 
     def prepared() -> Prepared:
         return Prepared(req, client, "127.0.0.1", PortKind.ACCT, key)

@@ -22,12 +22,28 @@ def normalise_ip(host: str) -> IPv4Address | IPv6Address:
 
 
 class ClientTable:
-    """Configured clients, looked up by source address (most specific prefix wins)."""
+    """Configured clients, looked up by source address (most specific prefix wins).
 
-    def __init__(self, clients: Iterable[ClientConfig]) -> None:
+    Answers are kept per source string (parsing the address costs more than the
+    rest of a lookup); bounded, so spoofed sources cannot grow it without limit.
+    """
+
+    def __init__(self, clients: Iterable[ClientConfig], cache_max: int = 4096) -> None:
         self._clients = sorted(clients, key=lambda c: c.address.prefixlen, reverse=True)
+        self._seen: dict[str, ClientConfig | None] = {}
+        self._cache_max = cache_max
 
     def lookup(self, host: str) -> ClientConfig | None:
+        try:
+            return self._seen[host]
+        except KeyError:
+            pass
+        if len(self._seen) >= self._cache_max:
+            self._seen.clear()
+        client = self._seen[host] = self._match(host)
+        return client
+
+    def _match(self, host: str) -> ClientConfig | None:
         try:
             addr = normalise_ip(host)
         except ValueError:

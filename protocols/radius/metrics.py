@@ -3,9 +3,17 @@
 Labelled by configured client name (``nas``), not by source address, so the
 label set stays bounded by the configuration; sources matching no client are
 counted under ``nas="unknown"``.
+
+:func:`inc` is how the request path counts: ``Counter.labels()`` costs a few
+µs per call (label validation, a lock), so the labelled children are looked up
+once and kept (issue 6). The cache is bounded: a NAS sending random status
+values cannot grow it without limit (the children themselves stay in
+prometheus-client, as they always did).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import Counter
 
@@ -31,3 +39,17 @@ DAE_NAK = Counter(
 DAE_TIMEOUTS = Counter(
     "ocs_radius_dae_timeouts", "CoA/Disconnect requests never answered", ["nas", "kind"]
 )
+
+_CHILDREN_MAX = 4096
+_children: dict[tuple[Counter, tuple[str, ...]], Any] = {}
+
+
+def inc(counter: Counter, *labels: str) -> None:
+    """``counter.labels(*labels).inc()``, with the child looked up once."""
+    key = (counter, labels)
+    child = _children.get(key)
+    if child is None:
+        if len(_children) >= _CHILDREN_MAX:
+            _children.clear()
+        child = _children[key] = counter.labels(*labels)
+    child.inc()

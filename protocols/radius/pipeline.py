@@ -44,6 +44,8 @@ from protocols.radius.settings import ClientConfig, RadiusConfig
 
 log = structlog.get_logger("ocs.radius")
 
+_CODES = tuple(str(code) for code in range(256))  # metric label of each RADIUS code
+
 CutOff = Callable[[SessionRef, TerminationCause], None]
 
 
@@ -82,7 +84,7 @@ class Pipeline:
         return self._clients
 
     def drop(self, source: str, nas: str, reason: DropReason, detail: str = "") -> None:
-        m.DROPS.labels(nas, reason.value).inc()
+        m.inc(m.DROPS, nas, reason.value)
         suppressed = self._droplog.should_log(source, self._clock())
         if suppressed is not None:
             log.warning(
@@ -112,9 +114,9 @@ class Pipeline:
             self.drop(host, client.name, DropReason.DUPLICATE_IN_PROGRESS)
             return None
         if isinstance(seen, bytes):
-            m.DUPLICATES.labels(client.name).inc()
+            m.inc(m.DUPLICATES, client.name)
             return seen
-        m.REQUESTS.labels(client.name, str(req.code)).inc()
+        m.inc(m.REQUESTS, client.name, _CODES[req.code])
         return Prepared(req, client, host, kind, key)
 
     async def process(self, prep: Prepared) -> bytes | None:
@@ -130,7 +132,7 @@ class Pipeline:
             self.drop(prep.source, prep.client.name, DropReason.INTERNAL_ERROR, repr(exc))
         self._dups.complete(prep.dup_key, answer, self._clock())
         if answer is not None:
-            m.RESPONSES.labels(prep.client.name, str(answer[0])).inc()
+            m.inc(m.RESPONSES, prep.client.name, _CODES[answer[0]])
         return answer
 
     async def _answer(self, prep: Prepared) -> bytes:
@@ -145,7 +147,7 @@ class Pipeline:
 
     async def _authorise(self, prep: Prepared, received: int) -> bytes:
         ans = await self._authorizer.handle(prep.request.packet, prep.client, prep.source, received)
-        m.AUTH_OUTCOMES.labels(prep.client.name, ans.reason).inc()
+        m.inc(m.AUTH_OUTCOMES, prep.client.name, ans.reason)
         log.debug("radius_authorised", nas=prep.client.name, reason=ans.reason, code=ans.code)
         if ans.session is not None:
             self._live.seen(ans.session.session_id, dict(ans.session.attributes), None, None)
@@ -154,7 +156,7 @@ class Pipeline:
     async def _account(self, prep: Prepared, received: int) -> bytes:
         rec = parse_wire(prep.request.raw, prep.request.first)
         result = await self._accounting.handle(rec, prep.client, prep.source, received)
-        m.ACCT_OUTCOMES.labels(prep.client.name, str(rec.status), result.outcome.value).inc()
+        m.inc(m.ACCT_OUTCOMES, prep.client.name, str(rec.status), result.outcome.value)
         log.debug(
             "radius_accounted",
             nas=prep.client.name,

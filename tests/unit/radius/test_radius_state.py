@@ -77,6 +77,18 @@ def test_client_lookup_longest_prefix_and_mapped_ipv4() -> None:
     assert table.lookup("not-an-ip") is None
 
 
+def test_client_lookup_answers_the_same_from_its_bounded_cache() -> None:
+    """Cached answers (known and unknown sources) equal fresh ones, past the cache bound too."""
+    table = ClientTable(_cfg().clients, cache_max=4)
+    hosts = ["10.1.2.3", "10.9.9.9", "192.0.2.1", "2001:db8::1", "::ffff:10.1.2.3", "x"] * 3
+    fresh = ClientTable(_cfg().clients, cache_max=10_000)
+    for host in hosts:
+        got, want = table.lookup(host), fresh.lookup(host)
+        assert (got and got.name) == (want and want.name)
+    assert table.lookup("10.1.2.3").name == "host"
+    assert table.lookup("192.0.2.1") is None
+
+
 def test_config_rejects_unknown_keys_and_short_interim() -> None:
     with pytest.raises(ValidationError):
         _cfg(bogus=1)
