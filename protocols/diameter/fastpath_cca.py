@@ -96,11 +96,6 @@ class _Codec:
             raise _UNSURE
         return self.avp(code, value.to_bytes(4, "big"), vendor)
 
-    def u64(self, code: int, value: int) -> bytes:
-        if not 0 <= value <= _U64_MAX:
-            raise _UNSURE
-        return self.avp(code, value.to_bytes(8, "big"))
-
     def i32(self, code: int, value: int) -> bytes:
         if not _I32[0] <= value <= _I32[1]:
             raise _UNSURE
@@ -119,30 +114,69 @@ class _Codec:
 
 
 _C = _Codec()
-_UNITS = (
-    ("seconds", AvpCode.CC_TIME, _U32_MAX),
-    ("total_octets", AvpCode.CC_TOTAL_OCTETS, _U64_MAX),
-    ("input_octets", AvpCode.CC_INPUT_OCTETS, _U64_MAX),
-    ("output_octets", AvpCode.CC_OUTPUT_OCTETS, _U64_MAX),
-    ("events", AvpCode.CC_SERVICE_SPECIFIC_UNITS, _U64_MAX),
-)
-_THRESHOLDS = (
-    ("time_threshold", TgppAvpCode.TIME_QUOTA_THRESHOLD),
-    ("volume_threshold", TgppAvpCode.VOLUME_QUOTA_THRESHOLD),
-    ("quota_holding_time", TgppAvpCode.QUOTA_HOLDING_TIME),
-)
+
+
+class _Fixed:
+    """One fixed-size AVP (Unsigned32/64, Integer32): header and value in one ``pack``.
+
+    ``struct`` refuses a value out of the type's range as python-diameter does: the
+    caller gets :class:`_Unsure` and the reference builder decides.
+    """
+
+    __slots__ = ("_head", "_pack")
+
+    def __init__(self, code: int, fmt: str, vendor: int = 0) -> None:
+        flags = _flags(code, vendor)
+        if vendor:
+            packer = struct.Struct(">III" + fmt)
+            self._head: tuple[int, ...] = (code, flags << 24 | packer.size, vendor)
+        else:
+            packer = struct.Struct(">II" + fmt)
+            self._head = (code, flags << 24 | packer.size)
+        self._pack = packer.pack
+
+    def __call__(self, value: int) -> bytes:
+        try:
+            return self._pack(*self._head, value)
+        except struct.error:
+            raise _UNSURE from None
+
+
+_TIME = _Fixed(AvpCode.CC_TIME, "I")
+_TOTAL = _Fixed(AvpCode.CC_TOTAL_OCTETS, "Q")
+_INPUT = _Fixed(AvpCode.CC_INPUT_OCTETS, "Q")
+_OUTPUT = _Fixed(AvpCode.CC_OUTPUT_OCTETS, "Q")
+_EVENTS = _Fixed(AvpCode.CC_SERVICE_SPECIFIC_UNITS, "Q")
+_TARIFF_TIME = _Fixed(AvpCode.TARIFF_TIME_CHANGE, "I")
+_VALIDITY = _Fixed(AvpCode.VALIDITY_TIME, "I")
+_RATING_GROUP = _Fixed(AvpCode.RATING_GROUP, "I")
+_SERVICE_ID = _Fixed(AvpCode.SERVICE_IDENTIFIER, "I")
+_RESULT = _Fixed(AvpCode.RESULT_CODE, "i")
+_TIME_THRESHOLD = _Fixed(TgppAvpCode.TIME_QUOTA_THRESHOLD, "I", VENDOR_3GPP)
+_VOLUME_THRESHOLD = _Fixed(TgppAvpCode.VOLUME_QUOTA_THRESHOLD, "I", VENDOR_3GPP)
+_HOLDING_TIME = _Fixed(TgppAvpCode.QUOTA_HOLDING_TIME, "I", VENDOR_3GPP)
+_MSCC = int(AvpCode.MULTIPLE_SERVICES_CREDIT_CONTROL)
+_GSU = int(AvpCode.GRANTED_SERVICE_UNIT)
+_RESULTS = {status: _RESULT(code) for status, code in _STATUS.items()}
+
+
+def _clamp(value: int, high: int) -> int:
+    return value if 0 <= value <= high else min(max(value, 0), high)
 
 
 def _gsu(granted: Usage, tariff_time_change: int | None) -> bytes:
+    """As ``gy_answer.gsu``: units clamped to their type, then CC-Money, Tariff-Time-Change."""
     parts: list[bytes] = []
-    for name, code, high in _UNITS:
-        value = getattr(granted, name)
-        if value is not None:
-            clamped = min(max(value, 0), high)
-            if code == AvpCode.CC_TIME:
-                parts.append(_C.u32(code, clamped))
-            else:
-                parts.append(_C.u64(code, clamped))
+    if granted.seconds is not None:
+        parts.append(_TIME(_clamp(granted.seconds, _U32_MAX)))
+    if granted.total_octets is not None:
+        parts.append(_TOTAL(_clamp(granted.total_octets, _U64_MAX)))
+    if granted.input_octets is not None:
+        parts.append(_INPUT(_clamp(granted.input_octets, _U64_MAX)))
+    if granted.output_octets is not None:
+        parts.append(_OUTPUT(_clamp(granted.output_octets, _U64_MAX)))
+    if granted.events is not None:
+        parts.append(_EVENTS(_clamp(granted.events, _U64_MAX)))
     if granted.money is not None:
         unit_value = _C.avp(
             AvpCode.UNIT_VALUE,
@@ -152,8 +186,8 @@ def _gsu(granted: Usage, tariff_time_change: int | None) -> bytes:
     if tariff_time_change is not None:
         seconds = tariff_time_change
         ntp = seconds + _NTP_1900 if seconds < _NTP_OVERFLOW else seconds - _NTP_OVERFLOW
-        parts.append(_C.u32(AvpCode.TARIFF_TIME_CHANGE, ntp))
-    return _C.avp(AvpCode.GRANTED_SERVICE_UNIT, b"".join(parts))
+        parts.append(_TARIFF_TIME(ntp))
+    return _C.avp(_GSU, b"".join(parts))
 
 
 def _fui(fu: FinalUnit) -> bytes:
@@ -169,33 +203,34 @@ def _fui(fu: FinalUnit) -> bytes:
     return _C.avp(AvpCode.FINAL_UNIT_INDICATION, b"".join(parts))
 
 
-def _quota(outcome: ServiceOutcome, tgpp: bool) -> bytes:
-    """As ``gy_answer.quota_avps``."""
-    parts: list[bytes] = []
+def _quota(outcome: ServiceOutcome, tgpp: bool, parts: list[bytes]) -> None:
+    """As ``gy_answer.quota_avps``, appended to ``parts``."""
     if outcome.granted is not None:
         parts.append(_gsu(outcome.granted, outcome.tariff_time_change))
     if outcome.validity_time is not None:
-        parts.append(_C.u32(AvpCode.VALIDITY_TIME, outcome.validity_time))
+        parts.append(_VALIDITY(outcome.validity_time))
     if outcome.final_unit is not None:
         parts.append(_fui(outcome.final_unit))
     if tgpp:
-        for name, code in _THRESHOLDS:
-            value = getattr(outcome, name)
-            if value is not None:
-                parts.append(_C.u32(code, min(value, _U32_MAX), VENDOR_3GPP))
-    return b"".join(parts)
+        if outcome.time_threshold is not None:
+            parts.append(_TIME_THRESHOLD(min(outcome.time_threshold, _U32_MAX)))
+        if outcome.volume_threshold is not None:
+            parts.append(_VOLUME_THRESHOLD(min(outcome.volume_threshold, _U32_MAX)))
+        if outcome.quota_holding_time is not None:
+            parts.append(_HOLDING_TIME(min(outcome.quota_holding_time, _U32_MAX)))
 
 
 def _mscc(outcome: ServiceOutcome, tgpp: bool) -> bytes:
     """As ``gy_answer.mscc``: quota, Service-Identifier, Rating-Group, Result-Code."""
-    parts = [_quota(outcome, tgpp)]
+    parts: list[bytes] = []
+    _quota(outcome, tgpp, parts)
     service = outcome.service
     if service.service_id is not None:
-        parts.append(_C.u32(AvpCode.SERVICE_IDENTIFIER, service.service_id))
+        parts.append(_SERVICE_ID(service.service_id))
     if service.rating_group is not None:
-        parts.append(_C.u32(AvpCode.RATING_GROUP, service.rating_group))
-    parts.append(_C.i32(AvpCode.RESULT_CODE, _STATUS[outcome.status]))
-    return _C.avp(AvpCode.MULTIPLE_SERVICES_CREDIT_CONTROL, b"".join(parts))
+        parts.append(_RATING_GROUP(service.rating_group))
+    parts.append(_RESULTS[outcome.status])
+    return _C.avp(_MSCC, b"".join(parts))
 
 
 class CcaEncoder:
@@ -237,19 +272,20 @@ class CcaEncoder:
         req = fast.request
         services = answer.services
         code = self._success
+        parts: list[bytes] = []
         if req.multiple_services:
-            if any(o.status is ServiceStatus.RATING_FAILED for o in services):
-                raise _UNSURE  # 5031 MSCCs are named in Failed-AVP: the reference does it
-            body = b"".join(_mscc(o, tgpp) for o in services)
+            for outcome in services:
+                if outcome.status is ServiceStatus.RATING_FAILED:
+                    raise _UNSURE  # 5031 MSCCs are named in Failed-AVP: the reference does it
+                parts.append(_mscc(outcome, tgpp))
         elif services:
             outcome = services[0]
             if outcome.status is ServiceStatus.RATING_FAILED:
                 raise _UNSURE
             if outcome.status is not ServiceStatus.GRANTED:
-                code = _C.i32(AvpCode.RESULT_CODE, _STATUS[outcome.status])
-            body = _quota(outcome, tgpp)
-        else:
-            body = b""
+                code = _RESULTS[outcome.status]
+            _quota(outcome, tgpp, parts)
+        body = b"".join(parts)
         if req.request_type is CcRequestType.INITIAL and failure_handling is not None:
             body += _C.i32(AvpCode.CREDIT_CONTROL_FAILURE_HANDLING, failure_handling)
         avps = b"".join((fast.session_avp, code, self._after_code, fast.echo_avps, body))
