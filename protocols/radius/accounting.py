@@ -22,7 +22,7 @@ acknowledged, since the NAS cannot act on them, and logged and counted.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ocs.charging.api import ChargingService
 from ocs.charging.errors import (
@@ -68,8 +68,7 @@ class AcctOutcome(enum.Enum):
     REJECTED = "rejected"  # a charging error the NAS cannot act on: acknowledged
 
 
-@dataclass(frozen=True, slots=True)
-class AcctResult:
+class AcctResult(NamedTuple):  # immutable, and cheaper to build than a frozen dataclass
     outcome: AcctOutcome
     session: SessionRef | None = None
     cut_off: TerminationCause | None = None  # send a Disconnect for this reason
@@ -93,20 +92,37 @@ def service_key(cfg: RadiusConfig) -> ServiceKey:
 
 def session_ref(rec: AcctRecord, client: ClientConfig, source: str) -> SessionRef:
     nas = ss.nas_key(rec.nas_ip, rec.nas_identifier, source)
-    sid = ss.session_from_class(nas, rec.classes) or ss.accounting_session_id(nas, rec.session_id)
-    attrs = ss.pack_attributes(
-        {
-            ss.A_NAS_IP: rec.nas_ip,
-            ss.A_NAS_ID: rec.nas_identifier,
-            ss.A_ACCT_SESSION_ID: rec.session_id,
-            ss.A_USER_NAME: rec.user_name,
-            ss.A_FRAMED_IP: rec.framed_ip,
-            ss.A_CALLING_STATION_ID: rec.calling_station_id,
-            ss.A_SOURCE: source,
-            ss.A_CLIENT: client.name,
-        }
+    return _session_ref(rec, client.name, source, nas, ss.session_from_class(nas, rec.classes))
+
+
+def _session_ref(
+    rec: AcctRecord, client: str, source: str, nas: str, from_class: str | None
+) -> SessionRef:
+    named = (
+        (ss.A_NAS_IP, rec.nas_ip),
+        (ss.A_NAS_ID, rec.nas_identifier),
+        (ss.A_ACCT_SESSION_ID, rec.session_id),
+        (ss.A_USER_NAME, rec.user_name),
+        (ss.A_FRAMED_IP, rec.framed_ip),
+        (ss.A_CALLING_STATION_ID, rec.calling_station_id),
+        (ss.A_SOURCE, source),
+        (ss.A_CLIENT, client),
     )
-    return SessionRef(session_id=sid, owner=ss.owner_of(nas), attributes=attrs)
+    attrs = tuple((k, v) for k, v in named if v)  # as ss.pack_attributes, without the dict
+    sid = from_class or ss.accounting_session_id(nas, rec.session_id)
+    return SessionRef(sid, ss.owner_of(nas), attrs)
+
+
+# Built once: frozen core values every request would otherwise rebuild.
+_ANY_AMOUNT = Usage()
+_NOTHING_USED_YET = (Counters(0, 0, 0).used_units(),)
+_START, _INTERIM, _STOP = (
+    int(StatusType.START),
+    int(StatusType.INTERIM_UPDATE),
+    int(StatusType.STOP),
+)
+_CHARGED_STATUSES = frozenset({_START, _INTERIM, _STOP})
+_RESTARTS = frozenset({int(StatusType.ACCOUNTING_ON), int(StatusType.ACCOUNTING_OFF)})
 
 
 class AccountingMapper:
@@ -122,16 +138,17 @@ class AccountingMapper:
     ) -> AcctResult:
         """Charge the record; raises StorageUnavailable when nothing may be answered."""
         now = rec.event_time(received)
-        if rec.status in (StatusType.ACCOUNTING_ON, StatusType.ACCOUNTING_OFF):
-            return await self._nas_restart(rec, source, now)
-        if rec.status not in (StatusType.START, StatusType.INTERIM_UPDATE, StatusType.STOP):
-            return AcctResult(AcctOutcome.IGNORED, detail=f"status {rec.status}")
-        session = session_ref(rec, client, source)
+        status = rec.status
+        if status not in _CHARGED_STATUSES:
+            if status in _RESTARTS:
+                return await self._nas_restart(rec, source, now)
+            return AcctResult(AcctOutcome.IGNORED, detail=f"status {status}")
+        nas = rec.nas_ip or rec.nas_identifier or source  # ss.nas_key
+        from_class = ss.session_from_class(nas, rec.classes) if rec.classes else None
+        session = _session_ref(rec, client.name, source, nas, from_class)
         subscriber = identity_of(self._cfg, rec.user_name, rec.calling_station_id)
-        nas = ss.nas_key(rec.nas_ip, rec.nas_identifier, source)
-        continued = ss.session_from_class(nas, rec.classes) is not None
         try:
-            answer = await self._charge(rec, session, subscriber, now, continued)
+            answer = await self._charge(rec, session, subscriber, now, from_class is not None)
         except StorageUnavailable:
             raise
         except AccountBlocked as exc:
@@ -158,12 +175,13 @@ class AccountingMapper:
         now: int,
         continued: bool,
     ) -> ChargingAnswer:
-        key = request_key(rec.status, rec.counters)
-        used = () if rec.counters.is_empty() else (rec.counters.used_units(),)
-        if rec.status == StatusType.START:
+        status, counters = rec.status, rec.counters
+        key = request_key(status, counters)
+        if status == _START:
             return await self._start(session, subscriber, key, now, continued)
-        if rec.status == StatusType.INTERIM_UPDATE:
-            services = [ServiceRequest(self._service, requested=Usage(), used=used)]
+        used = () if counters.is_empty() else (counters.used_units(),)
+        if status == _INTERIM:
+            services = [ServiceRequest(self._service, requested=_ANY_AMOUNT, used=used)]
             return await self._charging.update(
                 session, key, services, subscriber=subscriber, now=now
             )
@@ -187,24 +205,26 @@ class AccountingMapper:
     ) -> ChargingAnswer:
         if continued:
             # The Access-Request opened this session: a Start continues it.
-            used = (Counters(0, 0, 0).used_units(),)
-            services = [ServiceRequest(self._service, requested=Usage(), used=used)]
+            services = [
+                ServiceRequest(self._service, requested=_ANY_AMOUNT, used=_NOTHING_USED_YET)
+            ]
             return await self._charging.update(
                 session, key, services, subscriber=subscriber, now=now
             )
         if subscriber is None:
             raise _NoIdentity("no subscriber identity in the Start")
-        services = [ServiceRequest(self._service, requested=Usage())]
+        services = [ServiceRequest(self._service, requested=_ANY_AMOUNT)]
         return await self._charging.initiate(
             session, subscriber, services, request_key=key, now=now
         )
 
     def _result(self, rec: AcctRecord, session: SessionRef, answer: ChargingAnswer) -> AcctResult:
         outcome = AcctOutcome.REPLAYED if answer.replayed else AcctOutcome.CHARGED
-        cut = None
-        if rec.status != StatusType.STOP and any(s.status in CUT_OFF for s in answer.services):
-            cut = TerminationCause.CREDIT_EXHAUSTED
-        return AcctResult(outcome, session, cut)
+        if rec.status != _STOP:
+            for service in answer.services:
+                if service.status in CUT_OFF:
+                    return AcctResult(outcome, session, TerminationCause.CREDIT_EXHAUSTED)
+        return AcctResult(outcome, session)
 
 
 class _NoIdentity(ChargingError):

@@ -127,17 +127,20 @@ def answer() -> ChargingAnswer:
     return ChargingAnswer("s", 1, "acct", (granted,))
 
 
+ANSWER = answer()  # built once: its construction is the core's cost, not RADIUS's
+
+
 class StubCharging:
     """A charging core that answers every call at once: only RADIUS costs CPU."""
 
     async def initiate(self, *args: Any, **kw: Any) -> ChargingAnswer:
-        return answer()
+        return ANSWER
 
     async def update(self, *args: Any, **kw: Any) -> ChargingAnswer:
-        return answer()
+        return ANSWER
 
     async def terminate(self, *args: Any, **kw: Any) -> ChargingAnswer:
-        return answer()
+        return ANSWER
 
     async def terminate_owner_sessions(self, *args: Any, **kw: Any) -> int:
         return 0

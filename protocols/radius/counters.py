@@ -16,7 +16,7 @@ type and the counters, so a record the NAS re-sends with a new Identifier
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ocs.charging.types import Usage, UsedUnits
 
@@ -37,12 +37,13 @@ def split(total: int) -> tuple[int, int]:
     return octets, min(gigawords, U32_MAX)
 
 
-@dataclass(frozen=True, slots=True)
-class Counters:
+class Counters(NamedTuple):
     """Cumulative session counters of one accounting record.
 
     ``input`` is what the NAS received from the user (upload), ``output`` what
-    it sent to the user (download), as in RFC 2866 §5.3/§5.4.
+    it sent to the user (download), as in RFC 2866 §5.3/§5.4. A NamedTuple:
+    immutable like a frozen dataclass at a fraction of its construction cost
+    (built per request, issue 6).
     """
 
     input_octets: int | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 
@@ -49,8 +49,7 @@ _CODES = tuple(str(code) for code in range(256))  # metric label of each RADIUS 
 CutOff = Callable[[SessionRef, TerminationCause], None]
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+class Prepared(NamedTuple):  # immutable; cheaper to build than a frozen dataclass
     request: RadiusRequest
     client: ClientConfig
     source: str
@@ -78,6 +77,10 @@ class Pipeline:
         self._live = live
         self._on_cut_off = on_cut_off
         self._clock = clock
+        # The per-request debug events go to a logger resolved now, as `ocs serve` has
+        # configured it: through the lazy module proxy each call costs ~4 µs even
+        # when debug is filtered out (issue 6). Drops and info events keep the proxy.
+        self._debug = log.bind().debug
 
     @property
     def clients(self) -> ClientTable:
@@ -148,7 +151,7 @@ class Pipeline:
     async def _authorise(self, prep: Prepared, received: int) -> bytes:
         ans = await self._authorizer.handle(prep.request.packet, prep.client, prep.source, received)
         m.inc(m.AUTH_OUTCOMES, prep.client.name, ans.reason)
-        log.debug("radius_authorised", nas=prep.client.name, reason=ans.reason, code=ans.code)
+        self._debug("radius_authorised", nas=prep.client.name, reason=ans.reason, code=ans.code)
         if ans.session is not None:
             self._live.seen(ans.session.session_id, dict(ans.session.attributes), None, None)
         return encode_reply(prep.request, ans.code, ans.attributes)
@@ -157,7 +160,7 @@ class Pipeline:
         rec = parse_wire(prep.request.raw, prep.request.first)
         result = await self._accounting.handle(rec, prep.client, prep.source, received)
         m.inc(m.ACCT_OUTCOMES, prep.client.name, str(rec.status), result.outcome.value)
-        log.debug(
+        self._debug(
             "radius_accounted",
             nas=prep.client.name,
             status=rec.status,
