@@ -153,7 +153,7 @@ class Pipeline:
         m.inc(m.AUTH_OUTCOMES, prep.client.name, ans.reason)
         self._debug("radius_authorised", nas=prep.client.name, reason=ans.reason, code=ans.code)
         if ans.session is not None:
-            self._live.seen(ans.session.session_id, dict(ans.session.attributes), None, None)
+            self._live.seen(ans.session.session_id, ans.session.attributes, None, None)
         return encode_reply(prep.request, ans.code, ans.attributes)
 
     async def _account(self, prep: Prepared, received: int) -> bytes:
@@ -186,6 +186,6 @@ class Pipeline:
         if status == StatusType.STOP:
             self._live.forget(res.session.session_id)
         else:
-            self._live.seen(res.session.session_id, dict(res.session.attributes), total, seconds)
+            self._live.seen(res.session.session_id, res.session.attributes, total, seconds)
         if res.cut_off is not None:
             self._on_cut_off(res.session, res.cut_off)

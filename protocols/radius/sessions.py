@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 CLASS_PREFIX = b"ocs:"
@@ -89,8 +89,13 @@ class LiveSessions:
         self._items: OrderedDict[str, LiveSession] = OrderedDict()
 
     def seen(
-        self, session_id: str, attributes: Mapping[str, str], total: int | None, seconds: int | None
+        self,
+        session_id: str,
+        attributes: Mapping[str, str] | Iterable[tuple[str, str]],
+        total: int | None,
+        seconds: int | None,
     ) -> None:
+        """Remember a session's attributes (a mapping or ``(key, value)`` pairs) and totals."""
         live = self._items.get(session_id)
         if live is None:
             live = LiveSession(dict(attributes))
