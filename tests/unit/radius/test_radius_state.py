@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from protocols.radius import metrics as m
 from protocols.radius import sessions as ss
 from protocols.radius.clients import ClientTable
 from protocols.radius.drops import DropLog
@@ -110,3 +111,17 @@ def test_session_ids_and_class_round_trip() -> None:
     assert ss.generated_session_id("n").startswith("radius:n:ocs-")
     assert ss.nas_key(None, None, "1.2.3.4") == "1.2.3.4"
     assert ss.nas_key(None, "nas-a", "1.2.3.4") == "nas-a"
+
+
+def test_metric_children_cache_counts_the_same_past_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """metrics.inc adds to the labelled child, also after its bounded cache was cleared."""
+    monkeypatch.setattr(m, "_CHILDREN_MAX", 3)
+    before = {s: m.REQUESTS.labels("cache-test", s)._value.get() for s in "abcde"}
+    for _ in range(2):
+        for status in "abcde":
+            m.inc(m.REQUESTS, "cache-test", status)
+    assert len(m._children) <= 3
+    for status in "abcde":
+        assert m.REQUESTS.labels("cache-test", status)._value.get() == before[status] + 2
