@@ -16,6 +16,7 @@ outcome under that key and a repeat gets the same answer with
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -295,9 +296,13 @@ class ChargingService:
             answers,
             order,
         ]
-        commands = self._index_hints(
-            op, session, request_key, target, member, now + supervision, create
+        # May this call open the session? An update that may create one (RADIUS
+        # Interim) of a session this process has served is taken as an update.
+        opening = op == "initiate" or (
+            op == "update" and create and self.resolver.cached_session(session.session_id) is None
         )
+        deadline = now + supervision
+        commands = self._index_hints(op, session, request_key, target, member, deadline, opening)
         script_index = len(commands)
         commands.append(self.call(op, session_keys, _pack(request)))
         if op == "terminate":
@@ -308,7 +313,13 @@ class ChargingService:
         raw = replies[script_index]
         if raw[:1] == b"R":  # a replay: the stored answer, as first sent
             return {**_decode(raw[1:]), "replay": 1}
-        return _decode(raw)
+        reply = _decode(raw)
+        if reply.get("new") and op == "update" and not opening:
+            # It was opened after all (its state had expired): the index writes now.
+            await self.submit(
+                self._index_hints(op, session, request_key, target, member, deadline, True)
+            )
+        return reply
 
     def _index_hints(
         self,
@@ -318,21 +329,20 @@ class ChargingService:
         target: Target,
         member: str,
         deadline: int,
-        create: bool,
+        opening: bool,
     ) -> list[Command]:
         """Index writes that go first in the pipeline (harmless if the script refuses).
 
-        A plain CCR-U sends none: its supervision entry is only ever early,
+        A plain update sends none: its supervision entry is only ever early,
         and the sweeper, finding the session alive, re-arms it at the real
         deadline; the session index is refreshed every 64th request and its
         owner entry only when the owner is new to this process. So the
-        common request is one command: its EVALSHA.
+        common request is one command: its script call.
         """
         if op == "terminate":
             return []
         commands: list[Command] = []
-        opening = op == "initiate" or create
-        if opening or (request_key.isdigit() and int(request_key) % 64 == 0):
+        if opening or _refresh_due(request_key):
             sidx = session_index(session.session_id)
             commands.append(("SET", sidx, target.account_id, "EX", SESSION_INDEX_TTL))
         if opening:
@@ -482,6 +492,14 @@ def _lost_script(reply: object) -> bool:
     return isinstance(reply, rexc.NoScriptError) or (
         isinstance(reply, rexc.ResponseError) and "function not found" in str(reply).lower()
     )
+
+
+def _refresh_due(request_key: str) -> bool:
+    """One request in 64 refreshes the session index's time-to-live (Gy:
+    CC-Request-Number; RADIUS: its digest key, hashed)."""
+    if request_key.isdigit():
+        return int(request_key) % 64 == 0
+    return zlib.crc32(request_key.encode()) % 64 == 0
 
 
 def _number(request_key: str) -> int:

@@ -25,6 +25,11 @@ local function open_session()
     svc = {}, dl = now + req.sup}
 end
 
+-- True once this call opened the session: the answer says so (`new`), and
+-- a caller that skipped the index writes (it believed the session known)
+-- makes them then.
+local opened = false
+
 -- The open session this request continues: nil for a closed one (its
 -- answers were replayed above) and for an unknown one unless `may_create`.
 local function current_session(may_create)
@@ -33,6 +38,7 @@ local function current_session(may_create)
     return sess
   end
   if not may_create then return nil end
+  opened = true
   return open_session()
 end
 
@@ -65,6 +71,7 @@ local function serve_and_keep(deny)
   local before = money_available(bal, now)
   local out = serve(bal, sess, req.svcs, now, deny, true)
   local result = {a = req.acct, svcs = out, cur = acct.currency}
+  if opened then result.new = 1 end
   local limited = false
   for _, r in ipairs(out) do
     if r.st == 'credit_limit_reached' then limited = true end

@@ -12,6 +12,7 @@ local out = serve(bal, sess, req.svcs, now, blocked, false)
 release_all(bal, sess)
 write_record(KEYS[6], sess, acct, now, req.cause, 'session', req.acct .. '/' .. req.sid, req.tax)
 local result = {a = req.acct, svcs = out, cur = acct.currency}
+if opened then result.new = 1 end
 balance_events(KEYS[7], sess, req.acct, before, money_available(bal, now), req.lowb, false)
 store_closed()
 save_balance(KEYS[2], bal, now)

@@ -21,6 +21,7 @@ from ocs.charging.types import (
     Usage,
     UsedUnits,
 )
+from ocs.store.keys import session_index, supervision_shard
 from tests.core_fixtures import NewAccount, unique_session
 
 DATA = ServiceKey(10)
@@ -372,3 +373,51 @@ async def test_session_that_moved_to_another_peer_survives_the_old_peers_restart
     (live,) = (await accounts.show(acct.account_id))["sessions"]
     assert live["owner"] == b_owner
     assert await charging.terminate_owner_sessions(b_owner, TerminationCause.PEER_RESTART) == 1
+
+
+async def test_interims_of_a_known_session_send_only_the_script_call(
+    charging: ChargingService, new_account: NewAccount
+) -> None:
+    """An update naming its subscriber (RADIUS Interim) of a session this process
+    opened is one command; the opening wrote the session's index entries."""
+    acct = await new_account()
+    s = SessionRef(unique_session(), owner="radius:10.0.0.1")
+    await charging.update(s, "i1", [ask(DATA, Usage(), used=1, cumulative=True)], acct.identity)
+    member = f"{acct.account_id}\0{s.session_id}"
+    assert await charging.redis.get(session_index(s.session_id)) == acct.account_id.encode()
+    assert await charging.redis.zscore(supervision_shard(acct.account_id), member) is not None
+    sent: list[list[tuple[object, ...]]] = []
+    submit = charging.submit
+
+    async def recording(commands: list[tuple[object, ...]]) -> list[object]:
+        sent.append(list(commands))
+        return await submit(commands)
+
+    charging.submit = recording  # type: ignore[method-assign]
+    try:
+        await charging.update(s, "i2", [ask(DATA, Usage(), used=2, cumulative=True)], acct.identity)
+    finally:
+        charging.submit = submit  # type: ignore[method-assign]
+    assert [[c[0] for c in batch] for batch in sent] == [["FCALL"]]
+
+
+async def test_reopened_session_gets_its_index_entries(
+    charging: ChargingService, new_account: NewAccount
+) -> None:
+    """A session this process knew whose state is gone (expired) is opened again
+    by a RADIUS-style update: its session index and supervision entry are written
+    (else a silent NAS would hold the reservation for ever)."""
+    acct = await new_account()
+    s = SessionRef(unique_session(), owner="radius:10.0.0.2")
+    await charging.update(s, "i1", [ask(DATA, Usage(), used=1, cumulative=True)], acct.identity)
+    keys = charging.keys(acct.account_id)
+    blob, answers, order = keys.session_keys(s.session_id)
+    member = f"{acct.account_id}\0{s.session_id}"
+    await charging.redis.delete(blob, answers, order, session_index(s.session_id))
+    await charging.redis.zrem(supervision_shard(acct.account_id), member)
+    again = await charging.update(
+        s, "i2", [ask(DATA, Usage(), used=5, cumulative=True)], acct.identity
+    )
+    assert again.services[0].status is ServiceStatus.GRANTED
+    assert await charging.redis.get(session_index(s.session_id)) == acct.account_id.encode()
+    assert await charging.redis.zscore(supervision_shard(acct.account_id), member) is not None
