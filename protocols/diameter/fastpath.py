@@ -15,9 +15,13 @@ exactly the messages for which the guarded decoder finds no problem. Anything
 else (Proxy-Info, vendor AVPs other than 3GPP Reporting-Reason, unknown AVPs
 even without M bit, events, CC-Money oddities) is not ours.
 
-The command level is walked once, noting where each AVP starts (no per-AVP
-objects); the grouped AVPs are read in place by
-:class:`~protocols.diameter.fastpath_groups.GroupReader`.
+Two steps: the walk checks the structure of every level from the AVP headers
+alone and notes where each AVP is (a *shape*, no per-AVP objects); then the
+values are read at those offsets and checked (enumerations, UTF-8). A shape
+depends on the AVP headers only, so it is kept per layout: the next message
+with the same length and the same header words (code, flags, length, vendor;
+compared in one ``struct`` unpack) skips the walk. Gateways send the same
+layout over and over (only values change), so most CCRs skip it.
 """
 
 from __future__ import annotations
@@ -47,8 +51,21 @@ from protocols.diameter.constants import (
     CcRequestType,
     Command,
 )
-from protocols.diameter.fastpath_groups import DECLINE, HDR, I32, U32, Decline, GroupReader
-from protocols.diameter.fastpath_groups import service_key as _service_key
+from protocols.diameter.fastpath_groups import (
+    DECLINE,
+    HDR,
+    I32,
+    U32,
+    Decline,
+    Mscc,
+    Units,
+    Walker,
+    read_identity,
+    read_mscc,
+    read_usage,
+    read_used,
+    service_key,
+)
 from protocols.diameter.gy_request import GyRequest
 
 _MSG = struct.Struct(">IIIII").unpack_from
@@ -180,15 +197,42 @@ def expand(msg: Decoded) -> Decoded:
 
 
 def _ccr(data: bytes, limits: Limits) -> FastCcr:
-    """Walk the command level (offsets only), then read what it holds."""
+    """The shape of a message with these AVP headers if one is known, else walk it."""
+    size = len(data)
+    layouts = _LAYOUTS.get(size)
+    if layouts is not None:
+        for layout in layouts:
+            if layout.limits is limits and layout.check(data) == layout.expected:
+                return _read(data, layout.shape, limits)
+    shape = _walk(data, limits)
+    _remember(data, limits, shape)
+    return _read(data, shape, limits)
+
+
+class _Shape:
+    """Where the AVPs of one CCR are (offsets of their headers; 0: absent)."""
+
+    __slots__ = ("heads", "msccs", "once", "rsu", "subscriptions", "usus")
+
+    def __init__(self, once: dict[int, int], walker: Walker) -> None:
+        self.once = once
+        self.heads = walker.heads
+        self.subscriptions: list[int] = []
+        self.msccs: list[Mscc] = []
+        self.usus: list[Units] = []
+        self.rsu: Units | None = None
+
+
+def _walk(data: bytes, limits: Limits) -> _Shape:
+    """Check the structure of every level (headers only); the values are read later."""
     once: dict[int, int] = {}
     msccs: list[int] = []
     subscriptions: list[int] = []
     usus: list[int] = []
+    walker = Walker(limits.max_depth, limits.max_avps)
+    heads = walker.heads
     pos, end = HEADER_LENGTH, len(data)
-    n = 0
     while pos < end:
-        n += 1
         if end - pos < 8:
             raise DECLINE
         code, flags_len = HDR(data, pos)
@@ -196,6 +240,7 @@ def _ccr(data: bytes, limits: Limits) -> FastCcr:
         nxt = pos + ((length + 3) & ~3)
         if length < 8 or nxt > end or (flags_len >> 24) not in (0x40, 0):
             raise DECLINE  # V (no vendor AVP at command level is ours), P or reserved bits
+        heads.append((pos, 8))
         if code in _ONCE:
             if code in once:
                 raise DECLINE  # 5009 in the reference
@@ -213,9 +258,64 @@ def _ccr(data: bytes, limits: Limits) -> FastCcr:
         pos = nxt
     if not once.keys() >= _REQUIRED or len(msccs) > limits.max_mscc:
         raise DECLINE
-    reader = GroupReader(limits)
-    reader.counted(n)
-    return _Command(data, once, reader).result(limits, msccs, subscriptions, usus)
+    walker.counted(len(heads))
+    shape = _Shape(once, walker)
+    shape.subscriptions = [walker.subscription(data, at) for at in subscriptions]
+    shape.msccs = [walker.mscc(data, at) for at in msccs]
+    shape.usus = [walker.units(data, at, 0, True) for at in usus]
+    at = once.get(_RSU)
+    shape.rsu = walker.units(data, at, 0, False) if at is not None else None
+    return shape
+
+
+class _Layout:
+    """A shape and how to recognise a message with the same AVP headers: one ``unpack``
+    of every header it holds (code, flags, length and vendor words) compared as a tuple."""
+
+    __slots__ = ("check", "expected", "limits", "shape")
+
+    def __init__(self, data: bytes, limits: Limits, shape: _Shape) -> None:
+        fmt, cur = [">"], 0
+        for pos, size in sorted(shape.heads):
+            fmt.append(f"{pos - cur}x{size // 4}I")
+            cur = pos + size
+        self.check = struct.Struct("".join(fmt)).unpack_from
+        self.expected = self.check(data)
+        self.limits = limits
+        self.shape = shape
+
+
+_LAYOUTS: dict[int, list[_Layout]] = {}  # by message length, newest first
+_LAYOUTS_PER_LENGTH = 4
+_LAYOUT_LENGTHS = 512  # emptied when more lengths are seen (bounded whatever peers send)
+_LAYOUT_HEADS = 256  # longer messages are walked every time
+# Lengths walked once: a layout costs about a walk to build, so it is built the second
+# time a length is walked (a gateway's next CCR), not for one-off shapes.
+_WALKED: set[int] = set()
+
+
+def forget_layouts() -> None:
+    """Drop every known layout (measurements of the walk)."""
+    _LAYOUTS.clear()
+    _WALKED.clear()
+
+
+def _remember(data: bytes, limits: Limits, shape: _Shape) -> None:
+    if len(shape.heads) > _LAYOUT_HEADS:
+        return
+    if len(data) not in _WALKED:
+        if len(_WALKED) >= _LAYOUT_LENGTHS:
+            _WALKED.clear()
+        _WALKED.add(len(data))
+        return
+    _WALKED.discard(len(data))
+    layouts = _LAYOUTS.get(len(data))
+    if layouts is None:
+        if len(_LAYOUTS) >= _LAYOUT_LENGTHS:
+            _LAYOUTS.clear()
+        layouts = _LAYOUTS[len(data)] = []
+    layouts.insert(0, _Layout(data, limits, shape))
+    del layouts[_LAYOUTS_PER_LENGTH:]
 
 
 def _payload(data: bytes, pos: int) -> bytes:
@@ -242,78 +342,61 @@ def _enum(data: bytes, pos: int, high: int, low: int = 0) -> int:
     return value
 
 
-class _Command:
-    """The command level of one CCR, by AVP offsets."""
-
-    __slots__ = ("data", "once", "reader")
-
-    def __init__(self, data: bytes, once: dict[int, int], reader: GroupReader) -> None:
-        self.data = data
-        self.once = once
-        self.reader = reader
-
-    def result(
-        self, limits: Limits, msccs: list[int], subscriptions: list[int], usus: list[int]
-    ) -> FastCcr:
-        data, get, reader = self.data, self.once.get, self.reader
-        request_type = _REQUEST_TYPES[_enum(data, self.once[_TYPE], 3, low=1)]  # 4: not ours
-        at = get(_MSI)
-        if at is not None:
-            _enum(data, at, 1)
-        at = get(_ACTION)
-        action = _ACTIONS[_enum(data, at, 3)] if at is not None else EventAction.DIRECT_DEBIT
-        at = get(_CAUSE)
-        cause = TerminationCause.NORMAL
-        if at is not None and I32(data, at + 8)[0] == 4:
-            cause = TerminationCause.ADMIN
-        at = get(_STATE)
-        state_id = None if at is None else int(U32(data, at + 8)[0])
-        subscribers = [reader.subscription(data, p + 8, _end(data, p)) for p in subscriptions]
-        if not subscribers:
-            at = get(_USER)
-            user = _utf8(data, at) if at is not None else None
-            if user:
-                subscribers = [Identity(IdentityType.NAI, user)]
-        elif _USER in self.once:
-            _utf8(data, self.once[_USER])  # still must be valid UTF-8
-        services = [reader.mscc(data, p + 8, _end(data, p)) for p in msccs]
-        command_level = self._command_level(request_type, usus)
-        request = GyRequest(
-            session_id=_utf8(data, self.once[_SESSION]),
-            request_type=request_type,
-            request_number=int(U32(data, self.once[_NUMBER] + 8)[0]),
-            subscribers=tuple(subscribers),
-            services=tuple(services or command_level),
-            multiple_services=bool(services),
-            requested_action=action,
-            termination_cause=cause,
-            origin_state_id=state_id,
-        )
-        at = get(_HOST)
-        return FastCcr(
-            request,
-            limits,
-            _utf8(data, self.once[_CONTEXT]),
-            None if at is None else _payload(data, at).decode("utf-8", errors="replace"),
-            _payload(data, self.once[_REALM]).decode("utf-8", errors="replace"),
-            _as_is(data, self.once[_SESSION]),
-            _as_is(data, self.once[_TYPE]) + _as_is(data, self.once[_NUMBER]),
-        )
-
-    def _command_level(self, request_type: CcRequestType, usus: list[int]) -> list[ServiceRequest]:
-        """As ``gy_request._command_level`` (RFC 4006 §5.1.1); read even beside MSCC."""
-        data, reader = self.data, self.reader
-        used: list[UsedUnits] = [reader.used(data, p, 0, ()) for p in usus]
-        at = self.once.get(_RSU)
-        requested: Usage | None = reader.units(data, at, 0, None)[0] if at is not None else None
-        if requested is None and request_type is CcRequestType.INITIAL:
-            requested = Usage()
-        if requested is None and not used and request_type is CcRequestType.TERMINATION:
-            return []
-        at = self.once.get(_SERVICE_ID)
-        service_id = None if at is None else int(U32(data, at + 8)[0])
-        return [ServiceRequest(_service_key(None, service_id), requested, tuple(used))]
+def _read(data: bytes, shape: _Shape, limits: Limits) -> FastCcr:
+    """The values at the shape's offsets, mapped as ``parse_ccr`` maps them."""
+    once = shape.once
+    get = once.get
+    request_type = _REQUEST_TYPES[_enum(data, once[_TYPE], 3, low=1)]  # 4: not ours
+    at = get(_MSI)
+    if at is not None:
+        _enum(data, at, 1)
+    at = get(_ACTION)
+    action = _ACTIONS[_enum(data, at, 3)] if at is not None else EventAction.DIRECT_DEBIT
+    at = get(_CAUSE)
+    cause = TerminationCause.NORMAL
+    if at is not None and I32(data, at + 8)[0] == 4:
+        cause = TerminationCause.ADMIN
+    at = get(_STATE)
+    state_id = None if at is None else int(U32(data, at + 8)[0])
+    subscribers = [read_identity(data, at) for at in shape.subscriptions]
+    at = get(_USER)
+    if at is not None:
+        user = _utf8(data, at)  # read (and checked) even beside Subscription-Ids
+        if not subscribers and user:
+            subscribers = [Identity(IdentityType.NAI, user)]
+    services = [read_mscc(data, m) for m in shape.msccs]
+    command_level = _command_level(data, shape, request_type)
+    request = GyRequest(
+        session_id=_utf8(data, once[_SESSION]),
+        request_type=request_type,
+        request_number=int(U32(data, once[_NUMBER] + 8)[0]),
+        subscribers=tuple(subscribers),
+        services=tuple(services or command_level),
+        multiple_services=bool(services),
+        requested_action=action,
+        termination_cause=cause,
+        origin_state_id=state_id,
+    )
+    at = get(_HOST)
+    return FastCcr(
+        request,
+        limits,
+        _utf8(data, once[_CONTEXT]),
+        None if at is None else _payload(data, at).decode("utf-8", errors="replace"),
+        _payload(data, once[_REALM]).decode("utf-8", errors="replace"),
+        _as_is(data, once[_SESSION]),
+        _as_is(data, once[_TYPE]) + _as_is(data, once[_NUMBER]),
+    )
 
 
-def _end(data: bytes, pos: int) -> int:
-    return pos + int(U32(data, pos + 4)[0] & 0xFFFFFF)
+def _command_level(data: bytes, shape: _Shape, request_type: CcRequestType) -> list[ServiceRequest]:
+    """As ``gy_request._command_level`` (RFC 4006 §5.1.1); read even beside MSCC."""
+    used: list[UsedUnits] = [read_used(data, u, ()) for u in shape.usus]
+    requested: Usage | None = read_usage(data, shape.rsu) if shape.rsu is not None else None
+    if requested is None and request_type is CcRequestType.INITIAL:
+        requested = Usage()
+    if requested is None and not used and request_type is CcRequestType.TERMINATION:
+        return []
+    at = shape.once.get(_SERVICE_ID)
+    service_id = None if at is None else int(U32(data, at + 8)[0])
+    return [ServiceRequest(service_key(None, service_id), requested, tuple(used))]

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.diameter.codec import Limits, decode
+from protocols.diameter.constants import CcRequestType
 from protocols.diameter.fastpath import expand, fast_decode
 from protocols.diameter.gy_request import GyReject, parse_ccr
 from tests.unit.diameter import diam_wire as w
@@ -128,10 +129,15 @@ def _reference(data: bytes, limits: Limits = DEFAULT):
 
 
 def _check(data: bytes, limits: Limits = DEFAULT) -> bool:
-    """The fast path either declines, or the reference finds no problem and maps the same."""
+    """The fast path either declines, or the reference finds no problem and maps the same;
+    a second decoding (its layout then known, the walk skipped) says exactly the same."""
     fast = fast_decode(data, limits)
-    if fast is None:
-        return False
+    for _ in range(2):  # the layout is built on the second walk, used from the third
+        again = fast_decode(data, limits)
+        assert (again is None) == (fast is None)
+        if fast is None or again is None:
+            return False
+        assert again.header == fast.header and again.fast == fast.fast
     assert fast.fast is not None
     ref = _reference(data, limits)
     assert ref != "problem", "fast path accepted what the reference refuses"
@@ -160,7 +166,10 @@ _MUTATIONS = st.sampled_from(["byte", "flags", "length", "truncate", "append", "
 @given(ccr(), _MUTATIONS, st.data())
 def test_mutated_ccr_declined_or_equal(data: bytes, how: str, draw: st.DataObject) -> None:
     """Bytes changed anywhere (value, flags, lengths, truncation, foreign AVPs): the fast path
-    declines, or the reference has no problem and maps exactly the same."""
+    declines, or the reference has no problem and maps exactly the same, also when the
+    original's layout is known (a changed value or header must not ride on it)."""
+    for _ in range(2):
+        fast_decode(data, DEFAULT)  # the original's layout is now known (built on a 2nd walk)
     raw = bytearray(data)
     pos = draw.draw(st.integers(0, len(raw) - 1))
     if how == "byte":
@@ -221,3 +230,47 @@ def test_huge_cc_money_exponent_is_not_ours() -> None:
     fast = fast_decode(w.ccr(sub, mscc, req_type=2), DEFAULT)
     assert fast is not None and fast.fast is not None
     assert fast.fast.request.services[0].used[0].usage.money == 150_000
+
+
+def _ccr_u(*, req_type: int = 2, sub_type: int = 0, tcu: int = 1, exponent: int = -2) -> bytes:
+    money = w.grouped(413, w.grouped(445, w.u64(447, 15), w.u32(429, exponent % 2**32)))
+    usu = w.grouped(446, w.u64(421, 100), w.u32(452, tcu), money)
+    mscc = w.grouped(456, w.u32(432, 1), w.grouped(437), usu)
+    sub = w.grouped(443, w.u32(450, sub_type), w.utf8(444, "336"))
+    return w.ccr(sub, mscc, req_type=req_type)
+
+
+def test_known_layout_still_checks_every_value() -> None:
+    """Same AVP headers as a message already read (its walk skipped), but a value the
+    reference refuses or serves otherwise: declined (standards §1.6 5004, §2.7 events)."""
+    fast_decode(_ccr_u(), DEFAULT)
+    good = fast_decode(_ccr_u(), DEFAULT)  # its layout is now known
+    assert good is not None and good.fast is not None
+    assert good.fast.request.services[0].used[0].usage.money == 150_000
+    event = _ccr_u(req_type=4)  # CCR-EVENT: the reference serves it, not the fast path
+    assert fast_decode(event, DEFAULT) is None
+    assert _reference(event).request_type is CcRequestType.EVENT  # type: ignore[union-attr]
+    refused = [
+        _ccr_u(sub_type=5),  # Subscription-Id-Type out of range
+        _ccr_u(tcu=3),  # Tariff-Change-Usage out of range
+        _ccr_u(exponent=2**31 - 1),  # Exponent that would stall the process
+    ]
+    for data in refused:
+        assert len(data) == len(_ccr_u())
+        assert fast_decode(data, DEFAULT) is None
+        assert _reference(data) in ("problem", "reject")  # 5004 from decode or the mapping
+    session = bytearray(_ccr_u())
+    at = session.index(b"gw;1;1")
+    session[at : at + 2] = b"\xff\xfe"  # same length, not UTF-8
+    assert fast_decode(bytes(session), DEFAULT) is None
+    assert _reference(bytes(session)) == "problem"
+
+
+def test_known_layout_is_per_limits() -> None:
+    """A layout learnt under loose limits is not reused under tighter ones (5012 there)."""
+    data = _ccr_u()
+    assert fast_decode(data, DEFAULT) is not None
+    assert fast_decode(data, DEFAULT) is not None
+    tight = Limits(max_depth=2)
+    assert fast_decode(data, tight) is None
+    assert _reference(data, tight) == "problem"
