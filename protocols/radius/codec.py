@@ -138,23 +138,32 @@ def walk_attributes(raw: bytes) -> dict[int, int]:
     """Walk the attributes; return type -> offset of its first instance, or raise RadiusDrop.
 
     The request path reads first instances only (and rescans for the rare
-    repeated ones, :func:`instances`), so this is all of the walk it keeps.
+    repeated ones, :func:`instances`), so this is all of the walk it keeps. Every
+    attribute needs length >= 2 and must end by the end of the packet; a
+    Message-Authenticator must be 18 octets. Runs per request: the end checks are
+    made once after the loop (which stops before a cut header), with the same
+    drop, in the same order, as checking each attribute.
     """
     first: dict[int, int] = {}
+    remember = first.setdefault
     pos = HEADER_LEN
     end = len(raw)
-    while pos < end:
-        if end - pos < 2:
-            raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"attribute header cut at {pos}")
-        atype = raw[pos]
+    last = end - 1
+    alen = 0
+    while pos < last:
         alen = raw[pos + 1]
-        if alen < 2 or pos + alen > end:
+        atype = raw[pos]
+        if alen < 2:
             raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"type {atype} length {alen} at {pos}")
-        if atype == ATTR_MESSAGE_AUTHENTICATOR and alen != 18:
+        if atype == ATTR_MESSAGE_AUTHENTICATOR and alen != 18 and pos + alen <= end:
             raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"Message-Authenticator length {alen}")
-        if atype not in first:
-            first[atype] = pos
+        remember(atype, pos)
         pos += alen
+    if pos == last:
+        raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"attribute header cut at {pos}")
+    if pos > end:  # the last attribute walked runs past the end
+        start = pos - alen
+        raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"type {raw[start]} length {alen} at {start}")
     return first
 
 

@@ -30,7 +30,7 @@ from protocols.radius.codec import (
     walk_attributes,
 )
 from protocols.radius.dictionary import load_dictionary
-from protocols.radius.drops import RadiusDrop
+from protocols.radius.drops import DropReason, RadiusDrop
 from tests.unit.radius.radius_wire import SECRET, acct_packet
 
 PROPERTY = settings(max_examples=600, deadline=None)
@@ -157,3 +157,42 @@ def test_accounting_with_message_authenticator_still_equals_pyrad() -> None:
     assert req.has_message_authenticator
     assert encode_reply(req, ACCOUNTING_RESPONSE) == encode_reply_pyrad(req, ACCOUNTING_RESPONSE)
     assert parse_wire(req.raw, req.first) == parse_accounting(req.packet)
+
+
+def _walk_one_by_one(raw: bytes) -> dict[int, int]:
+    """The plain walk (each attribute checked in turn, RFC 2865 §5): walk_attributes' reference."""
+    first: dict[int, int] = {}
+    pos, end = 20, len(raw)
+    while pos < end:
+        if end - pos < 2:
+            raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"attribute header cut at {pos}")
+        atype, alen = raw[pos], raw[pos + 1]
+        if alen < 2 or pos + alen > end:
+            raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"type {atype} length {alen} at {pos}")
+        if atype == 80 and alen != 18:
+            raise RadiusDrop(DropReason.BAD_ATTRIBUTE, f"Message-Authenticator length {alen}")
+        first.setdefault(atype, pos)
+        pos += alen
+    return first
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    chunks=st.lists(
+        st.tuples(
+            st.one_of(st.sampled_from([80, 80, 1, 26, 33]), st.integers(0, 255)),
+            st.integers(0, 30),
+            st.sampled_from([0, 0, 0, 0, -1, 1, -5]),  # value octets present minus declared
+        ),
+        max_size=12,
+    ),
+    tail=st.binary(max_size=2),
+)
+def test_walk_drops_exactly_as_the_plain_walk(
+    chunks: list[tuple[int, int, int]], tail: bytes
+) -> None:
+    """Same offsets, or the same drop reason and detail, on attribute lists with random
+    (also short, zero and overlong) lengths and cut headers (standards §3.1, §3.7)."""
+    body = b"".join(bytes([t, n]) + bytes(max(n - 2 + d, 0)) for t, n, d in chunks) + tail
+    raw = bytes(20) + body
+    assert _outcome(lambda: walk_attributes(raw)) == _outcome(lambda: _walk_one_by_one(raw))
