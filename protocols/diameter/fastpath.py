@@ -142,9 +142,10 @@ _FIXED_4 = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FastCcr:
-    """What the fast path read from a CCR, beside the request itself.
+    """What the fast path read from a CCR, beside the request itself (read-only; not
+    frozen only because a frozen dataclass costs four times as much to build per CCR).
 
     ``session_avp`` and ``echo_avps`` are the request's Session-Id and
     CC-Request-Type + CC-Request-Number re-encoded as python-diameter would
@@ -365,7 +366,9 @@ def _read(data: bytes, shape: _Shape, limits: Limits) -> FastCcr:
         if not subscribers and user:
             subscribers = [Identity(IdentityType.NAI, user)]
     services = [read_mscc(data, m) for m in shape.msccs]
-    command_level = _command_level(data, shape, request_type)
+    command_level: list[ServiceRequest] = []
+    if not services or shape.usus or shape.rsu is not None:
+        command_level = _command_level(data, shape, request_type)  # (its values checked)
     request = GyRequest(
         session_id=_utf8(data, once[_SESSION]),
         request_type=request_type,
@@ -385,7 +388,7 @@ def _read(data: bytes, shape: _Shape, limits: Limits) -> FastCcr:
         None if at is None else _payload(data, at).decode("utf-8", errors="replace"),
         _payload(data, once[_REALM]).decode("utf-8", errors="replace"),
         _as_is(data, once[_SESSION]),
-        _as_is(data, once[_TYPE]) + _as_is(data, once[_NUMBER]),
+        data[once[_TYPE] : once[_TYPE] + 12] + data[once[_NUMBER] : once[_NUMBER] + 12],
     )
 
 

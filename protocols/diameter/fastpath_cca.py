@@ -16,6 +16,8 @@ reference builder. The unit tests prove the bytes equal on random outcomes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from functools import partial
 
 from diameter.message.avp import Avp
 
@@ -116,45 +118,31 @@ class _Codec:
 _C = _Codec()
 
 
-class _Fixed:
-    """One fixed-size AVP (Unsigned32/64, Integer32): header and value in one ``pack``.
-
-    ``struct`` refuses a value out of the type's range as python-diameter does: the
-    caller gets :class:`_Unsure` and the reference builder decides.
-    """
-
-    __slots__ = ("_head", "_pack")
-
-    def __init__(self, code: int, fmt: str, vendor: int = 0) -> None:
-        flags = _flags(code, vendor)
-        if vendor:
-            packer = struct.Struct(">III" + fmt)
-            self._head: tuple[int, ...] = (code, flags << 24 | packer.size, vendor)
-        else:
-            packer = struct.Struct(">II" + fmt)
-            self._head = (code, flags << 24 | packer.size)
-        self._pack = packer.pack
-
-    def __call__(self, value: int) -> bytes:
-        try:
-            return self._pack(*self._head, value)
-        except struct.error:
-            raise _UNSURE from None
+def _fixed(code: int, fmt: str, vendor: int = 0) -> Callable[[int], bytes]:
+    """The writer of one fixed-size AVP (Unsigned32/64, Integer32): header and value in one
+    ``pack`` call. ``struct`` refuses a value out of the type's range, as python-diameter
+    does: ``struct.error`` then sends the CCA to the reference builder."""
+    flags = _flags(code, vendor)
+    if vendor:
+        packer = struct.Struct(">III" + fmt)
+        return partial(packer.pack, code, flags << 24 | packer.size, vendor)
+    packer = struct.Struct(">II" + fmt)
+    return partial(packer.pack, code, flags << 24 | packer.size)
 
 
-_TIME = _Fixed(AvpCode.CC_TIME, "I")
-_TOTAL = _Fixed(AvpCode.CC_TOTAL_OCTETS, "Q")
-_INPUT = _Fixed(AvpCode.CC_INPUT_OCTETS, "Q")
-_OUTPUT = _Fixed(AvpCode.CC_OUTPUT_OCTETS, "Q")
-_EVENTS = _Fixed(AvpCode.CC_SERVICE_SPECIFIC_UNITS, "Q")
-_TARIFF_TIME = _Fixed(AvpCode.TARIFF_TIME_CHANGE, "I")
-_VALIDITY = _Fixed(AvpCode.VALIDITY_TIME, "I")
-_RATING_GROUP = _Fixed(AvpCode.RATING_GROUP, "I")
-_SERVICE_ID = _Fixed(AvpCode.SERVICE_IDENTIFIER, "I")
-_RESULT = _Fixed(AvpCode.RESULT_CODE, "i")
-_TIME_THRESHOLD = _Fixed(TgppAvpCode.TIME_QUOTA_THRESHOLD, "I", VENDOR_3GPP)
-_VOLUME_THRESHOLD = _Fixed(TgppAvpCode.VOLUME_QUOTA_THRESHOLD, "I", VENDOR_3GPP)
-_HOLDING_TIME = _Fixed(TgppAvpCode.QUOTA_HOLDING_TIME, "I", VENDOR_3GPP)
+_TIME = _fixed(AvpCode.CC_TIME, "I")
+_TOTAL = _fixed(AvpCode.CC_TOTAL_OCTETS, "Q")
+_INPUT = _fixed(AvpCode.CC_INPUT_OCTETS, "Q")
+_OUTPUT = _fixed(AvpCode.CC_OUTPUT_OCTETS, "Q")
+_EVENTS = _fixed(AvpCode.CC_SERVICE_SPECIFIC_UNITS, "Q")
+_TARIFF_TIME = _fixed(AvpCode.TARIFF_TIME_CHANGE, "I")
+_VALIDITY = _fixed(AvpCode.VALIDITY_TIME, "I")
+_RATING_GROUP = _fixed(AvpCode.RATING_GROUP, "I")
+_SERVICE_ID = _fixed(AvpCode.SERVICE_IDENTIFIER, "I")
+_RESULT = _fixed(AvpCode.RESULT_CODE, "i")
+_TIME_THRESHOLD = _fixed(TgppAvpCode.TIME_QUOTA_THRESHOLD, "I", VENDOR_3GPP)
+_VOLUME_THRESHOLD = _fixed(TgppAvpCode.VOLUME_QUOTA_THRESHOLD, "I", VENDOR_3GPP)
+_HOLDING_TIME = _fixed(TgppAvpCode.QUOTA_HOLDING_TIME, "I", VENDOR_3GPP)
 _MSCC = int(AvpCode.MULTIPLE_SERVICES_CREDIT_CONTROL)
 _GSU = int(AvpCode.GRANTED_SERVICE_UNIT)
 _RESULTS = {status: _RESULT(code) for status, code in _STATUS.items()}
@@ -258,7 +246,7 @@ class CcaEncoder:
             return None
         try:
             return self._session_cca(msg.header, msg.fast, answer, tgpp, failure_handling)
-        except _Unsure:
+        except (_Unsure, struct.error):
             return None
 
     def _session_cca(

@@ -77,8 +77,11 @@ class GyReject(Exception):
         self.problem = problem
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GyRequest:
+    """One CCR in ``ocs.charging`` values (read-only; not frozen only because a frozen
+    dataclass costs four times as much to build, once per CCR on the hot path)."""
+
     session_id: str
     request_type: CcRequestType
     request_number: int
