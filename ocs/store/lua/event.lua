@@ -17,7 +17,8 @@ local result
 if not enough then
   result = {st = 'credit_limit_reached', cost = 0, u = 0, cur = acct.currency}
 else
-  local _, fb = take(units, from_units, false)
+  local fb = {}
+  take(units, from_units, false, fb)
   take(money, money_cost, false)
   save_balance(KEYS[2], bal, now)
   event_record(q, q.used, money_cost, 'event', fb)

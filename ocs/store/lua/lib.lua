@@ -40,20 +40,32 @@ local function cost(t, u)
 end
 
 -- Largest g <= want with cost(c0 + g) - cost(c0) <= money (binary search; the
--- cost is a monotone step function, so this holds for every tariff shape).
-local function affordable(t, c0, want, money)
-  if t.free == 1 then return want end
+-- cost is a monotone step function, so this holds for every tariff shape),
+-- and that price (the caller takes it from the balance).
+local function grantable(t, c0, want, money)
+  if t.free == 1 then return want, 0 end
   local base = cost(t, c0)
-  if cost(t, c0 + want) - base <= money then return want end
-  local lo, hi = 0, want
+  local price = cost(t, c0 + want) - base
+  if price <= money then return want, price end
+  local lo, hi, lo_price = 0, want, 0
   while lo < hi do
     -- Not (lo + hi + 1) / 2: above 2^53 that sum rounds, mid can equal lo
     -- and the loop never ends (a busy server) once lo passes 2^52.
     local mid = lo + math.floor((hi - lo + 1) / 2)
-    if cost(t, c0 + mid) - base <= money then lo = mid else hi = mid - 1 end
+    local p = cost(t, c0 + mid) - base
+    if p <= money then lo, lo_price = mid, p else hi = mid - 1 end
   end
-  return lo
+  return lo, lo_price
 end
+
+local function affordable(t, c0, want, money)
+  local g = grantable(t, c0, want, money)
+  return g
+end
+
+-- The hot loops below index lists with a numeric for and inline avail()
+-- and live(): in the server's Lua a function call costs about as much as
+-- seven table reads, and these loops run for every service of every request.
 
 -- Does bucket b apply to service (rg, sid)? An empty list applies to all.
 local function applies(b, rg, sid)
@@ -78,49 +90,72 @@ local function live(b, now)
   return b.exp == nil or b.exp == 0 or b.exp > now
 end
 
--- Buckets of one unit for one service, in consumption order: priority, then
--- earliest expiry (never-expiring last), then id. Expired buckets never count.
+-- Consumption order: priority, then earliest expiry (never-expiring last),
+-- then id.
+local function consumed_first(x, y)
+  if x.pri ~= y.pri then return x.pri < y.pri end
+  local ex = (x.exp == nil or x.exp == 0) and MAX or x.exp
+  local ey = (y.exp == nil or y.exp == 0) and MAX or y.exp
+  if ex ~= ey then return ex < ey end
+  return x.id < y.id
+end
+
+-- Buckets of one unit for one service, in consumption order. Expired
+-- buckets never count. Which buckets a chain holds, and their order, depend
+-- only on fields no script changes while it charges (unit, services,
+-- expiry, priority, id), so a chain built once serves a whole request;
+-- amounts are read live from the bucket tables it shares with the balance.
 local function chain(bal, unit, rg, sid, now)
-  local out = {}
-  for _, b in ipairs(bal.b) do
-    if b.unit == unit and live(b, now) and applies(b, rg, sid) then out[#out + 1] = b end
+  local list, out, n = bal.b, {}, 0
+  for i = 1, #list do
+    local b = list[i]
+    local exp = b.exp
+    if b.unit == unit and (exp == nil or exp == 0 or exp > now) and applies(b, rg, sid) then
+      n = n + 1
+      out[n] = b
+    end
   end
-  table.sort(out, function(x, y)
-    if x.pri ~= y.pri then return x.pri < y.pri end
-    local ex = (x.exp == nil or x.exp == 0) and MAX or x.exp
-    local ey = (y.exp == nil or y.exp == 0) and MAX or y.exp
-    if ex ~= ey then return ex < ey end
-    return x.id < y.id
-  end)
+  if n > 1 then table.sort(out, consumed_first) end
   return out
 end
 
 local function find_bucket(bal, id)
-  for _, b in ipairs(bal.b) do
-    if b.id == id then return b end
+  local list = bal.b
+  for i = 1, #list do
+    if list[i].id == id then return list[i] end
   end
   return nil
 end
 
 local function sum_avail(list)
   local s = 0
-  for _, b in ipairs(list) do s = sat_add(s, avail(b)) end
+  for i = 1, #list do
+    local b = list[i]
+    local a = b.amt - b.res - (b.floor or 0)
+    if a > 0 then
+      s = s + a
+      if s > MAX then s = MAX end
+    end
+  end
   return s
 end
 
--- Take up to n from the chain's available amounts; returns taken, {id=amount}.
-local function take(list, n, mark_reserved)
-  local got, parts = 0, {}
-  for _, b in ipairs(list) do
+-- Take up to n from the chain's available amounts (reserve them, or debit
+-- them); returns what was taken, and adds it by bucket id to `into` if given.
+local function take(list, n, mark_reserved, into)
+  local got = 0
+  for i = 1, #list do
     if got >= n then break end
-    local a = math.min(avail(b), n - got)
+    local b = list[i]
+    local a = b.amt - b.res - (b.floor or 0)
+    if a > n - got then a = n - got end
     if a > 0 then
       if mark_reserved then b.res = b.res + a else b.amt = b.amt - a end
-      parts[b.id] = (parts[b.id] or 0) + a
+      if into then into[b.id] = (into[b.id] or 0) + a end
       got = got + a
     end
   end
-  return got, parts
+  return got
 end
 
 local function release(bal, res)
@@ -134,25 +169,17 @@ local function release(bal, res)
   end
 end
 
-local function add_parts(into, parts)
-  for id, a in pairs(parts) do into[id] = (into[id] or 0) + a end
-end
-
--- Reserve for service state sv: `want` units of its rated unit, unit buckets
--- first, then money through tariff t. Returns granted units, final flag.
-local function reserve(bal, sv, want, t, now)
+-- Reserve for service state sv: `want` units of its rated unit from its
+-- unit chain first, then money through tariff t. Returns granted units,
+-- final flag.
+local function reserve(sv, want, t, units, money)
   sv.res = {}
   if want <= 0 then return 0, false end
   if t.free == 1 then return want, false end
-  local units = chain(bal, sv.ru, sv.rg, sv.sid, now)
-  local got, parts = take(units, want, true)
-  add_parts(sv.res, parts)
+  local got = take(units, want, true, sv.res)
   if got < want then
-    local money = chain(bal, 'money', sv.rg, sv.sid, now)
-    local g = affordable(t, sv.mu, want - got, sum_avail(money))
-    local m = cost(t, sv.mu + g) - cost(t, sv.mu)
-    local _, mparts = take(money, m, true)
-    add_parts(sv.res, mparts)
+    local g, price = grantable(t, sv.mu, want - got, sum_avail(money))
+    take(money, price, true, sv.res)
     got = got + g
   end
   return got, got < want
@@ -160,16 +187,12 @@ end
 
 -- Charge `u` rated units just used: unit buckets, then money through tariff t;
 -- what the balance cannot cover (down to each bucket's floor) is a shortfall.
-local function debit(bal, sv, u, t, now)
+local function debit(sv, u, t, units, money)
   if u <= 0 then return 0, 0 end
-  local units = chain(bal, sv.ru, sv.rg, sv.sid, now)
-  local got, parts = take(units, u, false)
-  add_parts(sv.fb, parts)
-  local rest = u - got
+  local rest = u - take(units, u, false, sv.fb)
   if rest <= 0 or t.free == 1 then return 0, 0 end
   local m = cost(t, sv.mu + rest) - cost(t, sv.mu)
   sv.mu = sat_add(sv.mu, rest)
-  local money = chain(bal, 'money', sv.rg, sv.sid, now)
   local paid = take(money, m, false)
   return paid, m - paid
 end
@@ -201,32 +224,33 @@ local function split_by_time(u, segs, last, now)
   return out
 end
 
-local function apply_reports(bal, sv, reps, now, last, default_t)
+local function apply_reports(sv, reps, now, last, default_t, units, money)
   local charged, short = 0, 0
-  for _, rep in ipairs(reps or {}) do
-    local delta = {}
+  local ru, used, cum = sv.ru, sv.used, sv.cum
+  for i = 1, (reps and #reps or 0) do
+    local rep = reps[i]
+    local u = 0
     for unit, v in pairs(rep.u) do
       local d = v
       if rep.cum == 1 then
-        local last = sv.cum[unit] or 0
-        if v >= last then d = v - last end
-        sv.cum[unit] = v
+        local prev = cum[unit] or 0
+        if v >= prev then d = v - prev end
+        cum[unit] = v
       end
-      delta[unit] = d
-      sv.used[unit] = sat_add(sv.used[unit] or 0, d)
+      if unit == ru then u = d end
+      used[unit] = sat_add(used[unit] or 0, d)
     end
-    local u = delta[sv.ru] or 0
     if rep.segs and #rep.segs > 1 then
       -- No Tariff-Change-Usage but the interval since the last report spans
       -- tariff switches: split the usage in proportion to the time spent
       -- under each tariff (policies/README.md, "Tariff switches").
       for _, part in ipairs(split_by_time(u, rep.segs, last, now)) do
-        local c, s = debit(bal, sv, part[1], part[2], now)
+        local c, s = debit(sv, part[1], part[2], units, money)
         charged = charged + c
         short = short + s
       end
     else
-      local c, s = debit(bal, sv, u, rep.t or default_t, now)
+      local c, s = debit(sv, u, rep.t or default_t, units, money)
       charged = charged + c
       short = short + s
     end
@@ -254,12 +278,11 @@ local function share_cap(want, pct)
   return MAX
 end
 
-local function dynamic_want(bal, sv, want, t, dyn, now)
+local function dynamic_want(sv, want, t, dyn, units, money)
   local cap = share_cap(want, dyn.pct)
-  local aff = sum_avail(chain(bal, sv.ru, sv.rg, sv.sid, now))
+  local aff = sum_avail(units)
   if aff < cap then
-    local money = sum_avail(chain(bal, 'money', sv.rg, sv.sid, now))
-    aff = aff + affordable(t, sv.mu, cap - aff, money)
+    aff = aff + affordable(t, sv.mu, cap - aff, sum_avail(money))
   else
     aff = cap
   end
@@ -271,9 +294,14 @@ end
 
 -- Money available to the account (all money buckets, any service).
 local function money_available(bal, now)
-  local total = 0
-  for _, b in ipairs(bal.b) do
-    if b.unit == 'money' and live(b, now) then total = total + avail(b) end
+  local list, total = bal.b, 0
+  for i = 1, #list do
+    local b = list[i]
+    local exp = b.exp
+    if b.unit == 'money' and (exp == nil or exp == 0 or exp > now) then
+      local a = b.amt - b.res - (b.floor or 0)
+      if a > 0 then total = total + a end
+    end
   end
   return total
 end
@@ -299,18 +327,13 @@ local function new_service(q)
           res = {}, used = {}, cum = {}, fb = {}, mu = 0, ch = 0, sf = 0}
 end
 
-local function count_pairs(t)
-  local n = 0
-  for _ in pairs(t) do n = n + 1 end
-  return n
-end
-
 -- Serve each service of a request: usage first, then the new reservation.
 -- `deny` grants nothing (blocked account) but still debits the usage
 -- (RFC 4006 §5.6.3 / standards §2.8: debit any USU on 4010).
 local function serve(bal, sess, svcs, now, deny, grant)
   local out = {}
-  for _, q in ipairs(svcs) do
+  for i = 1, #svcs do
+    local q = svcs[i]
     local sv = sess.svc[q.k]
     if not sv then
       sv = new_service(q)
@@ -318,19 +341,21 @@ local function serve(bal, sess, svcs, now, deny, grant)
     end
     release(bal, sv.res)
     sv.res = {}
-    local ch, sf = apply_reports(bal, sv, q.rep, now, sess.last or now, q.t)
+    local units = chain(bal, sv.ru, sv.rg, sv.sid, now)
+    local money = chain(bal, 'money', sv.rg, sv.sid, now)
+    local ch, sf = apply_reports(sv, q.rep, now, sess.last or now, q.t, units, money)
     local r = {k = q.k, ch = ch, sf = sf, g = 0, fin = 0, st = 'granted'}
     if deny then
       r.st = 'service_denied'
     elseif grant and q.want >= 0 then
       local want = q.want
-      if q.dyn and want > 0 then want = dynamic_want(bal, sv, want, q.t, q.dyn, now) end
-      local g, final = reserve(bal, sv, want, q.t, now)
+      if q.dyn and want > 0 then want = dynamic_want(sv, want, q.t, q.dyn, units, money) end
+      local g, final = reserve(sv, want, q.t, units, money)
       r.g = g
       if final then r.fin = 1 end
       if q.want > 0 and g == 0 then r.st = 'credit_limit_reached' end
     end
-    out[#out + 1] = r
+    out[i] = r
   end
   return out
 end
@@ -345,11 +370,16 @@ end
 -- Buckets spent to zero, or expired, with nothing reserved are dropped so the
 -- blob stays small; money buckets without expiry stay (they carry the floor).
 local function prune(bal, now)
-  local keep = {}
-  for _, b in ipairs(bal.b) do
+  local list, keep, n = bal.b, {}, 0
+  for i = 1, #list do
+    local b = list[i]
+    local exp = b.exp
     local spent = b.amt <= 0 and b.unit ~= 'money'
-    local dead = not live(b, now)
-    if b.res > 0 or not (spent or dead) then keep[#keep + 1] = b end
+    local dead = not (exp == nil or exp == 0 or exp > now)
+    if b.res > 0 or not (spent or dead) then
+      n = n + 1
+      keep[n] = b
+    end
   end
   bal.b = keep
 end
