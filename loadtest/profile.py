@@ -36,7 +36,7 @@ from rich.console import Console
 
 from loadtest.bench import POLICIES, Bench, Plan, Step, _spec
 from loadtest.runner import Provisioning, RunOptions, run
-from loadtest.serverproc import cpu_of, cpu_of_tree, start_ocs
+from loadtest.serverproc import cpu_of, cpu_of_tree, cpu_split, start_ocs
 from loadtest.spec import Model, Protocol
 
 AREAS = (
@@ -127,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
             cpu0, rcpu0 = cpu_of_tree(server), cpu_of(redis_pid) if redis_pid else 0.0
+            split0 = cpu_split(server)
             summary = run(opts)
             cpu, rcpu = cpu_of_tree(server) - cpu0, (cpu_of(redis_pid) - rcpu0) if redis_pid else 0
+            user, system = (b - a for a, b in zip(split0, cpu_split(server), strict=True))
             sampler.wait(timeout=60)
         finally:
             if bench.ocs is not None:
@@ -142,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{cpu * 1e6 / answered:,.0f} µs and Redis CPU {rcpu * 1e6 / answered:,.0f} µs "
             f"per answered request, conservation {'PASS' if cons.get('ok') else 'FAIL'}"
         )
+        if args.workers == 1:
+            print(
+                f"server user {user * 1e6 / answered:,.0f} µs + system (syscalls, loopback "
+                f"network) {system * 1e6 / answered:,.0f} µs per answered request"
+            )
         print(summarise(raw) if raw.exists() else "py-spy wrote nothing")
     return 0
 

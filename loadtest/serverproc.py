@@ -30,13 +30,18 @@ def free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_of(pid: int) -> float:
-    """CPU seconds (user + system) of a process from /proc (0.0 if it is gone)."""
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process from /proc ((0, 0) if it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return 0.0, 0.0
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) of a process from /proc (0.0 if it is gone)."""
+    return sum(cpu_split(pid))
 
 
 def children_of(pid: int) -> list[int]:
