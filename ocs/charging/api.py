@@ -94,6 +94,9 @@ class ChargingService:
         self.resolver = Resolver(client, partitions, batch=self.batch)
         self.library: str | None = None  # set by load_scripts where functions exist
         self._keys: dict[str, AccountKeys] = {}
+        # Bound once: a module-level structlog proxy re-binds on every call
+        # (~2 us per event even when its level is filtered out).
+        self._log = log.bind()
         # The time requests are rated at when they carry none: a seam so
         # tests can put a session on either side of a tariff switch.
         self.clock: Callable[[], float] = time.time
@@ -227,7 +230,7 @@ class ChargingService:
                 services=outcomes(rated, reply),
                 replayed=bool(reply.get("replay")),
             )
-            log.debug(
+            self._log.debug(
                 "charging_" + op,
                 session=session.session_id,
                 account=target.account_id,
