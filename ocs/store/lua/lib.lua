@@ -427,7 +427,10 @@ end
 -- `stale` and the caller re-resolves (the authoritative data is here).
 -- Returns the account table, or nil and the error reply.
 local function load_account(req, acct_key, ids_key)
-  local acct = hash_to_table(redis.call('HGETALL', acct_key))
+  -- Only these fields are read (HMGET converts 3 values where HGETALL
+  -- converts every field and name); a missing one is nil, as before.
+  local f = redis.call('HMGET', acct_key, 'status', 'plan', 'currency')
+  local acct = {status = f[1] or nil, plan = f[2] or nil, currency = f[3] or nil}
   if not acct.status or acct.status == 'deleted' then return nil, {e = 'user_unknown'} end
   if req.ik and req.ik ~= '' and redis.call('SISMEMBER', ids_key, req.ik) == 0 then
     return nil, {e = 'stale'}
