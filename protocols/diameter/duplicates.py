@@ -20,17 +20,6 @@ Key = tuple[str, int]
 W = TypeVar("W")  # who waits for a repeat's answer (the connection it came on)
 
 
-class _Entry(Generic[W]):
-    __slots__ = ("answer", "expires", "waiting")
-
-    def __init__(self, expires: float) -> None:
-        self.expires = expires
-        self.answer: bytes | None = None
-        # Repeats that arrived while the original was in flight, possibly on another
-        # connection of the same peer: (their Hop-by-Hop id, where to answer).
-        self.waiting: list[tuple[int, W]] | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Miss:
     """First sighting: serve it, then call :meth:`DuplicateCache.complete`."""
@@ -56,37 +45,42 @@ def with_hop_by_hop(message: bytes, hop_by_hop: int) -> bytes:
 
 
 class DuplicateCache(Generic[W]):
+    """Held as plain dicts of str/int/float/bytes, not an object per request: the cache
+    holds every request of the window (hundreds of thousands), and objects the garbage
+    collector tracks would make each of its full collections walk them all."""
+
     def __init__(self, window: float = 300.0, max_entries: int = 200_000) -> None:
         self.window = max(window, MIN_WINDOW)
         self.max_entries = max_entries
-        self._entries: OrderedDict[Key, _Entry[W]] = OrderedDict()
+        self._expires: OrderedDict[Key, float] = OrderedDict()  # oldest first
+        self._answers: dict[Key, bytes] = {}
+        # Repeats that arrived while the original was in flight, possibly on another
+        # connection of the same peer: (their Hop-by-Hop id, where to answer).
+        self._waiting: dict[Key, list[tuple[int, W]]] = {}
         self._next_expiry = 0.0  # when the oldest entry expires (0: unknown / empty)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._expires)
 
     def begin(self, key: Key, hop_by_hop: int, now: float, waiter: W) -> Lookup:
         self._expire(now)
-        entry = self._entries.get(key)
-        if entry is None:
-            self._entries[key] = _Entry(now + self.window)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        if key not in self._expires:
+            self._expires[key] = now + self.window
+            while len(self._expires) > self.max_entries:
+                self._forget(next(iter(self._expires)))
             return MISS
-        if entry.answer is not None:
-            return Hit(with_hop_by_hop(entry.answer, hop_by_hop))
-        if entry.waiting is None:
-            entry.waiting = []
-        entry.waiting.append((hop_by_hop, waiter))
+        answer = self._answers.get(key)
+        if answer is not None:
+            return Hit(with_hop_by_hop(answer, hop_by_hop))
+        self._waiting.setdefault(key, []).append((hop_by_hop, waiter))
         return PENDING
 
     def complete(self, key: Key, answer: bytes) -> list[tuple[W, bytes]]:
         """Store the answer; returns (waiter, copy) for the repeats that waited for it."""
-        entry = self._entries.get(key)
-        if entry is None:
+        if key not in self._expires:
             return []
-        entry.answer = answer
-        waiting, entry.waiting = entry.waiting, None
+        self._answers[key] = answer
+        waiting = self._waiting.pop(key, None)
         if not waiting:
             return []
         return [(w, with_hop_by_hop(answer, hbh)) for hbh, w in waiting]
@@ -94,19 +88,24 @@ class DuplicateCache(Generic[W]):
     def release(self, key: Key, answer: bytes) -> list[tuple[W, bytes]]:
         """Forget a request whose answer must not be replayed (a transient 3xxx such as
         3004): a later repeat is served afresh. Returns (waiter, copy) for the waiting repeats."""
-        entry = self._entries.pop(key, None)
-        if entry is None or not entry.waiting:
+        waiting = self._forget(key)
+        if not waiting:
             return []
-        return [(w, with_hop_by_hop(answer, hbh)) for hbh, w in entry.waiting]
+        return [(w, with_hop_by_hop(answer, hbh)) for hbh, w in waiting]
+
+    def _forget(self, key: Key) -> list[tuple[int, W]] | None:
+        self._expires.pop(key, None)
+        self._answers.pop(key, None)
+        return self._waiting.pop(key, None)
 
     def _expire(self, now: float) -> None:
         if now < self._next_expiry:
             return  # the oldest entry is still young: nothing to scan
-        entries = self._entries
-        while entries:
-            key, entry = next(iter(entries.items()))
-            if entry.expires > now:
-                self._next_expiry = entry.expires
+        expires = self._expires
+        while expires:
+            key, when = next(iter(expires.items()))
+            if when > now:
+                self._next_expiry = when
                 return
-            del entries[key]
+            self._forget(key)
         self._next_expiry = 0.0

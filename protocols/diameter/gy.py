@@ -10,7 +10,7 @@ find their peer. Request-level failures map through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -60,6 +60,10 @@ class GyApplication:
     failure_handling: int | None = None
     direct_debiting_failure_handling: int | None = None
     encoder: CcaEncoder = field(init=False)
+    # (origin host, realm, state id) -> (owner, attributes) of their sessions
+    _owners: dict[tuple[str, str, int | None], tuple[str, tuple[tuple[str, str], ...]]] = field(
+        init=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self.encoder = CcaEncoder(self.local)
@@ -132,20 +136,26 @@ class GyApplication:
         return None
 
     def _session_ref(self, req: GyRequest, peer: PeerInfo) -> SessionRef:
-        attrs = [("origin_host", peer.origin_host), ("origin_realm", peer.origin_realm)]
-        if req.origin_state_id or peer.origin_state_id:
-            attrs.append(("origin_state_id", str(req.origin_state_id or peer.origin_state_id)))
-        return SessionRef(req.session_id, owner_of(peer.origin_host), tuple(attrs))
+        state = req.origin_state_id or peer.origin_state_id
+        key = (peer.origin_host, peer.origin_realm, state)
+        shared = self._owners.get(key)  # owner and attributes: the same for all its CCRs
+        if shared is None:
+            attrs = [("origin_host", peer.origin_host), ("origin_realm", peer.origin_realm)]
+            if state:
+                attrs.append(("origin_state_id", str(state)))
+            if len(self._owners) >= 1024:
+                self._owners.clear()  # bounded whatever the peers send
+            shared = self._owners[key] = (owner_of(peer.origin_host), tuple(attrs))
+        return SessionRef(req.session_id, *shared)
 
-    async def _session(self, req: GyRequest, peer: PeerInfo) -> ChargingAnswer:
+    def _session(self, req: GyRequest, peer: PeerInfo) -> Awaitable[ChargingAnswer]:
+        """The core's call for a CCR-I/U/T (awaited by the caller: no coroutine of ours)."""
         session = self._session_ref(req, peer)
         if req.request_type is CcRequestType.INITIAL:
-            return await self.charging.initiate(
-                session, req.subscribers, req.services, req.request_key
-            )
+            return self.charging.initiate(session, req.subscribers, req.services, req.request_key)
         if req.request_type is CcRequestType.UPDATE:
-            return await self.charging.update(session, req.request_key, req.services)
-        return await self.charging.terminate(
+            return self.charging.update(session, req.request_key, req.services)
+        return self.charging.terminate(
             session, req.request_key, req.services, req.termination_cause
         )
 
