@@ -50,7 +50,10 @@ local function store_open()
   sess.last = now
   sess.dl = now + req.sup
   redis.call('SET', KEYS[5], cmsgpack.pack(sess))
-  redis.call('SADD', KEYS[4], req.sid)
+  -- An open session read from its key joined the open-session set in the
+  -- call that opened it and leaves only when closed (close_session, abandon):
+  -- only a session opened by this call is added.
+  if opened then redis.call('SADD', KEYS[4], req.sid) end
 end
 
 local function store_closed()
