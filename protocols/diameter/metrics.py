@@ -1,106 +1,129 @@
 """Prometheus metrics of the Diameter front end (one set per process).
 
 Requests and answers per command and Result-Code, request latency, peers
-connected and requests in flight. Created once on the default registry, which
-the server's metrics endpoint exposes.
+connected and requests in flight, on the default registry, which the server's
+metrics endpoint exposes.
 
-The hot path (issue 6) never looks a label set up per request: the children
-of each command / Result-Code are resolved once and kept (``Counters``), and
-the in-flight gauge reads a plain counter when scraped.
+The per-request ones (issue 6) are plain ints on the hot path, read by a
+collector when scraped: a ``prometheus_client`` child costs a lock and
+several calls per increment, a labels lookup more, and a CCR makes four.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from itertools import accumulate
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import REGISTRY, Collector
 
 from protocols.diameter.constants import Command
 
 _NAMES = {int(c): c.name.lower() for c in Command}
+BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_LE = [str(b) for b in BUCKETS] + ["+Inf"]
 
 
 def command_name(code: int) -> str:
     return _NAMES.get(code, str(code))
 
 
-@dataclass(slots=True)
-class InFlight:
-    """Requests being served in this process; the gauge reads it at scrape time."""
+class Latency:
+    """One command's latency histogram: observations per bucket (the last is +Inf)."""
 
-    value: int = 0
+    __slots__ = ("counts", "sum")
 
-    def get(self) -> float:
-        return float(self.value)
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1  # le: the first bound >= seconds
+        self.sum += seconds
 
 
-@dataclass(slots=True)
-class Children:
-    """Label children resolved once per command / (command, Result-Code)."""
+class Counts:
+    """Requests, answers and latency as plain ints and floats (the hot path's side)."""
 
-    metrics: DiameterMetrics
-    requests: dict[int, Any] = field(default_factory=dict)
-    answers: dict[tuple[int, int | None], Any] = field(default_factory=dict)
-    latency: dict[int, Any] = field(default_factory=dict)
+    __slots__ = ("answers", "in_flight", "latency", "requests")
 
-    def request(self, command: int) -> Any:
-        child = self.requests.get(command)
-        if child is None:
-            child = self.requests[command] = self.metrics.requests.labels(command_name(command))
-        return child
+    def __init__(self) -> None:
+        self.requests: dict[int, int] = {}
+        self.answers: dict[tuple[int, int | None], int] = {}
+        self.latency: dict[int, Latency] = {}
+        self.in_flight = 0
 
-    def answer(self, command: int, result_code: int | None) -> Any:
+    def request(self, command: int) -> None:
+        self.requests[command] = self.requests.get(command, 0) + 1
+
+    def answer(self, command: int, result_code: int | None) -> None:
         key = (command, result_code)
-        child = self.answers.get(key)
-        if child is None:
-            name = command_name(command)
-            child = self.answers[key] = self.metrics.answers.labels(name, str(result_code))
-        return child
+        self.answers[key] = self.answers.get(key, 0) + 1
 
-    def seconds(self, command: int) -> Any:
-        child = self.latency.get(command)
-        if child is None:
-            child = self.latency[command] = self.metrics.latency.labels(command_name(command))
-        return child
+    def seconds(self, command: int) -> Latency:
+        latency = self.latency.get(command)
+        if latency is None:
+            latency = self.latency[command] = Latency()
+        return latency
+
+    def in_flight_now(self) -> float:
+        return float(self.in_flight)
+
+
+class CountsCollector(Collector):
+    """Exposes :class:`Counts` as the counters and histogram they stand for."""
+
+    def __init__(self, counts: Counts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.counts
+        requests = CounterMetricFamily(
+            "ocs_diameter_requests", "Diameter requests received", labels=["command"]
+        )
+        for code, n in list(counts.requests.items()):  # a copy: the loop may add keys
+            requests.add_metric([command_name(code)], n)
+        yield requests
+        answers = CounterMetricFamily(
+            "ocs_diameter_answers", "Diameter answers sent", labels=["command", "result_code"]
+        )
+        for (code, result), n in list(counts.answers.items()):
+            answers.add_metric([command_name(code), str(result)], n)
+        yield answers
+        latency = HistogramMetricFamily(
+            "ocs_diameter_request_seconds",
+            "Time from a request's arrival to its answer being queued",
+            labels=["command"],
+        )
+        for code, hist in list(counts.latency.items()):
+            cumulative = list(zip(_LE, accumulate(hist.counts), strict=True))
+            latency.add_metric([command_name(code)], cumulative, hist.sum)
+        yield latency
 
 
 @dataclass(frozen=True, slots=True)
 class DiameterMetrics:
-    requests: Counter
-    answers: Counter
-    latency: Histogram
+    counts: Counts  # requests, answers, latency, in flight
     peers: Gauge
     in_flight: Gauge
     discarded: Counter
-    requests_in_flight: InFlight
-    children: Children = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "children", Children(self))
 
 
 @cache
 def metrics() -> DiameterMetrics:
+    counts = Counts()
+    REGISTRY.register(CountsCollector(counts))
     in_flight = Gauge("ocs_diameter_in_flight", "Diameter requests being served")
-    counter = InFlight()
-    in_flight.set_function(counter.get)
+    in_flight.set_function(counts.in_flight_now)
     return DiameterMetrics(
-        requests=Counter("ocs_diameter_requests", "Diameter requests received", ["command"]),
-        answers=Counter(
-            "ocs_diameter_answers", "Diameter answers sent", ["command", "result_code"]
-        ),
-        latency=Histogram(
-            "ocs_diameter_request_seconds",
-            "Time from a request's arrival to its answer being queued",
-            ["command"],
-            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-        ),
+        counts=counts,
         peers=Gauge("ocs_diameter_peers_connected", "Diameter peers in Open state"),
         in_flight=in_flight,
         discarded=Counter(
             "ocs_diameter_discarded", "Messages dropped without an answer", ["reason"]
         ),
-        requests_in_flight=counter,
     )

@@ -64,9 +64,7 @@ class Connection(asyncio.Protocol):
         self._close_when_idle = False
         self._context: contextvars.Context | None = None
         self._context_peer = ""
-        m = metrics()
-        self._children = m.children
-        self._in_flight_total = m.requests_in_flight
+        self._counts = metrics().counts
 
     # -- asyncio.Protocol -----------------------------------------------------
 
@@ -130,13 +128,13 @@ class Connection(asyncio.Protocol):
         settings = self.node.settings
         fast = fast_decode(raw, settings.limits) if settings.fast_path else None
         if fast is not None:
-            self._children.request(CCR).inc()
+            self._counts.request(CCR)
             if machine.request_in(self.loop.time()):
                 self._dispatch(fast)  # the machine's Dispatch, without the action list
                 return
         msg = fast or decode(raw, settings.limits)
         if fast is None and msg.header.is_request:
-            self._children.request(msg.header.command_code).inc()
+            self._counts.request(msg.header.command_code)
         self._apply(machine.receive(msg, self.loop.time()))
         self._rearm()
 
@@ -197,7 +195,7 @@ class Connection(asyncio.Protocol):
                 conn.send(copy)
             return
         self.in_flight += 1
-        self._in_flight_total.value += 1
+        self._counts.in_flight += 1
         # Every event of the request names its peer: the task runs in a copy of this
         # connection's context, where the peer is bound once.
         self.node.spawn(self._serve(msg, key, self.loop.time()), self._request_context(key[0]))
@@ -221,11 +219,11 @@ class Connection(asyncio.Protocol):
             )
         finally:
             self.in_flight -= 1
-            self._in_flight_total.value -= 1
+            self._counts.in_flight -= 1
         cacheable = not answer[4] & FLAG_ERROR  # a 3004 must not be replayed to a retry
         cache = self.node.duplicates
         copies = cache.complete(key, answer) if cacheable else cache.release(key, answer)
-        self._children.seconds(msg.header.command_code).observe(self.loop.time() - started)
+        self._counts.seconds(msg.header.command_code).observe(self.loop.time() - started)
         self.send(answer)
         for conn, copy in copies:
             conn.send(copy)  # a repeat may have come on another connection of the peer
@@ -259,7 +257,7 @@ class Connection(asyncio.Protocol):
             return
         if not data[4] & FLAG_REQUEST:
             command = int.from_bytes(data[5:8], "big")
-            self._children.answer(command, result_code_of(data)).inc()
+            self._counts.answer(command, result_code_of(data))
         self._out.append(data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
