@@ -20,21 +20,25 @@ end
 
 -- Tariff t: fu/fp first block (units, price), bu/bp next blocks, r rounding
 -- (0 per started block, 1 completed blocks only, 2 nearest), free (1/0).
-local function blocks(u, bu, r)
-  if r == 1 then return math.floor(u / bu) end
-  if r == 2 then return math.floor((2 * u + bu) / (2 * bu)) end
-  return math.floor((u + bu - 1) / bu)
-end
-
--- Price of a cumulative quantity u of money-rated units in one session.
+-- Price of a cumulative quantity u of money-rated units in one session. The
+-- block count is computed inline: cost() runs several times per service of
+-- every request, and a Lua call costs more than the division.
 local function cost(t, u)
   if u <= 0 or t.free == 1 then return 0 end
   local c = t.fp
   local rest = u - t.fu
   if rest > 0 then
-    local n = blocks(rest, t.bu, t.r)
-    if t.bp > 0 and n > (MAX - c) / t.bp then return MAX end
-    c = c + n * t.bp
+    local bu, r, n = t.bu, t.r, nil
+    if r == 1 then
+      n = math.floor(rest / bu)
+    elseif r == 2 then
+      n = math.floor((2 * rest + bu) / (2 * bu))
+    else
+      n = math.floor((rest + bu - 1) / bu)
+    end
+    local bp = t.bp
+    if bp > 0 and n > (MAX - c) / bp then return MAX end
+    c = c + n * bp
   end
   return c
 end
