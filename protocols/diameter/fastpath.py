@@ -288,7 +288,7 @@ class _Layout:
 
 _LAYOUTS: dict[int, list[_Layout]] = {}  # by message length, newest first
 _LAYOUTS_PER_LENGTH = 4
-_LAYOUT_LENGTHS = 512  # emptied when more lengths are seen (bounded whatever peers send)
+_LAYOUT_LENGTHS = 256  # emptied when more lengths are seen (bounded whatever peers send)
 _LAYOUT_HEADS = 256  # longer messages are walked every time
 # Lengths walked once: a layout costs about a walk to build, so it is built the second
 # time a length is walked (a gateway's next CCR), not for one-off shapes.
