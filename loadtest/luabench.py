@@ -9,17 +9,29 @@ Several variants of the Lua sources can be compared in one run (``--variant
 rev:HEAD~1 --variant dir:ocs/store/lua``): rounds interleave the variants and
 the best round of each is kept, since other processes share the cores.
 
+Wall time inside a command still moves with whatever else runs on the cores.
+``--callgrind`` runs the server under valgrind's callgrind instead and counts
+the instructions the whole server executes per FCALL during each phase (the
+phase's few other commands included: initiate's index SET/ZADD, terminate's
+ZREM): the same number on every run, to a fraction of a percent, whatever
+the load. Needs ``valgrind`` (a developer tool; the server runs ~50x slower,
+so use fewer sessions).
+
     .venv/bin/python -m loadtest.luabench --variant rev:HEAD --variant dir:ocs/store/lua
+    .venv/bin/python -m loadtest.luabench --callgrind --sessions 50 --updates 4 \\
+        --variant rev:HEAD --variant dir:ocs/store/lua
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import subprocess
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +53,7 @@ from ocs.charging.types import (
 from ocs.logging import configure
 from ocs.policy.loader import load_policies
 from ocs.store.client import connect
-from ocs.store.embedded import start_for_tests
+from ocs.store.embedded import find_binary, free_port, start_for_tests
 from ocs.store.scripts import _PARTS, HOT_FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,10 +143,75 @@ async def _server_cpu(cs: ChargingService) -> float:
     return float(info["used_cpu_user_main_thread"]) + float(info["used_cpu_sys_main_thread"])
 
 
+class Callgrind:
+    """A server under callgrind: counters zeroed and dumped around a phase."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={workdir}/cg.out",
+                find_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--dir",
+                str(workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.dumps = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _control(self, *args: str) -> None:
+        subprocess.run(
+            ["callgrind_control", *args, str(self.proc.pid)], check=True, capture_output=True
+        )
+
+    def zero(self) -> None:
+        self._control("-z")
+
+    def instructions(self) -> int:
+        """Instructions executed since zero(), from a fresh dump."""
+        self._control("-d")
+        self.dumps += 1
+        dump = self.dir / f"cg.out.{self.dumps}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if dump.exists():
+                for line in dump.read_text().splitlines():
+                    if line.startswith("summary:"):
+                        return int(line.split()[1])
+            time.sleep(0.1)
+        raise RuntimeError(f"no callgrind dump {dump}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+
+
 async def _round(
-    cs: ChargingService, sc: Scenario, tag: str, sessions: int, updates: int
+    cs: ChargingService,
+    sc: Scenario,
+    tag: str,
+    sessions: int,
+    updates: int,
+    cg: Callgrind | None = None,
 ) -> dict[str, float]:
-    """One round of `sessions` sessions: usec per FCALL of each phase."""
+    """One round of `sessions` sessions: per FCALL of each phase, usec and
+    server CPU (usec), or instructions under callgrind."""
     acc = await Accounts.connect(cs.redis)
     ids = [Identity(IdentityType.E164, f"{tag}{i:06d}") for i in range(sessions)]
     for ident in ids:
@@ -142,14 +219,18 @@ async def _round(
     refs = [SessionRef(f"{tag}-s{i}") for i in range(sessions)]
     out: dict[str, float] = {}
 
-    async def phase(name: str, run: Any) -> None:
+    async def phase(name: str, run: Callable[[], Awaitable[None]]) -> None:
         await cs.redis.config_resetstat()
         cpu0 = await _server_cpu(cs)
+        if cg is not None:
+            cg.zero()
         await run()
+        ins = cg.instructions() if cg is not None else 0
         cpu1 = await _server_cpu(cs)
         calls, usec = await _fcall_stats(cs)
         out[name] = usec / max(calls, 1)
         out[name + " cpu"] = (cpu1 - cpu0) * 1e6 / max(calls, 1)
+        out[name + " ins"] = ins / max(calls, 1)
 
     async def initiate() -> None:
         await asyncio.gather(*(cs.initiate(s, ids[i], _services(0)) for i, s in enumerate(refs)))
@@ -172,36 +253,68 @@ async def _round(
     return out
 
 
+@contextlib.contextmanager
+def _server(workdir: Path, callgrind: bool) -> Iterator[tuple[str, Callgrind | None]]:
+    if not callgrind:
+        srv = start_for_tests(workdir)
+        try:
+            yield srv.url, None
+        finally:
+            srv.stop()
+        return
+    cg = Callgrind(workdir)
+    try:
+        yield cg.url, cg
+    finally:
+        cg.stop()
+
+
+@contextlib.asynccontextmanager
+async def _service(url: str, sc: Scenario) -> AsyncIterator[ChargingService]:
+    client = connect(url, timeout=600)
+    deadline = time.monotonic() + 120
+    while True:  # a server under valgrind takes seconds to start
+        try:
+            await client.ping()
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        yield await ChargingService.connect(client, load_policies(sc.policies))
+    finally:
+        await client.aclose()
+
+
 async def main(args: argparse.Namespace) -> None:
     configure("warning", "json")
     sc = _scenarios()[args.scenario]
-    with tempfile.TemporaryDirectory() as tmp:
-        srv = start_for_tests(Path(tmp))
-        client = connect(srv.url)
-        try:
-            cs = await ChargingService.connect(client, load_policies(sc.policies))
+    with tempfile.TemporaryDirectory() as tmp, _server(Path(tmp), args.callgrind) as (url, cg):
+        async with _service(url, sc) as cs:
             libs = []
             for spec in args.variant:
                 name, source = assemble(variant_sources(spec), spec)
-                await client.function_load(source, replace=True)
+                await cs.redis.function_load(source, replace=True)
                 libs.append((spec, name))
             best: dict[str, dict[str, float]] = {spec: {} for spec, _ in libs}
             for r in range(args.rounds):
                 for v, (spec, name) in enumerate(libs):
                     cs.library = name
-                    got = await _round(cs, sc, f"7{r:02d}{v:02d}", args.sessions, args.updates)
-                    print(f"round {r} {spec}: " + _line(got))
+                    tag = f"7{r:02d}{v:02d}"
+                    got = await _round(cs, sc, tag, args.sessions, args.updates, cg)
+                    print(f"round {r} {spec}: " + _line(got, cg is not None))
                     for p, value in got.items():
                         best[spec][p] = min(best[spec].get(p, float("inf")), value)
-            print(f"best of {args.rounds} ({args.scenario}): usec per FCALL [server CPU]")
+            what = "instructions per FCALL" if cg else "usec per FCALL [server CPU usec]"
+            print(f"best of {args.rounds} ({args.scenario}): {what}")
             for spec, phases in best.items():
-                print(f"  {spec}\n    {_line(phases)}")
-        finally:
-            await client.aclose()
-            srv.stop()
+                print(f"  {spec}\n    {_line(phases, cg is not None)}")
 
 
-def _line(got: dict[str, float]) -> str:
+def _line(got: dict[str, float], instructions: bool = False) -> str:
+    if instructions:
+        return "  ".join(f"{p} {got[p + ' ins'] / 1000:7.1f}k" for p in PHASES)
     return "  ".join(f"{p} {got[p]:6.1f} [{got[p + ' cpu']:6.1f}]" for p in PHASES)
 
 
@@ -212,6 +325,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sessions", type=int, default=200)
     p.add_argument("--updates", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--callgrind", action="store_true", help="count instructions (valgrind) instead of time"
+    )
     args = p.parse_args(argv)
     if not args.variant:
         args.variant = [f"dir:{ROOT / 'ocs' / 'store' / 'lua'}"]
