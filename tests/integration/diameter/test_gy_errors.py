@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import struct
+from typing import Any
 
 import pytest
+import structlog
 from redis.asyncio import Redis
 
 from ocs.charging.api import ChargingService
@@ -14,6 +16,7 @@ from ocs.charging.types import TerminationCause
 from tests.core_fixtures import NewAccount
 from tests.integration.diameter.conftest import NewClient, StartServer
 from tests.integration.diameter.gy_client import (
+    ORIGIN_HOST,
     GyClient,
     failed_codes,
     mscc,
@@ -285,3 +288,27 @@ async def test_partial_header_then_eof_keeps_server_up(gy: GyClient, new_client:
     c.write(w.dwr()[:10])
     await c.close()
     assert (await gy.dwr()).result_code == 2001
+
+
+async def test_core_crash_answers_5012_and_the_request_knows_its_peer(
+    start_server: StartServer, new_client: NewClient, charging: ChargingService
+) -> None:
+    """An unexpected error in the core: 5012 (UNABLE_TO_COMPLY) with the E bit clear, the
+    connection stays up, and the request ran with its peer bound for every log event."""
+    seen: list[object] = []
+
+    class Crashing(ChargingService):
+        async def initiate(self, *args: object, **kwargs: object) -> Any:
+            seen.append(structlog.contextvars.get_contextvars().get("peer"))
+            raise RuntimeError("core bug")
+
+    crashing = Crashing(charging.redis, charging.policies, charging.partitions)
+    server = await start_server(crashing)
+    c = await new_client(server)
+    for _ in range(2):  # the second on the same connection: same peer, still answered
+        a = await c.send_raw(w.ccr(sub("123"), **ids()))
+        assert result_of(a) == 5012
+        assert not plain(a).header.is_error
+    assert seen == [ORIGIN_HOST, ORIGIN_HOST]
+    assert structlog.contextvars.get_contextvars().get("peer") is None  # not leaked here
+    assert (await c.dwr()).result_code == 2001
