@@ -42,14 +42,16 @@ local function current_session(may_create)
   return open_session()
 end
 
-local function store_open()
+-- Store the open session and the balance (pruned) in one write.
+local function store_open(bal)
   -- The front end's latest view of the session (a Diameter session moved to
   -- another peer, a new Framed-IP): pushes go where the session now is.
   if req.owner and req.owner ~= '' then sess.owner = req.owner end
   if req.attrs and #req.attrs > 0 then sess.attrs = req.attrs end
   sess.last = now
   sess.dl = now + req.sup
-  redis.call('SET', KEYS[5], cmsgpack.pack(sess))
+  prune(bal, now)
+  redis.call('MSET', KEYS[5], cmsgpack.pack(sess), KEYS[2], cmsgpack.pack(bal))
   -- An open session read from its key joined the open-session set in the
   -- call that opened it and leaves only when closed (close_session, abandon):
   -- only a session opened by this call is added.
@@ -80,8 +82,7 @@ local function serve_and_keep(deny)
     if r.st == 'credit_limit_reached' then limited = true end
   end
   balance_events(KEYS[7], sess, req.acct, before, money_available(bal, now), req.lowb, limited)
-  store_open()
-  save_balance(KEYS[2], bal, now)
+  store_open(bal)
   return answer(result)
 end
 
