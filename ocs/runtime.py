@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from ocs.store.client import connect
 from ocs.store.embedded import EmbeddedRedis
 
 log = structlog.get_logger("ocs.runtime")
+
+GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (CPython: 700)
 
 
 @contextlib.asynccontextmanager
@@ -199,6 +202,7 @@ class Runtime:
             for fe in self.frontends:
                 await fe.start(charging)
                 register_health(fe.name, fe.health)
+            _tune_gc()
             log.info(
                 "ocs_started",
                 frontends=[fe.name for fe in self.frontends],
@@ -233,6 +237,21 @@ class Runtime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, holder.reload)
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a long-running server.
+
+    Everything built at start (policies, modules, listeners) lives as long
+    as the process: ``gc.freeze`` takes it out of every future collection.
+    The hot path allocates many short-lived acyclic objects, which reference
+    counting frees; a larger first-generation threshold runs the cycle
+    collector less often for the same garbage (about 5 µs per request at
+    CPython's default of 700, measured on the Gy benchmark).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def run_server(config: Config, worker_index: int = 0) -> None:
