@@ -278,7 +278,7 @@ class ChargingService:
             # Identities are kept when a session opens; a plain update sends none.
             "ids": [i.key() for i in ids] if op != "update" or create else [],
             "owner": session.owner,
-            "attrs": [list(a) for a in session.attributes],
+            "attrs": session.attributes,  # msgpack packs the tuples as arrays
             "pv": policies.version,
             "sup": supervision,
             "svcs": rated.lua,
@@ -287,18 +287,7 @@ class ChargingService:
             "tax": policies.tax_ppm(target.plan),
             "lowb": policies.notifications.low_balance,
         }
-        blob, answers, order = keys.session_keys(session.session_id)
-        session_keys = [
-            keys.account,
-            keys.balance,
-            keys.ids,
-            keys.sessions,
-            blob,
-            keys.records,
-            keys.notifications,
-            answers,
-            order,
-        ]
+        session_keys = keys.script_keys(session.session_id)
         # May this call open the session? An update that may create one (RADIUS
         # Interim) of a session this process has served is taken as an update.
         opening = op == "initiate" or (

@@ -79,6 +79,21 @@ class AccountKeys:
         base = self.session(session_id)
         return base, f"{base}:a", f"{base}:o"
 
+    def script_keys(self, session_id: str) -> tuple[str, ...]:
+        """KEYS of the session scripts, in their order (ocs/store/lua/session_common.lua)."""
+        blob, answers, order = self.session_keys(session_id)
+        return (
+            self.account,
+            self.balance,
+            self.ids,
+            self.sessions,
+            blob,
+            self.records,
+            self.notifications,
+            answers,
+            order,
+        )
+
 
 def identity_index(identity_key: str) -> str:
     """identity (``e164:336...``) -> account id."""
