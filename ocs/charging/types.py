@@ -1,7 +1,11 @@
 """Protocol-neutral values of the charging API.
 
 These are the only types that cross between ``protocols/`` and ``ocs/``: no
-Diameter AVP and no RADIUS attribute appears here. Money is an ``int`` of
+Diameter AVP and no RADIUS attribute appears here. All are immutable. The
+ones built for every request (usage, service requests and outcomes, the
+answer) are NamedTuples: a frozen dataclass costs about 170 ns per field to
+build (``object.__setattr__``), a NamedTuple one allocation, and a Gy CCR
+makes a dozen of them; the rest are frozen dataclasses. Money is an ``int`` of
 micro-units of the account's currency; usage is an ``int`` of octets, seconds
 or events. Per-service outcomes are values (one Gy CCR can mix a grant and a
 credit-limit answer, RFC 4006 §5.1.2); request-level failures are the
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class UnitType(enum.Enum):
@@ -83,8 +88,7 @@ class ServiceKey:
         return self._key
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """Units used or requested, by unit type. Absent types are zero / not asked."""
 
     total_octets: int | None = None
@@ -127,8 +131,7 @@ class TariffChange(enum.Enum):
     INDETERMINATE = 2
 
 
-@dataclass(frozen=True, slots=True)
-class UsedUnits:
+class UsedUnits(NamedTuple):
     """One usage report for a service (a Gy USU, or a RADIUS counter delta)."""
 
     usage: Usage
@@ -141,8 +144,7 @@ class UsedUnits:
     cumulative: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceRequest:
+class ServiceRequest(NamedTuple):
     """What the gateway says for one service in one request.
 
     ``requested`` is ``None`` when the gateway asks for no new quota (e.g. a
@@ -183,8 +185,7 @@ class ServiceStatus(enum.Enum):
     NOT_APPLICABLE = "not_applicable"  # Gy 4011 (service not credit-controlled)
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceOutcome:
+class ServiceOutcome(NamedTuple):
     """The answer for one service of one request.
 
     ``granted`` is ``None`` when nothing is granted (terminate, final units
@@ -222,8 +223,7 @@ class SessionRef:
     attributes: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ChargingAnswer:
+class ChargingAnswer(NamedTuple):
     """Answer to initiate / update / terminate: one outcome per requested service."""
 
     session_id: str

@@ -30,6 +30,7 @@ usage = st.builds(
     output_octets=st.none() | u64,
     seconds=st.none() | u32,
     events=st.none() | u64,
+    money=st.none() | st.integers(0, 2**63 - 1),  # CC-Money Value-Digits is Integer64
 )
 final_unit = st.none() | st.builds(
     FinalUnit,
@@ -46,6 +47,9 @@ outcome = st.builds(
     time_threshold=st.none() | u32,
     quota_holding_time=st.none() | u32,
     final_unit=final_unit,
+    tariff_time_change=st.none(),
+    charged=st.just(0),
+    shortfall=st.just(0),
 )
 REQUEST = decode(ccr())
 LOCAL = LocalNode("ocs.example", "example")
