@@ -116,3 +116,18 @@ async def test_dynamic_grant_never_exceeds_what_the_balance_pays(
         assert out.status is ServiceStatus.CREDIT_LIMIT_REACHED
     view = await accounts.show(acct)
     assert all(b["amount"] - b["reserved"] >= b["floor"] for b in view["buckets"])
+
+
+async def test_grant_search_above_two_to_the_52_units_returns(
+    charging: ChargingService, new_account: NewAccount
+) -> None:
+    """A balance paying for more than 2^52 octets and an ask at the 2^53 cap: the
+    affordability search ends (its midpoint once rounded above 2^52 and looped for
+    ever, a busy server) and grants half of what the balance pays (dynamic sizing)."""
+    acct = await new_account(money=30_000_000_000_000)  # pays 6e15 octets of video
+    a = await charging.initiate(
+        SessionRef(unique_session()),
+        acct.identity,
+        [ServiceRequest(VIDEO, Usage(total_octets=2**60))],  # saturated to 2^53 - 1
+    )
+    assert a.services[0].granted == Usage(total_octets=3_000_000_000_000_000)
