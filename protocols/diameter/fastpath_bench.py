@@ -20,7 +20,7 @@ import multiprocessing as mp
 import struct
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import uvloop
@@ -34,6 +34,7 @@ from diameter.message.commands import CapabilitiesExchangeRequest, CreditControl
 
 from ocs.charging.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus, Usage
 from ocs.logging import configure as configure_logging
+from protocols.bench_timing import best_us
 from protocols.diameter import fastpath
 from protocols.diameter.capabilities import PeerInfo
 from protocols.diameter.codec import Limits, decode
@@ -96,16 +97,6 @@ def answer() -> ChargingAnswer:
 def _walked(data: bytes, limits: Limits) -> object:
     fastpath.forget_layouts()  # as for a CCR whose layout is new
     return fast_decode(data, limits)
-
-
-def best_us(fn: Callable[[], object], n: int) -> float:
-    best = float("inf")
-    for _ in range(3):
-        start = time.process_time()
-        for _ in range(n):
-            fn()
-        best = min(best, time.process_time() - start)
-    return best / n * 1e6
 
 
 class _FixedCharging:

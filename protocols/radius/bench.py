@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, cast
 
 import uvloop
@@ -32,6 +32,7 @@ from pyrad import packet as rp
 
 from ocs.charging.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus, Usage
 from ocs.logging import configure as configure_logging
+from protocols.bench_timing import best_us
 from protocols.radius import metrics as m
 from protocols.radius.accounting_record import parse_accounting, parse_wire
 from protocols.radius.codec import (
@@ -157,16 +158,6 @@ def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
     except StopIteration as stop:
         return stop.value
     raise RuntimeError("coroutine suspended")
-
-
-def best_us(fn: Callable[[], object], n: int) -> float:
-    best = float("inf")
-    for _ in range(3):
-        start = time.process_time()
-        for _ in range(n):
-            fn()
-        best = min(best, time.process_time() - start)
-    return best / n * 1e6
 
 
 def stages(n: int) -> dict[str, float]:
