@@ -105,7 +105,7 @@ def _make_rated(policies: PolicySet, plan: str, service: ServiceKey) -> _Rated:
         name,
         svc.unit,
         policies.quota(name),
-        _extras(quota_name=name, policies=policies),
+        _make_extras(name, policies),
         banded,
         None if banded else lua_tariff(price),
     )
@@ -218,15 +218,8 @@ def lua_tariff(price: Price | None) -> dict[str, int]:
     return params
 
 
-def _extras(quota_name: str, policies: PolicySet) -> dict[str, Any]:
-    """Grant attributes from policy, computed once per policy set and service."""
-    extras: dict[str, Any] = policies.memo(
-        ("extras", quota_name), lambda: _make_extras(quota_name, policies)
-    )
-    return extras
-
-
 def _make_extras(quota_name: str, policies: PolicySet) -> dict[str, Any]:
+    """Grant attributes from policy (made once per plan and service, in ``_Rated``)."""
     q = policies.quota(quota_name)
     fu = q.final_unit
     return {
