@@ -53,7 +53,7 @@ from ocs.store.scripts import Scripts, evalsha, library
 
 log = structlog.get_logger("ocs.charging")
 
-SESSION_INDEX_TTL = 30 * 86400  # refreshed by every update of a live session
+SESSION_INDEX_TTL = 30 * 86400  # refreshed by one request in 64 of a live session
 _KEYS_KEPT = 100_000  # accounts whose key names are kept made
 _pack = msgpack.Packer(use_bin_type=True).pack  # one packer: the loop is single-threaded
 
