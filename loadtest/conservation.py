@@ -29,9 +29,9 @@ from redis.asyncio import Redis
 from loadtest.provision import Balances
 from ocs.charging.api import ChargingService
 from ocs.charging.records import RECORD_FIELD, ChargedRecord, RecordDecodeError, decode_record
-from ocs.charging.types import TerminationCause
 from ocs.store.client import text
 from ocs.store.keys import records_stream
+from ocs.vocabulary.types import TerminationCause
 
 READ_BATCH = 1000
 

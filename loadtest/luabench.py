@@ -40,7 +40,12 @@ import uvloop
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
-from ocs.charging.types import (
+from ocs.logging import configure
+from ocs.policy.loader import load_policies
+from ocs.store.client import connect
+from ocs.store.embedded import find_binary, free_port, start_for_tests
+from ocs.store.scripts import _PARTS, HOT_FUNCTIONS
+from ocs.vocabulary.types import (
     Identity,
     IdentityType,
     ServiceKey,
@@ -50,11 +55,6 @@ from ocs.charging.types import (
     Usage,
     UsedUnits,
 )
-from ocs.logging import configure
-from ocs.policy.loader import load_policies
-from ocs.store.client import connect
-from ocs.store.embedded import find_binary, free_port, start_for_tests
-from ocs.store.scripts import _PARTS, HOT_FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("initiate", "update", "terminate")

@@ -20,7 +20,7 @@ from typing import Any
 import msgpack
 
 from ocs.accounts import Accounts, BucketSpec
-from ocs.charging.types import Identity, IdentityType, UnitType
+from ocs.vocabulary.types import Identity, IdentityType, UnitType
 
 BATCH = 200
 

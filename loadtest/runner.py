@@ -31,9 +31,9 @@ from loadtest.spec import LoadSpec
 from loadtest.stats import Stats
 from ocs.accounts import Accounts
 from ocs.charging.api import ChargingService
-from ocs.charging.types import IdentityType
 from ocs.policy.loader import PolicySet
 from ocs.store.client import connect
+from ocs.vocabulary.types import IdentityType
 
 
 class RunError(RuntimeError):

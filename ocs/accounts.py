@@ -21,12 +21,12 @@ from typing import Any
 import msgpack
 from redis.asyncio import Redis
 
-from ocs.charging.errors import ChargingError, UserUnknown
-from ocs.charging.types import Identity, NotificationKind, UnitType
 from ocs.store.client import blob, storage_errors, text
 from ocs.store.client import partitions as read_partitions
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys, identity_index
 from ocs.store.scripts import Scripts
+from ocs.vocabulary.errors import ChargingError, UserUnknown
+from ocs.vocabulary.types import Identity, NotificationKind, UnitType
 
 
 class AccountError(ChargingError):

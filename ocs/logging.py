@@ -43,7 +43,7 @@ IDENTITY_KEYS = frozenset(
         "calling_station_id",
     }
 )
-# ``type:value`` forms of ocs.charging.types.Identity.key() (and tel: URIs).
+# ``type:value`` forms of ocs.vocabulary.types.Identity.key() (and tel: URIs).
 _IDENTITY_KINDS = frozenset({"e164", "imsi", "sip", "nai", "private", "tel"})
 
 
@@ -68,7 +68,7 @@ def _mask_any(value: Any) -> Any:
         return mask(value)
     if isinstance(value, list | tuple | set | frozenset):
         return [_mask_any(v) for v in value]
-    key = getattr(value, "key", None)  # ocs.charging.types.Identity
+    key = getattr(value, "key", None)  # ocs.vocabulary.types.Identity
     return mask(key() if callable(key) else str(value))
 
 

@@ -28,9 +28,9 @@ import structlog
 from redis import exceptions as rexc
 from redis.asyncio import Redis
 
-from ocs.charging.types import Notification, NotificationKind
 from ocs.store.client import text
 from ocs.store.keys import notifications_stream
+from ocs.vocabulary.types import Notification, NotificationKind
 
 log = structlog.get_logger("ocs.notify")
 

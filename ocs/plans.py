@@ -20,12 +20,12 @@ import msgpack
 import structlog
 from redis.asyncio import Redis
 
-from ocs.charging.errors import UserUnknown
 from ocs.policy.loader import PolicySet
 from ocs.policy.models import Allowance
 from ocs.store.client import storage_errors, text
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys
 from ocs.store.scripts import Scripts
+from ocs.vocabulary.errors import UserUnknown
 
 log = structlog.get_logger("ocs.plans")
 

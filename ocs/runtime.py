@@ -24,7 +24,6 @@ from redis.exceptions import RedisError
 
 from ocs import __version__
 from ocs.charging.api import ChargingService
-from ocs.charging.errors import StorageUnavailable
 from ocs.charging.supervision import run_supervisor
 from ocs.config import Config, ConfigError
 from ocs.frontend import Frontend, FrontendContext, load_frontend_factories
@@ -34,6 +33,7 @@ from ocs.plans import Renewals
 from ocs.policy.loader import PolicyError, PolicySet, load_policies
 from ocs.store.client import connect
 from ocs.store.embedded import EmbeddedRedis
+from ocs.vocabulary.errors import StorageUnavailable
 
 log = structlog.get_logger("ocs.runtime")
 

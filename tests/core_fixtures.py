@@ -18,9 +18,9 @@ from redis.asyncio import Redis
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
-from ocs.charging.types import Identity, IdentityType, UnitType
 from ocs.policy.loader import PolicySet, load_policies
 from ocs.store.client import connect
+from ocs.vocabulary.types import Identity, IdentityType, UnitType
 
 TEST_POLICIES = Path(__file__).parent / "policies"
 

@@ -25,12 +25,20 @@ import structlog
 from redis import exceptions as rexc
 from redis.asyncio import Redis
 
-from ocs.charging import closing, errors
+from ocs.charging import closing
 from ocs.charging.events import EventCall, event_answer, run_event_script
 from ocs.charging.rating import cost, rated_amount, tariff_params
 from ocs.charging.requests import RatedRequest, outcomes, rate_request
 from ocs.charging.resolver import Resolver, Target
-from ocs.charging.types import (
+from ocs.notify import subscribe
+from ocs.policy.loader import PolicySet
+from ocs.store.batch import Batcher, Command
+from ocs.store.client import partitions as read_partitions
+from ocs.store.client import storage_errors
+from ocs.store.keys import AccountKeys, owner_index, session_index, supervision_shard
+from ocs.store.scripts import Scripts, evalsha, library
+from ocs.vocabulary import errors
+from ocs.vocabulary.types import (
     ChargingAnswer,
     EventAction,
     EventAnswer,
@@ -43,13 +51,6 @@ from ocs.charging.types import (
     TerminationCause,
     Usage,
 )
-from ocs.notify import subscribe
-from ocs.policy.loader import PolicySet
-from ocs.store.batch import Batcher, Command
-from ocs.store.client import partitions as read_partitions
-from ocs.store.client import storage_errors
-from ocs.store.keys import AccountKeys, owner_index, session_index, supervision_shard
-from ocs.store.scripts import Scripts, evalsha, library
 
 log = structlog.get_logger("ocs.charging")
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import structlog
 
-from ocs.charging.types import TerminationCause
 from ocs.store.client import storage_errors, text
 from ocs.store.keys import owner_index, supervision_shard
+from ocs.vocabulary.types import TerminationCause
 
 if TYPE_CHECKING:
     from ocs.charging.api import ChargingService

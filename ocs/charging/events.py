@@ -16,7 +16,8 @@ import msgpack
 from ocs.charging.rating import TariffParams, cost
 from ocs.charging.requests import usage_map
 from ocs.charging.resolver import Target
-from ocs.charging.types import (
+from ocs.policy.loader import PolicySet
+from ocs.vocabulary.types import (
     EventAction,
     EventAnswer,
     Identity,
@@ -25,7 +26,6 @@ from ocs.charging.types import (
     UnitType,
     Usage,
 )
-from ocs.policy.loader import PolicySet
 
 if TYPE_CHECKING:
     from ocs.charging.api import ChargingService

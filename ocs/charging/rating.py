@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ocs.charging.types import UnitType, Usage
 from ocs.policy.models import Price, Quota
 from ocs.policy.quantities import MAX_QUANTITY
+from ocs.vocabulary.types import UnitType, Usage
 
 _ROUNDING = {"up": 0, "down": 1, "nearest": 2}
 

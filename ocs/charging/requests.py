@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocs.charging.rating import grant_size, rated_amount, saturate, tariff_params, threshold
-from ocs.charging.types import (
+from ocs.policy.loader import PolicySet
+from ocs.policy.models import Price, Quota
+from ocs.policy.quantities import MAX_QUANTITY
+from ocs.policy.timebands import Schedule
+from ocs.vocabulary.types import (
     FinalUnit,
     FinalUnitAction,
     ServiceKey,
@@ -26,10 +30,6 @@ from ocs.charging.types import (
     Usage,
     UsedUnits,
 )
-from ocs.policy.loader import PolicySet
-from ocs.policy.models import Price, Quota
-from ocs.policy.quantities import MAX_QUANTITY
-from ocs.policy.timebands import Schedule
 
 _FUA = {"terminate": 0, "redirect": 1, "restrict": 2}
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from ocs.charging.errors import UnknownSession, UserUnknown
-from ocs.charging.types import Identity
 from ocs.store.batch import Batcher
 from ocs.store.client import storage_errors, text
 from ocs.store.keys import AccountKeys, identity_index, session_index
+from ocs.vocabulary.errors import UnknownSession, UserUnknown
+from ocs.vocabulary.types import Identity
 
 
 @dataclass(frozen=True, slots=True)

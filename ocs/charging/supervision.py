@@ -18,11 +18,11 @@ import time
 import structlog
 
 from ocs.charging.api import ChargingService
-from ocs.charging.errors import StorageUnavailable
-from ocs.charging.types import TerminationCause
 from ocs.metrics import SESSIONS_ABANDONED
 from ocs.store.client import storage_errors, text
 from ocs.store.keys import SUPERVISION_SHARDS, supervision_shard_key
+from ocs.vocabulary.errors import StorageUnavailable
+from ocs.vocabulary.types import TerminationCause
 
 log = structlog.get_logger("ocs.supervision")
 

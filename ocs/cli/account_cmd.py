@@ -16,10 +16,10 @@ from typing import Any
 import click
 
 from ocs.accounts import AccountError, Accounts, BucketSpec
-from ocs.charging.types import Identity, NotificationKind, UnitType
 from ocs.cli.common import fail, run_with_store
 from ocs.plans import Renewals
 from ocs.policy.quantities import format_money, parse_money, parse_octets, parse_seconds
+from ocs.vocabulary.types import Identity, NotificationKind, UnitType
 
 UNIT_NAMES = [u.value for u in UnitType]
 

@@ -15,10 +15,10 @@ from typing import Any, NoReturn
 import click
 
 from ocs.accounts import AccountError, Accounts
-from ocs.charging.errors import ChargingError
 from ocs.config import Config, ConfigError
 from ocs.policy.loader import PolicyError
 from ocs.store.embedded import EmbeddedError
+from ocs.vocabulary.errors import ChargingError
 
 
 def fail(message: str) -> NoReturn:

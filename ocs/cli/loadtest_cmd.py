@@ -81,9 +81,9 @@ def _range(text: str) -> tuple[int, int]:
 def loadtest_cli(obj: dict[str, Any], /, **opts: Any) -> None:
     """Simulated gateways against a running server; report and conservation check."""
     from loadtest.spec import LoadSpec, Model, Protocol, Shape, Target
-    from ocs.charging.types import IdentityType, UnitType
     from ocs.cli.account_cmd import parse_amount
     from ocs.config import Config
+    from ocs.vocabulary.types import IdentityType, UnitType
 
     config: Config = obj["config"]()
     proto = Protocol(opts["protocol"])

@@ -23,9 +23,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ocs.charging.records import ChargedRecord, ServiceCharge
-from ocs.charging.types import UnitType
 from ocs.export.money import Currencies, allocate, decimal_string, ppm_percent, to_minor
 from ocs.export.periods import iso_local
+from ocs.vocabulary.types import UnitType
 
 Row = dict[str, Any]
 

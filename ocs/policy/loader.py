@@ -20,7 +20,6 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ocs.charging.types import ServiceKey
 from ocs.policy.models import (
     Defaults,
     Notifications,
@@ -32,6 +31,7 @@ from ocs.policy.models import (
     Tariff,
 )
 from ocs.policy.timebands import Schedule
+from ocs.vocabulary.types import ServiceKey
 
 
 class PolicyError(ValueError):

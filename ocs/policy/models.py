@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from ocs.charging.types import FinalUnitAction, UnitType
 from ocs.policy.quantities import parse_money, parse_octets, parse_seconds
+from ocs.vocabulary.types import FinalUnitAction, UnitType
 
 Money = Annotated[int, BeforeValidator(parse_money)]
 Seconds = Annotated[int, BeforeValidator(parse_seconds)]

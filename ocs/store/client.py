@@ -1,7 +1,7 @@
 """Connecting to Redis and turning its failures into StorageUnavailable.
 
 Only ``ocs/`` talks to Redis (DESIGN.md "Data flow" 1). Connection and timeout
-errors become :class:`~ocs.charging.errors.StorageUnavailable`; every script is
+errors become :class:`~ocs.vocabulary.errors.StorageUnavailable`; every script is
 idempotent, so a caller that sees it may retry the same request safely.
 """
 
@@ -16,8 +16,8 @@ from redis import exceptions as rexc
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 
-from ocs.charging.errors import StorageUnavailable
 from ocs.store.keys import DEFAULT_PARTITIONS, META_PARTITIONS
+from ocs.vocabulary.errors import StorageUnavailable
 
 
 def connect(url: str, *, timeout: float = 2.0, max_connections: int = 64) -> Redis:

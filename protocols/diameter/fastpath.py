@@ -30,7 +30,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ocs.charging.types import (
+from ocs.vocabulary.types import (
     EventAction,
     Identity,
     IdentityType,

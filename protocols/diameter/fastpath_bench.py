@@ -32,8 +32,8 @@ from diameter.message.avp.grouped import (
 )
 from diameter.message.commands import CapabilitiesExchangeRequest, CreditControlRequest
 
-from ocs.charging.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus, Usage
 from ocs.logging import configure as configure_logging
+from ocs.vocabulary.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus, Usage
 from protocols.bench_timing import best_us
 from protocols.diameter import fastpath
 from protocols.diameter.capabilities import PeerInfo

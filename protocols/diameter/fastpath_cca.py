@@ -21,7 +21,7 @@ from functools import partial
 
 from diameter.message.avp import Avp
 
-from ocs.charging.types import (
+from ocs.vocabulary.types import (
     ChargingAnswer,
     FinalUnit,
     FinalUnitAction,

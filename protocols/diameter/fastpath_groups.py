@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 
-from ocs.charging.types import (
+from ocs.vocabulary.types import (
     Identity,
     IdentityType,
     ServiceKey,

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import structlog
 from diameter.message.avp import Avp
 
-from ocs.charging import errors
 from ocs.charging.api import ChargingService
-from ocs.charging.types import (
+from ocs.vocabulary import errors
+from ocs.vocabulary.types import (
     ChargingAnswer,
     EventAction,
     EventAnswer,

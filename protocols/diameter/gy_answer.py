@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from diameter.message.avp import Avp
 
-from ocs.charging.types import EventAnswer, FinalUnit, FinalUnitAction, ServiceOutcome, Usage
+from ocs.vocabulary.types import EventAnswer, FinalUnit, FinalUnitAction, ServiceOutcome, Usage
 from protocols.diameter import avps as A
 from protocols.diameter.constants import VENDOR_3GPP, AvpCode, TgppAvpCode
 from protocols.diameter.result_codes import for_status

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from diameter.message.avp import Avp
 
-from ocs.charging.types import (
+from ocs.vocabulary.types import (
     EventAction,
     Identity,
     IdentityType,

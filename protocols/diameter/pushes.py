@@ -18,7 +18,7 @@ import structlog
 from diameter.message.avp import Avp
 
 from ocs.charging.api import ChargingService
-from ocs.charging.types import Notification, NotificationKind
+from ocs.vocabulary.types import Notification, NotificationKind
 from protocols.diameter import avps as A
 from protocols.diameter.capabilities import PeerInfo
 from protocols.diameter.codec import Decoded

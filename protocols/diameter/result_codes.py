@@ -1,15 +1,15 @@
 """The one table from charging outcomes to Gy Result-Codes (RFC 4006 §9, standards §2.8).
 
 Per-service statuses are values (one CCA can mix 2001 and 4012 across MSCCs);
-request-level failures are exceptions of :mod:`ocs.charging.errors`, each with
+request-level failures are exceptions of :mod:`ocs.vocabulary.errors`, each with
 its code here. StorageUnavailable has no fixed code: the deployment chooses
 (see :mod:`protocols.diameter.config`, default 3004).
 """
 
 from __future__ import annotations
 
-from ocs.charging import errors
-from ocs.charging.types import ServiceStatus
+from ocs.vocabulary import errors
+from ocs.vocabulary.types import ServiceStatus
 from protocols.diameter.constants import ResultCode
 
 SERVICE_STATUS: dict[ServiceStatus, ResultCode] = {

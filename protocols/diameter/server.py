@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from ocs.charging.api import ChargingService
-from ocs.charging.types import TerminationCause
+from ocs.vocabulary.types import TerminationCause
 from protocols.diameter.capabilities import AllowedPeer, PeerInfo
 from protocols.diameter.codec import Limits
 from protocols.diameter.config import DiameterConfig

@@ -25,12 +25,12 @@ import enum
 from typing import NamedTuple
 
 from ocs.charging.api import ChargingService
-from ocs.charging.errors import (
+from ocs.vocabulary.errors import (
     AccountBlocked,
     ChargingError,
     StorageUnavailable,
 )
-from ocs.charging.types import (
+from ocs.vocabulary.types import (
     ChargingAnswer,
     Identity,
     ServiceKey,

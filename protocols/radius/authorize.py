@@ -29,13 +29,13 @@ from dataclasses import dataclass
 from pyrad import packet as rp
 
 from ocs.charging.api import ChargingService
-from ocs.charging.errors import (
+from ocs.vocabulary.errors import (
     AccountBlocked,
     ChargingError,
     StorageUnavailable,
     UserUnknown,
 )
-from ocs.charging.types import (
+from ocs.vocabulary.types import (
     ChargingAnswer,
     ServiceOutcome,
     ServiceRequest,

@@ -30,8 +30,8 @@ from typing import Any, cast
 import uvloop
 from pyrad import packet as rp
 
-from ocs.charging.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus, Usage
 from ocs.logging import configure as configure_logging
+from ocs.vocabulary.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus, Usage
 from protocols.bench_timing import best_us
 from protocols.radius import metrics as m
 from protocols.radius.accounting_record import parse_accounting, parse_wire

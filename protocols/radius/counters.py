@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from typing import NamedTuple
 
-from ocs.charging.types import Usage, UsedUnits
+from ocs.vocabulary.types import Usage, UsedUnits
 
 GIGAWORD = 1 << 32
 U32_MAX = GIGAWORD - 1

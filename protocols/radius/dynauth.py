@@ -26,8 +26,8 @@ from typing import Any
 import structlog
 
 from ocs.charging.api import ChargingService
-from ocs.charging.errors import ChargingError
-from ocs.charging.types import (
+from ocs.vocabulary.errors import ChargingError
+from ocs.vocabulary.types import (
     Notification,
     NotificationKind,
     ServiceRequest,

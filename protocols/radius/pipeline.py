@@ -20,8 +20,8 @@ from typing import NamedTuple
 import structlog
 
 from ocs.charging.api import ChargingService
-from ocs.charging.errors import StorageUnavailable
-from ocs.charging.types import SessionRef, TerminationCause
+from ocs.vocabulary.errors import StorageUnavailable
+from ocs.vocabulary.types import SessionRef, TerminationCause
 from protocols.radius import metrics as m
 from protocols.radius.accounting import AccountingMapper, AcctOutcome, AcctResult
 from protocols.radius.accounting_record import StatusType, parse_wire

@@ -21,7 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from ocs.charging.types import Usage
+from ocs.vocabulary.types import Usage
 from protocols.radius.counters import split
 from protocols.radius.settings import Flavour
 

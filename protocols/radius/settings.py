@@ -24,7 +24,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_net
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from ocs.charging.types import IdentityType
+from ocs.vocabulary.types import IdentityType
 
 
 class Flavour(enum.Enum):

@@ -11,8 +11,8 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from ocs.charging.types import Identity, IdentityType
 from ocs.logging import configure, mask, processors
+from ocs.vocabulary.types import Identity, IdentityType
 
 
 @pytest.fixture

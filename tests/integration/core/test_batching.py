@@ -9,8 +9,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from ocs.charging.api import ChargingService
-from ocs.charging.types import ServiceKey, ServiceRequest, SessionRef, Usage
 from ocs.store.batch import Batcher
+from ocs.vocabulary.types import ServiceKey, ServiceRequest, SessionRef, Usage
 from tests.core_fixtures import NewAccount, unique_session
 
 

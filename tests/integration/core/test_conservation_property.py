@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
-from ocs.charging.errors import UnknownSession
 from ocs.charging.records import decode_record
-from ocs.charging.types import (
+from ocs.vocabulary.errors import UnknownSession
+from ocs.vocabulary.types import (
     EventAction,
     Identity,
     IdentityType,

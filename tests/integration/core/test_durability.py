@@ -15,12 +15,12 @@ from pathlib import Path
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
-from ocs.charging.errors import StorageUnavailable
 from ocs.charging.records import decode_record
-from ocs.charging.types import EventAction, Identity, IdentityType, ServiceKey, UnitType, Usage
 from ocs.policy.loader import PolicySet
 from ocs.store.client import connect
 from ocs.store.embedded import EmbeddedRedis, start_for_tests
+from ocs.vocabulary.errors import StorageUnavailable
+from ocs.vocabulary.types import EventAction, Identity, IdentityType, ServiceKey, UnitType, Usage
 
 
 async def test_acknowledged_debits_survive_kill_9(tmp_path: Path, test_policies: PolicySet) -> None:

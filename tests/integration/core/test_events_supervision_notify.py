@@ -7,11 +7,11 @@ import asyncio
 import pytest
 
 from ocs.accounts import Accounts, BucketSpec
-from ocs.charging import errors
 from ocs.charging.api import ChargingService
 from ocs.charging.records import decode_record
 from ocs.charging.supervision import sweep
-from ocs.charging.types import (
+from ocs.vocabulary import errors
+from ocs.vocabulary.types import (
     EventAction,
     NotificationKind,
     ServiceKey,

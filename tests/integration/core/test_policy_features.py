@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
 from ocs.charging.records import decode_record
-from ocs.charging.types import (
+from ocs.vocabulary.types import (
     ServiceKey,
     ServiceRequest,
     ServiceStatus,
@@ -94,7 +94,7 @@ async def test_dynamic_grant_never_exceeds_what_the_balance_pays(
     charging: ChargingService, accounts: Accounts, money: int, bundle: int, ask: int
 ) -> None:
     """Dynamic sizing: the grant is about half of what the balance pays, never more than it pays."""
-    from ocs.charging.types import Identity, IdentityType
+    from ocs.vocabulary.types import Identity, IdentityType
 
     ident = Identity(IdentityType.NAI, unique_session())
     specs = [BucketSpec(UnitType.MONEY, money, bucket_id="m")]

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from ocs.accounts import Accounts
 from ocs.charging.api import ChargingService
-from ocs.charging.types import ServiceKey, ServiceRequest, SessionRef, Usage, UsedUnits
 from ocs.plans import Renewals
 from ocs.policy.loader import PolicySet
+from ocs.vocabulary.types import ServiceKey, ServiceRequest, SessionRef, Usage, UsedUnits
 from tests.core_fixtures import NewAccount, unique_session
 
 

@@ -7,10 +7,11 @@ import asyncio
 import pytest
 
 from ocs.accounts import Accounts, BucketSpec
-from ocs.charging import errors
 from ocs.charging.api import ChargingService
 from ocs.charging.records import decode_record
-from ocs.charging.types import (
+from ocs.store.keys import session_index, supervision_shard
+from ocs.vocabulary import errors
+from ocs.vocabulary.types import (
     FinalUnitAction,
     ServiceKey,
     ServiceRequest,
@@ -21,7 +22,6 @@ from ocs.charging.types import (
     Usage,
     UsedUnits,
 )
-from ocs.store.keys import session_index, supervision_shard
 from tests.core_fixtures import NewAccount, unique_session
 
 DATA = ServiceKey(10)
@@ -318,7 +318,7 @@ async def test_blocked_account_cannot_start_and_live_session_is_denied_but_debit
 
 async def test_unknown_subscriber(charging: ChargingService) -> None:
     """An identity no account has -> USER_UNKNOWN (Gy 5030)."""
-    from ocs.charging.types import Identity, IdentityType
+    from ocs.vocabulary.types import Identity, IdentityType
 
     with pytest.raises(errors.UserUnknown):
         await charging.initiate(

@@ -12,7 +12,7 @@ import structlog
 from redis.asyncio import Redis
 
 from ocs.charging.api import ChargingService
-from ocs.charging.types import TerminationCause
+from ocs.vocabulary.types import TerminationCause
 from tests.core_fixtures import NewAccount
 from tests.integration.diameter.conftest import NewClient, StartServer
 from tests.integration.diameter.gy_client import (

@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 from ocs.accounts import Accounts, BucketSpec
-from ocs.charging.types import UnitType
+from ocs.vocabulary.types import UnitType
 from tests.core_fixtures import NewAccount
 from tests.integration.diameter.conftest import NewClient, StartServer
 from tests.integration.diameter.gy_client import GyClient, mscc, plain, result_of, rsu, usu

@@ -11,10 +11,10 @@ import pytest_asyncio
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
-from ocs.charging.types import Identity, IdentityType, UnitType
 from ocs.policy.loader import PolicySet
 from ocs.store.client import connect
 from ocs.store.embedded import EmbeddedRedis, start_for_tests
+from ocs.vocabulary.types import Identity, IdentityType, UnitType
 from tests.integration.diameter.conftest import NewClient, StartServer
 from tests.integration.diameter.gy_client import mscc, plain, rsu, usu
 

@@ -10,7 +10,9 @@ import redis
 
 from ocs.charging.api import ChargingService
 from ocs.charging.records import decode_record
-from ocs.charging.types import (
+from ocs.export.exporter import Exporter
+from ocs.export.money import decimal_string, to_minor
+from ocs.vocabulary.types import (
     EventAction,
     ServiceKey,
     ServiceRequest,
@@ -18,8 +20,6 @@ from ocs.charging.types import (
     Usage,
     UsedUnits,
 )
-from ocs.export.exporter import Exporter
-from ocs.export.money import decimal_string, to_minor
 from tests.core_fixtures import NewAccount, unique_session
 from tests.integration.export.helpers import all_rows, config
 

@@ -99,7 +99,7 @@ def test_conservation_detects_a_debit_without_record(redis_url: str) -> None:
             ids = [s.account_id for s in subs]
             before = await provision.balances(accounts, ids)
             from ocs.accounts import BucketSpec
-            from ocs.charging.types import UnitType
+            from ocs.vocabulary.types import UnitType
 
             # An administrative adjustment writes no charged record: not conserved.
             await accounts.credit(ids[0], BucketSpec(UnitType.MONEY, 0), -1)

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
-from ocs.charging.types import Identity, IdentityType, UnitType
 from ocs.policy.loader import load_policies
 from ocs.store.client import connect
+from ocs.vocabulary.types import Identity, IdentityType, UnitType
 from protocols.radius.frontend import RadiusFrontend
 from tests.integration.radius.conftest import Server, radius_config
 from tests.integration.radius.radius_harness import Nas

@@ -11,7 +11,7 @@ from pyrad import packet as rp
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
-from ocs.charging.types import UnitType
+from ocs.vocabulary.types import UnitType
 from protocols.radius import metrics as m
 from tests.core_fixtures import NewAccount
 from tests.integration.radius.conftest import Server, acct_session

@@ -10,10 +10,10 @@ import pytest_asyncio
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
-from ocs.charging.types import Identity, IdentityType, UnitType
 from ocs.policy.loader import PolicySet
 from ocs.store.client import connect
 from ocs.store.embedded import EmbeddedRedis, start_for_tests
+from ocs.vocabulary.types import Identity, IdentityType, UnitType
 from protocols.radius import metrics as m
 from protocols.radius.frontend import RadiusFrontend
 from tests.integration.radius.conftest import Server, acct_session, radius_config

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ocs.accounts import Accounts, BucketSpec
-from ocs.charging.types import UnitType
+from ocs.vocabulary.types import UnitType
 from protocols.diameter.server import DiameterServer
 from tests.core_fixtures import NewAccount
 from tests.integration.diameter.conftest import NewClient

@@ -12,9 +12,9 @@ from ocs.charging.rating import (
     saturate,
     tariff_params,
 )
-from ocs.charging.types import UnitType, Usage
 from ocs.policy.models import Price, Quota
 from ocs.policy.quantities import MAX_QUANTITY
+from ocs.vocabulary.types import UnitType, Usage
 
 PER_MB = TariffParams(block_units=1_000_000, block_price=10_000)
 MINUTE_THEN_SECOND = TariffParams(

@@ -13,7 +13,7 @@ from diameter.message.commands import CreditControlRequest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocs.charging.types import Identity, IdentityType, ServiceKey, TariffChange, Usage
+from ocs.vocabulary.types import Identity, IdentityType, ServiceKey, TariffChange, Usage
 from protocols.diameter.codec import decode
 from protocols.diameter.gy_request import parse_ccr
 

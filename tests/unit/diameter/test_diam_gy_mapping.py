@@ -7,7 +7,7 @@ import datetime
 import pytest
 from diameter.message.avp import Avp
 
-from ocs.charging.types import (
+from ocs.vocabulary.types import (
     EventAction,
     FinalUnit,
     FinalUnitAction,

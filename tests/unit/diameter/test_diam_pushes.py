@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from diameter.message import Message
 
-from ocs.charging.types import Notification, NotificationKind
+from ocs.vocabulary.types import Notification, NotificationKind
 from protocols.diameter.answers import request
 from protocols.diameter.capabilities import PeerInfo
 from protocols.diameter.constants import Command

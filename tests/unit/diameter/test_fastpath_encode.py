@@ -10,7 +10,7 @@ from diameter.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocs.charging.types import (
+from ocs.vocabulary.types import (
     ChargingAnswer,
     FinalUnit,
     FinalUnitAction,

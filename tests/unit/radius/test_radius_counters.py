@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocs.charging.types import Usage
+from ocs.vocabulary.types import Usage
 from protocols.radius.counters import GIGAWORD, Counters, combine, request_key, split
 
 U32 = st.integers(0, 2**32 - 1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ocs.charging.types import Usage
+from ocs.vocabulary.types import Usage
 from protocols.radius.quota import QuotaBase, grant_attributes, session_attributes
 from protocols.radius.settings import Flavour
 

@@ -9,7 +9,7 @@ makes a dozen of them; the rest are frozen dataclasses. Money is an ``int`` of
 micro-units of the account's currency; usage is an ``int`` of octets, seconds
 or events. Per-service outcomes are values (one Gy CCR can mix a grant and a
 credit-limit answer, RFC 4006 §5.1.2); request-level failures are the
-exceptions in :mod:`ocs.charging.errors`.
+exceptions in :mod:`ocs.vocabulary.errors`.
 """
 
 from __future__ import annotations
