@@ -16,14 +16,15 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/ocs.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint format format-check typecheck unit test-slow system-deps \
+.PHONY: help run test lint format format-check typecheck unit test-slow test-faults system-deps \
 	bench bench-quick profile export clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run          set up .venv, start ocs serve ($(CONFIG)) on the embedded Redis"
 	@echo "make test         set up .venv (dev extras), ruff, mypy, the default test suite"
-	@echo "make test-slow    the slow soak and fault suites (pytest -m slow)"
+	@echo "make test-slow    the slow soak suites (pytest -m slow)"
+	@echo "make test-faults  the whole fault suite, long cases included (tests/faults)"
 	@echo "make lint | typecheck | unit | format | format-check | bench | bench-quick | profile | clean"
 
 $(BIN)/python:
@@ -74,6 +75,11 @@ unit: $(VENV)/.installed-dev
 
 test-slow: $(VENV)/.installed-dev system-deps
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
+# Black-box faults against `ocs serve`: duplicate storms, kill -9, fuzz over
+# the wire, slow peers, a stalled Redis (the fast cases run in `make test` too).
+test-faults: $(VENV)/.installed-dev system-deps
+	$(BIN)/pytest tests/faults -m 'not slow' -s $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-dev system-deps
 	$(BIN)/python -m loadtest.bench

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.integration.cli.serve_harness import (
+from tests.serve_harness import (
     ROOT,
     cli,
     health,

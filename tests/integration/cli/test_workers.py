@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ocs.store.embedded import free_port
-from tests.integration.cli.serve_harness import health, serving, write_config
+from tests.serve_harness import health, serving, write_config
 
 
 def _workers(pid: int) -> list[int]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from ocs.store.embedded import free_port
 
-ROOT = Path(__file__).parents[3]
+ROOT = Path(__file__).parents[1]
 
 
 def health(port: int) -> dict[str, Any]:
