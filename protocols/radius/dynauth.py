@@ -10,6 +10,10 @@ Triggers:
   ``update`` (no usage reported, new reservation) and a CoA-Request carrying
   the new limits as session totals (last reported usage + grant).
 
+Nothing is sent while ``radius.dae.enabled`` is false: every trigger stops at
+:meth:`DynAuth._push` (the one place a request leaves), not only the
+notification consumer.
+
 Answers: ACK -> done (the NAS will send its Stop); NAK with Error-Cause 503
 (Session-Context-Not-Found) -> the session is gone, so its charging session is
 terminated here; other NAKs and timeouts are counted and logged.
@@ -83,10 +87,14 @@ class DynAuth:
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._enabled = cfg.dae.enabled
 
     # -- triggers ---------------------------------------------------------------
     def cut_off(self, session: SessionRef, cause: TerminationCause) -> None:
         """Disconnect a session whose credit ran out (called from the request path)."""
+        if not self._enabled:
+            self._suppressed(session.attributes, DaeKind.DISCONNECT)
+            return
         self._spawn(self.disconnect(session.session_id, session.owner, session.attributes, cause))
 
     async def consume(self) -> None:
@@ -99,6 +107,8 @@ class DynAuth:
                 self._spawn(self.on_notification(note))
 
     async def on_notification(self, note: Notification) -> DaeReply | None:
+        if not self._enabled:  # a top-up would reserve a grant nobody is told about
+            return None
         cause = DISCONNECT_KINDS.get(note.kind)
         if cause is not None:
             return await self.disconnect(note.session_id, note.owner, note.attributes, cause)
@@ -182,6 +192,9 @@ class DynAuth:
         extra: list[tuple[str, Any]],
         cause: TerminationCause,
     ) -> DaeReply | None:
+        if not self._enabled:
+            self._suppressed(tuple(attrs.items()), kind)
+            return None
         target = self._target(attrs)
         if target is None:
             log.warning("radius_dae_no_target", session=session_id, kind=kind.value)
@@ -220,6 +233,10 @@ class DynAuth:
             )
         except ChargingError as exc:
             log.info("radius_dae_close_failed", session=session_id, error=repr(exc))
+
+    def _suppressed(self, attrs: tuple[tuple[str, str], ...], kind: DaeKind) -> None:
+        nas = next((v for k, v in attrs if k == ss.A_CLIENT), m.UNKNOWN_NAS)
+        m.DAE_SUPPRESSED.labels(nas, kind.value).inc()
 
     def _count(self, nas: str, kind: DaeKind, reply: DaeReply) -> None:
         if reply.status is DaeStatus.ACK:

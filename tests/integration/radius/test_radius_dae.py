@@ -14,8 +14,8 @@ from ocs.charging.api import ChargingService
 from ocs.vocabulary.types import UnitType
 from protocols.radius import metrics as m
 from tests.core_fixtures import NewAccount
-from tests.integration.radius.conftest import Server, acct_session
-from tests.integration.radius.radius_harness import DaeListener, DaeMode, Nas
+from tests.integration.radius.conftest import SECRET, Server, StartServer, acct_session
+from tests.integration.radius.radius_harness import DaeListener, DaeMode, Nas, open_dae_listener
 from tests.integration.radius.test_radius_accounting import acct, exchange, money, records_of
 
 
@@ -161,3 +161,27 @@ async def test_topup_sends_coa_with_the_new_session_total(
     assert req["Mikrotik-Total-Limit"] == [5_000 + 10_000]
     await server.frontend.dynauth.drain(2)
     assert count(m.DAE_ACK, "nas1", "coa") >= acks + 1  # one per trigger that was heard
+
+
+async def test_nothing_is_sent_when_dae_is_disabled(
+    start_server: StartServer,
+    nas: Nas,
+    new_account: NewAccount,
+) -> None:
+    """radius.dae.enabled: false -> credit exhaustion sends no datagram to the NAS's DAE port
+    (a plain UDP listener counts every packet, authentic or not). Issue 13, item 12."""
+    counter = await open_dae_listener(SECRET)
+    try:
+        server = await start_server(
+            dae={"enabled": False, "initial_timeout": 0.3}, client={"dae_port": counter.port}
+        )
+        a = await new_account(money=100)
+        suppressed = count(m.DAE_SUPPRESSED, "nas1", "disconnect")
+        await exhaust(nas, server, a.identity.value, acct_session())
+        await server.frontend.dynauth.drain(2)
+        await asyncio.sleep(1.0)  # a push would have left within milliseconds
+        print(f"DAE datagrams with dae disabled: {len(counter.raw) + counter.bad}")
+        assert (len(counter.raw), counter.bad) == (0, 0)
+        assert count(m.DAE_SUPPRESSED, "nas1", "disconnect") == suppressed + 1  # it was due
+    finally:
+        counter.close()
