@@ -6,7 +6,9 @@ no-op responders (:mod:`loadtest.noop`, the Python ceiling) and FreeRADIUS
 + rlm_redis when it can be installed. Steps:
 
 (a) no-op Diameter and no-op RADIUS at their maximum (closed model);
-(b) the OCS on Gy at fixed rates (open model) and at its maximum (closed);
+(b) the OCS on Gy at fixed rates (open model) and at its maximum (closed),
+    the maximum also with Redis at ``appendfsync everysec`` (the bench's Redis
+    runs the product default, ``always``: the cost of durability);
 (c) RADIUS accounting against the OCS and against FreeRADIUS;
 (d) the OCS's CPU per answered request (``/proc/<pid>/stat`` before/after).
 
@@ -60,6 +62,7 @@ FULL = Plan(
     accounts=1000,
     drain=10.0,
 )
+APPENDFSYNC = "always"  # the product default (config/ocs.yaml redis.appendfsync)
 WORKERS = 2  # the "2 workers" steps: one per core, sharing them with Redis and the generator
 QUICK = Plan(duration=2.0, rates=(200.0,), concurrency=16, accounts=20, drain=5.0)
 
@@ -74,6 +77,7 @@ class Step:
     summary: dict[str, Any] | None = None
     server_cpu_s: float | None = None
     skipped: str = ""
+    appendfsync: str | None = None  # set on Redis for this step only (None: the default)
 
 
 def _spec(plan: Plan, step: Step, port: int) -> LoadSpec:
@@ -104,7 +108,7 @@ class Bench:
         self.console = console
         self.policies = load_policies(POLICIES)
         self.redis = EmbeddedRedis(
-            workdir / "redis", appendfsync="everysec", port=free_port(), die_with_parent=True
+            workdir / "redis", appendfsync=APPENDFSYNC, port=free_port(), die_with_parent=True
         )
         self.ocs: Any = None
         self.ocs2: Any = None  # started for the --workers steps only
@@ -191,9 +195,15 @@ class Bench:
             label=step.name,
             quiet=True,
         )
-        before = cpu_of_tree(pid)
-        step.summary = run(opts)
-        step.server_cpu_s = cpu_of_tree(pid) - before
+        if step.appendfsync:
+            self.redis.set_appendfsync(step.appendfsync)
+        try:
+            before = cpu_of_tree(pid)
+            step.summary = run(opts)
+            step.server_cpu_s = cpu_of_tree(pid) - before
+        finally:
+            if step.appendfsync:
+                self.redis.set_appendfsync(APPENDFSYNC)
 
 
 def steps(plan: Plan) -> list[Step]:
@@ -204,6 +214,13 @@ def steps(plan: Plan) -> list[Step]:
     out += [Step(f"OCS Gy {r:g}/s", Protocol.GY, "ocs", Model.OPEN, r) for r in plan.rates]
     out += [
         Step("OCS Gy max", Protocol.GY, "ocs", Model.CLOSED),
+        Step(
+            "OCS Gy max, appendfsync everysec",
+            Protocol.GY,
+            "ocs",
+            Model.CLOSED,
+            appendfsync="everysec",
+        ),
         Step("OCS RADIUS max", Protocol.RADIUS, "ocs", Model.CLOSED),
         Step("FreeRADIUS+redis max", Protocol.RADIUS, "freeradius", Model.CLOSED),
     ]
@@ -277,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-freeradius", action="store_true", help="skip the FreeRADIUS column (no install)"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="TEXT",
+        help="run only the steps whose name contains TEXT (repeatable), e.g. 'OCS Gy max'",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -286,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             bench.start()
             for step in steps(plan):
+                if args.only and not any(text in step.name for text in args.only):
+                    continue
                 bench.run_step(step)
                 done.append(step)
         finally:
@@ -308,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                         "protocol": st.protocol.value,
                         "target": st.target,
                         "model": st.model.value,
+                        "appendfsync": st.appendfsync or APPENDFSYNC,
                         "rate": st.rate,
                         "server_cpu_s": st.server_cpu_s,
                         "skipped": st.skipped,

@@ -68,7 +68,8 @@ class RedisConfig(_Strict):
 
     url: str | None = None
     data_dir: Path = Path("var/redis")
-    appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    # always: no acknowledged write lost when the Redis process crashes (README "Redis").
+    appendfsync: Literal["always", "everysec", "no"] = "always"
     port: int = Field(default=0, ge=0, le=65535)  # 0: unix socket only
     socket: Path | None = None  # default <data_dir>/redis.sock (107 bytes max)
     binary: str | None = None  # path of redis-server / valkey-server to use

@@ -32,7 +32,7 @@ def error_of(path: Path | None, environ: dict[str, str] | None = None) -> str:
 def test_defaults_without_a_file() -> None:
     """No file, no environment: every section has its documented default."""
     config = load_config(None, NO_ENV)
-    assert config.redis.url is None and config.redis.appendfsync == "everysec"
+    assert config.redis.url is None and config.redis.appendfsync == "always"
     assert config.redis.data_dir == Path("var/redis") and config.redis.port == 0
     assert (config.metrics.host, config.metrics.port) == ("127.0.0.1", 9464)
     assert config.node.product_name == "ocs" and config.node.vendor_id == 0
@@ -172,7 +172,7 @@ def test_duplicate_key_is_rejected(tmp_path: Path) -> None:
 
 def test_empty_file_means_defaults(tmp_path: Path) -> None:
     """An empty file is a valid configuration of defaults."""
-    assert load_config(write(tmp_path, ""), NO_ENV).redis.appendfsync == "everysec"
+    assert load_config(write(tmp_path, ""), NO_ENV).redis.appendfsync == "always"
 
 
 def test_yaml_no_is_appendfsync_no(tmp_path: Path) -> None:
