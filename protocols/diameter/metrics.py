@@ -111,6 +111,7 @@ class DiameterMetrics:
     peers: Gauge
     in_flight: Gauge
     discarded: Counter
+    collisions: Counter
 
 
 @cache
@@ -125,5 +126,10 @@ def metrics() -> DiameterMetrics:
         in_flight=in_flight,
         discarded=Counter(
             "ocs_diameter_discarded", "Messages dropped without an answer", ["reason"]
+        ),
+        collisions=Counter(
+            "ocs_diameter_end_to_end_collisions",
+            "Requests whose (Origin-Host, End-to-End id) another request used within the "
+            "duplicate window: served as new requests, not as duplicates",
         ),
     )

@@ -22,7 +22,7 @@ from diameter.message.avp import Avp
 from protocols.diameter import answers
 from protocols.diameter.codec import Decoded, Problem, decode, result_code_of
 from protocols.diameter.constants import FLAG_ERROR, FLAG_REQUEST, Command, ResultCode
-from protocols.diameter.duplicates import MISS, Hit
+from protocols.diameter.duplicates import COLLISION, MISS, Hit, Key, request_key
 from protocols.diameter.fastpath import expand, fast_decode
 from protocols.diameter.framing import Framer
 from protocols.diameter.metrics import metrics
@@ -181,13 +181,18 @@ class Connection(asyncio.Protocol):
     def _dispatch(self, msg: Decoded) -> None:
         assert self.machine is not None
         assert self.machine.peer is not None
-        header = msg.header
-        key = (self.machine.peer.origin_host, header.end_to_end)
-        lookup = self.node.duplicates.begin(key, header.hop_by_hop, time.monotonic(), self)
+        key = request_key(self.machine.peer.origin_host, msg)
+        lookup = self.node.duplicates.begin(key, msg.header.hop_by_hop, time.monotonic(), self)
         if lookup is not MISS:
-            if isinstance(lookup, Hit):
+            if lookup is COLLISION:
+                # Same End-to-End id, another request (RFC 6733 §3 random low bits): new.
+                metrics().collisions.inc()
+                log.debug("diameter_end_to_end_collision", end_to_end=key[1], session=key[3])
+            elif isinstance(lookup, Hit):
                 self.send(lookup.answer)
-            return  # else the original is in flight: this repeat is answered with it
+                return
+            else:
+                return  # the original is in flight: this repeat is answered with it
         if self.in_flight >= self.node.settings.max_in_flight:
             busy = answers.error_answer(expand(msg), self.node.local, Problem(ResultCode.TOO_BUSY))
             self.send(busy)
@@ -207,7 +212,7 @@ class Connection(asyncio.Protocol):
             self._context_peer = peer
         return self._context.copy()
 
-    async def _serve(self, msg: Decoded, key: tuple[str, int], started: float) -> None:
+    async def _serve(self, msg: Decoded, key: Key, started: float) -> None:
         assert self.machine is not None
         assert self.machine.peer is not None
         try:
@@ -222,7 +227,11 @@ class Connection(asyncio.Protocol):
             self._counts.in_flight -= 1
         cacheable = not answer[4] & FLAG_ERROR  # a 3004 must not be replayed to a retry
         cache = self.node.duplicates
-        copies = cache.complete(key, answer) if cacheable else cache.release(key, answer)
+        copies = (
+            cache.complete(key, answer, time.monotonic())
+            if cacheable
+            else cache.release(key, answer)
+        )
         self._counts.seconds(msg.header.command_code).observe(self.loop.time() - started)
         self.send(answer)
         for conn, copy in copies:

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import pytest
+from prometheus_client import REGISTRY
 
 from ocs.accounts import Accounts
 from tests.core_fixtures import NewAccount
@@ -280,3 +281,61 @@ async def test_parallel_connections_when_allowed(
                 break
         await asyncio.sleep(0.05)
     assert server.health()["peers"] == [a.origin_host]
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_colliding_end_to_end_ids_across_sessions_are_new_requests(
+    start_server: StartServer,
+    new_client: NewClient,
+    accounts: Accounts,
+    new_account: NewAccount,
+    fast_path: bool,
+) -> None:
+    """Issue 13 item 1: two CCR-I of different sessions with one End-to-End id from one
+    Origin-Host (RFC 6733 §3 lets clients pick its low bits at random): the second is a new
+    request, answered with its own Session-Id, and its session exists afterwards."""
+    gy = await new_client(await start_server(fast_path=fast_path))
+    acct = await new_account()
+    collisions = REGISTRY.get_sample_value("ocs_diameter_end_to_end_collisions_total") or 0.0
+    first, second = sid(), sid()
+    a = gy.ccr(first, 1, 0, acct.identity.value, [mscc(DATA, rsu())])
+    b = gy.ccr(second, 1, 0, acct.identity.value, [mscc(DATA, rsu())])
+    a.header.end_to_end_identifier = b.header.end_to_end_identifier = 0x7E7E
+    a.header.hop_by_hop_identifier, b.header.hop_by_hop_identifier = 0x7E01, 0x7E02
+    cca_a = await gy.call(a)
+    cca_b = await gy.call(b)
+    assert (cca_a.session_id, cca_b.session_id) == (first, second)
+    assert cca_a.result_code == cca_b.result_code == 2001
+    counted = REGISTRY.get_sample_value("ocs_diameter_end_to_end_collisions_total")
+    assert counted == collisions + 1
+    # The second session was opened: its CCR-T is known (not 5002) and releases its quota.
+    t = await gy.call(gy.ccr(second, 3, 1, None, [mscc(DATA, None, [usu(cc_total_octets=0)])]))
+    assert (t.session_id, t.result_code) == (second, 2001)
+    t = await gy.call(gy.ccr(first, 3, 1, None, [mscc(DATA, None, [usu(cc_total_octets=0)])]))
+    assert (t.session_id, t.result_code) == (first, 2001)
+    assert await reserved_and_money(accounts, acct.account_id) == (1_000_000, 0)
+
+
+async def test_colliding_end_to_end_ids_while_the_first_is_in_flight(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """Issue 13 item 1: the colliding request arrives while the first is still being served
+    (both written at once): each gets its own answer, none waits for the other's."""
+    acct = await new_account()
+    first, second = sid(), sid()
+    a = gy.ccr(first, 1, 0, acct.identity.value, [mscc(DATA, rsu())])
+    b = gy.ccr(second, 1, 0, acct.identity.value, [mscc(DATA, rsu())])
+    a.header.end_to_end_identifier = b.header.end_to_end_identifier = 0x7F7F
+    a.header.hop_by_hop_identifier, b.header.hop_by_hop_identifier = 0x7F01, 0x7F02
+    loop = asyncio.get_running_loop()
+    futs = {h: loop.create_future() for h in (0x7F01, 0x7F02)}
+    gy._waiting.update(futs)
+    gy.write(a.as_bytes() + b.as_bytes())
+    raw_a, raw_b = await asyncio.wait_for(asyncio.gather(futs[0x7F01], futs[0x7F02]), 5)
+    sessions = [next(x.value for x in plain(r).avps if x.code == 263) for r in (raw_a, raw_b)]
+    assert sessions == [first, second]
+    assert result_of(raw_a) == result_of(raw_b) == 2001
+    for s in (first, second):
+        t = await gy.call(gy.ccr(s, 3, 1, None, [mscc(DATA, None, [usu(cc_total_octets=0)])]))
+        assert (t.session_id, t.result_code) == (s, 2001)
+    assert await reserved_and_money(accounts, acct.account_id) == (1_000_000, 0)

@@ -1,4 +1,4 @@
-"""Peer state machine, watchdog, capabilities, duplicates, Origin-State-Id (standards §1.3-§1.7)."""
+"""Peer state machine, watchdog, capabilities, Origin-State-Id (standards §1.3-§1.7)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from diameter.message import Message
 
 from protocols.diameter.capabilities import AllowedPeer
 from protocols.diameter.codec import decode
-from protocols.diameter.duplicates import DuplicateCache, Hit, Miss, Pending
 from protocols.diameter.ids import IdGenerator
 from protocols.diameter.local import LocalNode
 from protocols.diameter.origin_state import PeerRestarts, next_origin_state_id
@@ -24,7 +23,7 @@ from protocols.diameter.peer import (
     StateIdSeen,
 )
 from protocols.diameter.watchdog import Expiry, Watchdog
-from tests.unit.diameter.diam_wire import ccr, cer, dwr, grouped, message, u32, utf8
+from tests.unit.diameter.diam_wire import ccr, cer, grouped, message, u32, utf8
 
 LOCAL = LocalNode("ocs.example", "example")
 
@@ -191,52 +190,6 @@ def test_protocol_error_in_open_is_answered() -> None:
     m = _machine()
     _open(m)
     assert _result(m.receive(decode(message(271, app=4)), 1.0)[0]) == 3001
-
-
-def test_duplicates_identical_answer_any_hop_by_hop() -> None:
-    """standards §1.7: a repeat gets the identical answer; only Hop-by-Hop differs."""
-    cache: DuplicateCache[str] = DuplicateCache()
-    key = ("gw", 42)
-    assert isinstance(cache.begin(key, 1, 0.0, "conn-a"), Miss)
-    # T-flagged copy while the original is in flight, on another connection of the peer
-    assert isinstance(cache.begin(key, 2, 1.0, "conn-b"), Pending)
-    answer = dwr(1)
-    waiting = cache.complete(key, answer)
-    assert waiting == [("conn-b", answer[:12] + (2).to_bytes(4, "big") + answer[16:])]
-    hit = cache.begin(key, 3, 100.0, "conn-a")
-    assert isinstance(hit, Hit)
-    assert hit.answer[16:] == answer[16:]
-    assert isinstance(cache.begin(key, 4, 400.0, "conn-a"), Miss)  # window >= 4 min, then gone
-
-
-def test_duplicate_release_forgets_transient_answers() -> None:
-    """A 3004 is not replayed: the next repeat is served afresh; waiters still get it."""
-    cache: DuplicateCache[str] = DuplicateCache()
-    key = ("gw", 7)
-    cache.begin(key, 1, 0.0, "a")
-    cache.begin(key, 2, 0.0, "b")
-    assert [w for w, _ in cache.release(key, dwr(1))] == ["b"]
-    assert isinstance(cache.begin(key, 3, 1.0, "a"), Miss)
-
-
-def test_duplicate_cache_is_bounded() -> None:
-    """The cache never grows past its bound."""
-    cache: DuplicateCache[None] = DuplicateCache(max_entries=10)
-    for i in range(50):
-        cache.begin(("gw", i), i, 0.0, None)
-    assert len(cache) == 10
-
-
-def test_duplicate_expiry_after_the_oldest_left_early() -> None:
-    """Entries leave at their own expiry even when an older one was released first."""
-    cache: DuplicateCache[str] = DuplicateCache(window=300.0)
-    cache.begin(("gw", 1), 1, 0.0, "a")
-    cache.begin(("gw", 2), 2, 10.0, "a")
-    cache.complete(("gw", 2), dwr(2))
-    cache.release(("gw", 1), dwr(1))
-    assert isinstance(cache.begin(("gw", 2), 3, 305.0, "a"), Hit)  # expires at 310
-    assert isinstance(cache.begin(("gw", 2), 4, 311.0, "a"), Miss)
-    assert len(cache) == 1  # only the fresh entry of that last Miss
 
 
 def test_request_in_agrees_with_receive() -> None:
