@@ -10,28 +10,35 @@ Environment: every key can be overridden by ``OCS_<SECTION>__<KEY>``
 (``OCS_REDIS__URL``, ``OCS_LOGGING__LEVEL``, ``OCS_DIAMETER__PORT``,
 ``OCS_WORKERS``), as containers expect. The value is read as YAML (``5`` an
 integer, ``true`` a boolean, ``["::1"]`` a list; ``yes``/``no``/``on``/``off``
-stay words; empty means null). Variables whose first part names no section
-(``OCS_CONFIG``, ``OCS_TEST_REDIS_URL``) are not configuration and are ignored.
+stay words; empty means null). Any other ``OCS_`` variable is refused with
+the closest valid name (``OCS_DIAMETR__PORT``: did you mean
+``OCS_DIAMETER__PORT``?), except the few that are not configuration
+(:data:`NON_CONFIG_VARIABLES`, and ``OCS_TEST_*`` for the test suite).
 
 Errors: unknown keys are rejected; every error names the file (or the
-environment variable), the key path and what was expected, e.g.
-``config/ocs.yaml: redis.appendfsync: expected one of always, everysec, no;
-got 'sometimes'``.
+environment variable, in the front ends' sections too), the key path and
+what was expected, e.g. ``config/ocs.yaml: redis.appendfsync: expected one
+of always, everysec, no; got 'sometimes'``.
 
-Paths: a relative path is taken from the directory that holds ``config/``
-when the file lives in a directory named ``config`` (so ``config/ocs.yaml``
-resolves ``var/redis`` against the repository root), otherwise from the
-file's own directory; with no file, from the working directory. Absolute
-paths are used as they are. :meth:`Config.path` applies the rule.
+Paths, one rule for every path-typed key of every section (``redis.data_dir``,
+``redis.socket``, ``policies.dir``, ``diameter.data_dir``,
+``export.output_dir``...): a relative path is taken from the configuration's
+base directory, which is the directory that holds ``config/`` when the file
+lives in a directory named ``config`` (so ``config/ocs.yaml`` resolves
+``var/redis`` against the repository root), otherwise the file's own
+directory; with no file, the working directory at start. The loader makes
+them absolute (:func:`resolve_paths`), so no later code, and no change of
+working directory, can resolve them another way.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -41,6 +48,9 @@ from pydantic_core import ErrorDetails
 
 T = TypeVar("T", bound=BaseModel)
 ENV_PREFIX = "OCS_"
+# OCS_ variables that are not configuration keys (read by the CLI or tests).
+NON_CONFIG_VARIABLES = frozenset({"OCS_CONFIG"})
+NON_CONFIG_PREFIXES = ("OCS_TEST_",)
 # Set by load_config, never read from the file.
 _DERIVED = ("file", "base_dir")
 # YAML 1.1 reads these as booleans; from the environment they stay words
@@ -103,9 +113,14 @@ class LoggingConfig(_Strict):
 
 
 class MetricsConfig(_Strict):
+    """The operations endpoint: /metrics, /livez, /readyz, /health."""
+
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # loopback unless configured: the pages are not authenticated
     port: int = Field(default=9464, ge=0, le=65535)
+    # /health's details (store socket and PID, peers' Origin-Hosts, policy file
+    # paths, errors): false shows only each component's ok and state.
+    health_details: bool = False
 
 
 class SupervisionConfig(_Strict):
@@ -129,8 +144,39 @@ class Config(_Strict):
     base_dir: Path = Path()  # what relative paths are relative to (set by load_config)
 
     def path(self, p: Path) -> Path:
-        """A configured path made absolute from the configuration's base directory."""
+        """A path made absolute from the configuration's base directory.
+
+        The loader already did this for every configured path; this is for
+        paths built afterwards.
+        """
         return p if p.is_absolute() else (self.base_dir / p)
+
+
+# --- paths -----------------------------------------------------------------------
+
+
+def _resolved(value: Any, base: Path) -> Any:
+    if isinstance(value, Path):
+        return value if value.is_absolute() else base / value
+    if isinstance(value, BaseModel):
+        return resolve_paths(value, base)
+    if isinstance(value, list | tuple):
+        items = [_resolved(v, base) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    return value
+
+
+def resolve_paths(model: T, base: Path) -> T:
+    """``model`` with every relative :class:`Path` in it (nested too) taken from ``base``."""
+    update = {}
+    for name in type(model).model_fields:
+        if name in _DERIVED:
+            continue
+        value = getattr(model, name)
+        new = _resolved(value, base)
+        if new is not value:
+            update[name] = new
+    return model.model_copy(update=update) if update else model
 
 
 # --- error messages -----------------------------------------------------------
@@ -154,11 +200,20 @@ def _fields_at(model: type[BaseModel], loc: Sequence[int | str]) -> list[str] | 
     return None
 
 
+def _did_you_mean(word: str, choices: Sequence[str], shown: Callable[[str], str] = repr) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean {shown(close[0])}?" if close else ""
+
+
 def _expected(err: ErrorDetails, model: type[BaseModel] | None) -> str:
     kind, msg = err["type"], err["msg"]
     if kind == "extra_forbidden":
         allowed = _fields_at(model, err["loc"][:-1]) if model else None
-        return "unknown key" + (f" (expected one of {', '.join(allowed)})" if allowed else "")
+        if not allowed:
+            return "unknown key"
+        return f"unknown key (expected one of {', '.join(allowed)})" + _did_you_mean(
+            str(err["loc"][-1]), allowed
+        )
     if kind == "missing":
         return "required key is missing"
     if kind == "literal_error":
@@ -236,18 +291,60 @@ def _env_value(name: str, value: str) -> Any:
         raise ConfigError(f"environment {name}: not a valid YAML value: {exc}") from None
 
 
+def _config_paths() -> list[tuple[str, ...]]:
+    """Every key path of the typed sections, and the raw sections' names."""
+    out: list[tuple[str, ...]] = []
+    for name, info in Config.model_fields.items():
+        if name in _DERIVED:
+            continue
+        tp = info.annotation
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            out += [(name, key) for key in tp.model_fields]
+        else:
+            out.append((name,))
+    return out
+
+
+def _variable(path: Sequence[str]) -> str:
+    return ENV_PREFIX + "__".join(p.upper() for p in path)
+
+
+def _unknown_variable(name: str, path: tuple[str, ...]) -> ConfigError:
+    known = [_variable(p) for p in _config_paths()]
+    # Raw sections (diameter, radius, export) take any key below them: keep the
+    # variable's own keys so OCS_DIAMETR__PORT suggests OCS_DIAMETER__PORT.
+    known += [_variable((p[0], *path[1:])) for p in _config_paths() if len(p) == 1]
+    known += sorted(NON_CONFIG_VARIABLES)
+    hint = _did_you_mean(name, known, shown=str)
+    sections = ", ".join(n for n in Config.model_fields if n not in _DERIVED)
+    return ConfigError(
+        f"environment {name}: {path[0]!r} names no configuration section{hint}"
+        f" (sections: {sections}; OCS_<SECTION>__<KEY>)"
+    )
+
+
 def env_overrides(
     environ: Mapping[str, str],
 ) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
-    """The ``OCS_*`` overrides as a nested mapping, and which variable set each path."""
+    """The ``OCS_*`` overrides as a nested mapping, and which variable set each path.
+
+    A variable that names no section is refused (ConfigError with the closest
+    valid name), unless it is one of the few that are not configuration.
+    """
     out: dict[str, Any] = {}
     sources: dict[tuple[str, ...], str] = {}
     for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name in NON_CONFIG_VARIABLES:
+            continue
+        if name.startswith(NON_CONFIG_PREFIXES):
             continue
         path = tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
-        if path[0] not in Config.model_fields or path[0] in _DERIVED or "" in path:
-            continue
+        if "" in path:
+            raise ConfigError(
+                f"environment {name}: empty key in the name (expected OCS_<SECTION>__<KEY>)"
+            )
+        if path[0] not in Config.model_fields or path[0] in _DERIVED:
+            raise _unknown_variable(name, path)
         node = out
         for key in path[:-1]:
             child = node.get(key)
@@ -296,29 +393,52 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
-    """Read ``path`` (None: defaults only), apply ``OCS_*`` overrides, validate once."""
+    """Read ``path`` (None: defaults only), apply ``OCS_*`` overrides, validate once.
+
+    Every relative path in the result is already absolute (see the module's
+    docstring for the rule).
+    """
     data = _read_file(path) if path is not None else {}
     env, sources = env_overrides(os.environ if environ is None else environ)
+    base = _base_dir(path)
     try:
-        return Config.model_validate(
-            {**_merge(data, env), "file": path, "base_dir": _base_dir(path)}
-        )
+        config = Config.model_validate({**_merge(data, env), "file": path, "base_dir": base})
     except ValidationError as exc:
         raise ConfigError(
             describe(str(path) if path else "defaults", exc, model=Config, env=sources)
         ) from None
+    return resolve_paths(config, base)
 
 
 def validate_section(
-    model: type[T], raw: Mapping[str, Any] | None, file: Path | None, section: str
+    model: type[T],
+    raw: Mapping[str, Any] | None,
+    file: Path | None,
+    section: str,
+    environ: Mapping[str, str] | None = None,
 ) -> T:
-    """Validate a front end's raw section with its own model (errors name file and key path)."""
+    """Validate a front end's raw section with its own model.
+
+    Errors name the file, or the ``OCS_<SECTION>__<KEY>`` variable that set
+    the key (read from ``environ``, by default this process's environment,
+    the one the configuration was loaded from), and the key path. Relative
+    paths are made absolute by the same rule as the rest of the file.
+    """
+    where = str(file) if file else "configuration"
     if raw is not None and not isinstance(raw, Mapping):
-        where = str(file) if file else "configuration"
         raise ConfigError(f"{where}: {section}: expected a mapping; got {raw!r}")
     try:
-        return model.model_validate(dict(raw or {}))
+        validated = model.model_validate(dict(raw or {}))
     except ValidationError as exc:
-        raise ConfigError(
-            describe(str(file) if file else "configuration", exc, prefix=section, model=model)
-        ) from None
+        sources = _section_sources(os.environ if environ is None else environ, section)
+        raise ConfigError(describe(where, exc, prefix=section, model=model, env=sources)) from None
+    return resolve_paths(validated, _base_dir(file))
+
+
+def _section_sources(environ: Mapping[str, str], section: str) -> dict[tuple[str, ...], str]:
+    """The variables that set keys of ``section``, with paths relative to it."""
+    try:
+        _, sources = env_overrides(environ)
+    except ConfigError:
+        return {}  # already refused when the configuration was loaded
+    return {path[1:]: var for path, var in sources.items() if path[0] == section}

@@ -33,10 +33,11 @@ def test_defaults_without_a_file() -> None:
     """No file, no environment: every section has its documented default."""
     config = load_config(None, NO_ENV)
     assert config.redis.url is None and config.redis.appendfsync == "always"
-    assert config.redis.data_dir == Path("var/redis") and config.redis.port == 0
+    assert config.redis.data_dir == Path.cwd() / "var/redis" and config.redis.port == 0
     assert (config.metrics.host, config.metrics.port) == ("127.0.0.1", 9464)
     assert config.node.product_name == "ocs" and config.node.vendor_id == 0
     assert config.logging.mask_identities is True and config.workers == 1
+    assert config.metrics.health_details is False
     assert config.base_dir == Path.cwd()
 
 
@@ -49,6 +50,20 @@ def test_example_config_loads() -> None:
     assert (config.metrics.host, config.metrics.port) == ("127.0.0.1", 9464)
 
 
+def test_example_config_front_end_sections_load() -> None:
+    """The example's diameter, radius and export sections pass their own validation."""
+    from ocs.export.config import ExportConfig
+    from protocols.diameter.config import DiameterConfig
+    from protocols.radius.settings import RadiusConfig
+
+    config = load_config(REPO / "config" / "ocs.yaml", NO_ENV)
+    diameter = validate_section(DiameterConfig, config.diameter, config.file, "diameter", {})
+    assert diameter.data_dir == REPO / "var" / "diameter"
+    validate_section(RadiusConfig, config.radius, config.file, "radius", {})
+    export = validate_section(ExportConfig, config.export, config.file, "export", {})
+    assert export.output_dir == REPO / "var" / "export"
+
+
 def test_relative_paths_from_the_dir_holding_config(tmp_path: Path) -> None:
     """A file in <root>/config/ resolves relative paths against <root>; absolute ones stay."""
     path = write(tmp_path / "config", {"redis": {"data_dir": "data", "socket": "/run/o.sock"}})
@@ -56,6 +71,48 @@ def test_relative_paths_from_the_dir_holding_config(tmp_path: Path) -> None:
     assert config.path(config.redis.data_dir) == tmp_path / "data"
     assert config.redis.socket is not None
     assert config.path(config.redis.socket) == Path("/run/o.sock")
+
+
+def test_every_path_of_every_section_resolves_one_way(tmp_path: Path) -> None:
+    """diameter.data_dir, export.output_dir and the core's paths: all from the base directory.
+
+    Regression: diameter.data_dir was taken from the working directory, so a
+    container (or a systemd unit without WorkingDirectory) wrote elsewhere.
+    """
+    from ocs.export.config import ExportConfig
+    from ocs.frontend import FrontendContext
+    from protocols.diameter.frontend import load_config as diameter_config
+
+    path = write(
+        tmp_path / "config",
+        {
+            "redis": {"data_dir": "var/redis"},
+            "diameter": {"data_dir": "var/diameter"},
+            "export": {"output_dir": "var/export"},
+        },
+    )
+    config = load_config(path, NO_ENV)
+    assert config.redis.data_dir == tmp_path / "var/redis"
+    assert config.policies.dir == tmp_path / "policies"
+    assert config.diameter is not None and config.export is not None
+    ctx = FrontendContext(config.file, "diameter", "h", "r", "p")
+    assert diameter_config(config.diameter, ctx).data_dir == tmp_path / "var/diameter"
+    export = validate_section(ExportConfig, config.export, config.file, "export")
+    assert export.output_dir == tmp_path / "var/export"
+    # Absolute paths stay as they are.
+    absolute = validate_section(ExportConfig, {"output_dir": "/srv/x"}, config.file, "export")
+    assert absolute.output_dir == Path("/srv/x")
+
+
+def test_paths_do_not_follow_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaded in one directory, used from another: the paths are already absolute."""
+    path = write(tmp_path / "etc", {"redis": {"data_dir": "data"}})
+    config = load_config(path, NO_ENV)
+    monkeypatch.chdir("/")
+    assert config.redis.data_dir.is_absolute()
+    assert config.redis.data_dir == tmp_path / "etc" / "data"
 
 
 def test_relative_paths_from_the_files_own_dir_elsewhere(tmp_path: Path) -> None:
@@ -224,10 +281,64 @@ def test_empty_environment_value_is_null(tmp_path: Path) -> None:
     assert load_config(path, {"OCS_REDIS__URL": ""}).redis.url is None
 
 
-def test_unrelated_ocs_variables_are_ignored() -> None:
-    """OCS_CONFIG, OCS_TEST_REDIS_URL name no section: they are not configuration."""
+def test_non_configuration_ocs_variables_are_ignored() -> None:
+    """OCS_CONFIG (the CLI's) and OCS_TEST_* (the tests') are not configuration."""
     environ = {"OCS_CONFIG": "x.yaml", "OCS_TEST_REDIS_URL": "redis://h/0", "PATH": "/bin"}
     assert load_config(None, environ) == load_config(None, NO_ENV)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("OCS_DIAMETR__PORT", "did you mean OCS_DIAMETER__PORT?"),
+        ("OCS_REDSI__URL", "did you mean OCS_REDIS__URL?"),
+        ("OCS_WORKER", "did you mean OCS_WORKERS?"),
+        ("OCS_CONFG", "did you mean OCS_CONFIG?"),
+        ("OCS_FILE", "'file' names no configuration section"),
+    ],
+)
+def test_unknown_ocs_variable_is_refused_with_a_suggestion(name: str, expected: str) -> None:
+    """A misspelt section is an error naming the variable and the closest valid name."""
+    message = error_of(None, {name: "1"})
+    assert message.startswith(f"environment {name}: ")
+    assert expected in message
+
+
+def test_malformed_variable_name_is_refused() -> None:
+    """OCS_REDIS___URL (three underscores: an empty key) is refused, not dropped."""
+    assert "empty key" in error_of(None, {"OCS_REDIS____URL": "x"})
+
+
+def test_section_errors_name_the_variable(tmp_path: Path) -> None:
+    """OCS_EXPORT__PERIOD=weekly: the export section's error names the variable, not the file."""
+    from ocs.export.config import load_export_config
+
+    path = write(tmp_path / "config", {"export": {"period": "daily"}})
+    environ = {"OCS_EXPORT__PERIOD": "weekly"}
+    config = load_config(path, environ)
+    with pytest.raises(ConfigError) as info:
+        validate_section(
+            type(load_export_config(None)), config.export, config.file, "export", environ
+        )
+    assert str(info.value).startswith("environment OCS_EXPORT__PERIOD: export.period: expected")
+    # Keys the file set keep naming the file.
+    config = load_config(write(tmp_path / "config", {"export": {"period": "weekly"}}), NO_ENV)
+    with pytest.raises(ConfigError) as info:
+        validate_section(type(load_export_config(None)), config.export, config.file, "export", {})
+    assert str(info.value).startswith(f"{config.file}: export.period: expected")
+
+
+def test_unknown_section_key_from_the_environment_suggests_the_key() -> None:
+    """OCS_DIAMETER__PROT: the Diameter section refuses it, naming the variable and `port`."""
+    from protocols.diameter.config import DiameterConfig
+
+    environ = {"OCS_DIAMETER__PROT": "3869"}
+    config = load_config(None, environ)
+    with pytest.raises(ConfigError) as info:
+        validate_section(DiameterConfig, config.diameter, None, "diameter", environ)
+    message = str(info.value)
+    assert message.startswith("environment OCS_DIAMETER__PROT: diameter.prot: unknown key")
+    assert message.endswith("did you mean 'port'?")
 
 
 @pytest.mark.parametrize(
@@ -272,7 +383,11 @@ def test_validate_section_ok() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ({"prot": 3}, "/etc/ocs.yaml: radius.prot: unknown key (expected one of port, mode)"),
+        (
+            {"prot": 3},
+            "/etc/ocs.yaml: radius.prot: unknown key (expected one of port, mode);"
+            " did you mean 'port'?",
+        ),
         ({"port": "x"}, "/etc/ocs.yaml: radius.port: expected an integer; got 'x'"),
         ("oops", "/etc/ocs.yaml: radius: expected a mapping; got 'oops'"),
     ],
