@@ -40,6 +40,7 @@ from ocs.vocabulary.types import (
     TerminationCause,
     Usage,
 )
+from protocols.radius import attributes as at
 from protocols.radius import sessions as ss
 from protocols.radius.accounting_record import AcctRecord, StatusType
 from protocols.radius.counters import Counters, request_key
@@ -109,9 +110,19 @@ def _session_ref(
         (ss.A_CLIENT, client),
     )
     attrs = tuple((k, v) for k, v in named if v)  # as ss.pack_attributes, without the dict
+    if rec.binary:  # rare: echo these as the octets received (RFC 5176 §3)
+        attrs += ss.binary_attributes((_SESSION_KEYS[t], octets) for t, octets in rec.binary)
     sid = from_class or ss.accounting_session_id(nas, rec.session_id)
     return SessionRef(sid, ss.owner_of(nas), attrs)
 
+
+# Attribute type of each echoed text attribute -> its key in SessionRef.attributes.
+_SESSION_KEYS = {
+    at.USER_NAME: ss.A_USER_NAME,
+    at.ACCT_SESSION_ID: ss.A_ACCT_SESSION_ID,
+    at.CALLING_STATION_ID: ss.A_CALLING_STATION_ID,
+    at.NAS_IDENTIFIER: ss.A_NAS_ID,
+}
 
 # Built once: frozen core values every request would otherwise rebuild.
 _ANY_AMOUNT = Usage()

@@ -63,6 +63,9 @@ class AcctRecord(NamedTuple):
     event_timestamp: int | None = None
     terminate_cause: int | None = None
     multi_session_id: str | None = None
+    # (type, octets) of each echoed text attribute (ECHOED) that is not UTF-8: its
+    # text above is for logs and lookups, these octets go back in a Disconnect/CoA.
+    binary: tuple[tuple[int, bytes], ...] = ()
 
     def event_time(self, received: int) -> int:
         """When the event happened: Event-Timestamp if sane, else receive time minus
@@ -70,6 +73,23 @@ class AcctRecord(NamedTuple):
         if self.event_timestamp and self.event_timestamp <= received + MAX_CLOCK_SKEW:
             return self.event_timestamp
         return max(0, received - self.delay)
+
+
+# Text attributes a Disconnect/CoA echoes (RFC 5176 §3), so their octets must survive.
+ECHOED = (at.USER_NAME, at.ACCT_SESSION_ID, at.CALLING_STATION_ID, at.NAS_IDENTIFIER)
+
+
+def binary_values(values: tuple[tuple[int, bytes | None], ...]) -> tuple[tuple[int, bytes], ...]:
+    """The ``(type, octets)`` among ``values`` that are not UTF-8."""
+    out: list[tuple[int, bytes]] = []
+    for key, raw in values:
+        if raw is None or raw.isascii():
+            continue
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            out.append((key, raw))
+    return tuple(out)
 
 
 def parse_accounting(pkt: rp.Packet) -> AcctRecord:
@@ -104,6 +124,7 @@ def parse_accounting(pkt: rp.Packet) -> AcctRecord:
         event_timestamp=at.get_int(pkt, at.EVENT_TIMESTAMP),
         terminate_cause=at.get_int(pkt, at.ACCT_TERMINATE_CAUSE),
         multi_session_id=at.get_text(pkt, at.ACCT_MULTI_SESSION_ID),
+        binary=binary_values(tuple((key, at.first_raw(pkt, key)) for key in ECHOED)),
     )
 
 
@@ -133,14 +154,20 @@ def parse_wire(raw: bytes, first: dict[int, int]) -> AcctRecord:
         combine(_int(raw, first, _OUT), _int(raw, first, _OUT_GIGAWORDS)),
         _int(raw, first, _SESSION_TIME),
     )
+    nas_ip = _ipv4(raw, first, _NAS_IP) or _ipv6(raw, first, _NAS_IPV6)
+    nas_id = _text(raw, first, _NAS_ID)
+    user_name = _text(raw, first, _USER_NAME)
+    calling = _text(raw, first, _CALLING)
+    # Invalid UTF-8 decodes with backslash escapes: only then look for binary values.
+    maybe_binary = "\\" in f"{session_id}{nas_id}{user_name}{calling}"
     return AcctRecord(
         status,
         session_id,
         counters,
-        _ipv4(raw, first, _NAS_IP) or _ipv6(raw, first, _NAS_IPV6),
-        _text(raw, first, _NAS_ID),
-        _text(raw, first, _USER_NAME),
-        _text(raw, first, _CALLING),
+        nas_ip,
+        nas_id,
+        user_name,
+        calling,
         _text(raw, first, _CALLED),
         _ipv4(raw, first, _FRAMED_IP),
         tuple(a[2:] for a in instances(raw, first, _CLASS)) if _CLASS in first else (),
@@ -148,7 +175,16 @@ def parse_wire(raw: bytes, first: dict[int, int]) -> AcctRecord:
         _int(raw, first, _EVENT_TIMESTAMP),
         _int(raw, first, _TERMINATE_CAUSE),
         _text(raw, first, _MULTI_SESSION_ID),
+        _binary(raw, first) if maybe_binary else (),
     )
+
+
+def _binary(raw: bytes, first: dict[int, int]) -> tuple[tuple[int, bytes], ...]:
+    values = []
+    for key in ECHOED:
+        pos = first.get(key)
+        values.append((key, None if pos is None else raw[pos + 2 : pos + raw[pos + 1]]))
+    return binary_values(tuple(values))
 
 
 def _bad_size(key: int, length: int) -> RadiusDrop:

@@ -150,6 +150,15 @@ class Authorizer:
                 ss.A_CLIENT: client.name,
             }
         )
+        attrs += ss.binary_attributes(
+            (key, at.first_raw(pkt, code))
+            for key, code in (
+                (ss.A_USER_NAME, at.USER_NAME),
+                (ss.A_ACCT_SESSION_ID, at.ACCT_SESSION_ID),
+                (ss.A_CALLING_STATION_ID, at.CALLING_STATION_ID),
+                (ss.A_NAS_ID, at.NAS_IDENTIFIER),
+            )
+        )
         return SessionRef(session_id=sid, owner=ss.owner_of(nas), attributes=attrs)
 
     async def _answer(

@@ -82,9 +82,20 @@ IDENTIFICATION: tuple[tuple[str, str], ...] = (
 )
 
 
+# Addresses are kept as their text form; the others are octets, echoed as received.
+_ADDRESSES = frozenset({ss.A_FRAMED_IP, ss.A_NAS_IP})
+
+
 def identification(attributes: Mapping[str, str]) -> list[tuple[str, Any]]:
+    """The session's identification attributes (RFC 5176 §3), each string attribute
+    as the octets the NAS sent (:func:`protocols.radius.sessions.echo_octets`)."""
     out: list[tuple[str, Any]] = []
     for key, name in IDENTIFICATION:
+        if key not in _ADDRESSES:
+            octets = ss.echo_octets(attributes, key)
+            if octets:
+                out.append((name, octets))
+            continue
         value = attributes.get(key)
         if not value:
             continue

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,8 +88,10 @@ class DaeClient:
         attributes: Sequence[tuple[str, Any]],
         event_timestamp: int,
         delays: Sequence[float],
+        on_sent: Callable[[], None] | None = None,
     ) -> DaeReply:
-        """Send and retransmit until answered; TIMEOUT when the schedule runs out."""
+        """Send and retransmit until answered; TIMEOUT when the schedule runs out.
+        ``on_sent`` is called once the request is encoded and first sent."""
         host = str(normalise_ip(dest[0]))
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         transport = await self._transport(family)
@@ -99,8 +101,10 @@ class DaeClient:
         key = (host, dest[1], ident)
         self._pending[key] = _Pending(kind, raw, secret, future)
         try:
-            for delay in delays:
+            for attempt, delay in enumerate(delays):
                 transport.sendto(raw, (host, dest[1]))
+                if attempt == 0 and on_sent is not None:
+                    on_sent()
                 try:
                     return await asyncio.wait_for(asyncio.shield(future), delay)
                 except TimeoutError:

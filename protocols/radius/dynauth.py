@@ -197,18 +197,22 @@ class DynAuth:
             return None
         target = self._target(attrs)
         if target is None:
-            log.warning("radius_dae_no_target", session=session_id, kind=kind.value)
+            self._failed(attrs.get(ss.A_CLIENT) or m.UNKNOWN_NAS, kind, session_id, "no_target")
             return None
         client, dest = target
-        m.DAE_SENT.labels(client.name, kind.value).inc()
-        reply = await self._client.send(
-            kind,
-            dest,
-            client.secret_bytes(),
-            identification(attrs) + extra,
-            int(self._clock()),
-            self._delays,
-        )
+        try:
+            reply = await self._client.send(
+                kind,
+                dest,
+                client.secret_bytes(),
+                identification(attrs) + extra,
+                int(self._clock()),
+                self._delays,
+                m.DAE_SENT.labels(client.name, kind.value).inc,
+            )
+        except Exception as exc:  # encoding, socket: reported here, never lost silently
+            self._failed(client.name, kind, session_id, "error", repr(exc))
+            return None
         self._count(client.name, kind, reply)
         log.info(
             "radius_dae_answered",
@@ -234,6 +238,16 @@ class DynAuth:
         except ChargingError as exc:
             log.info("radius_dae_close_failed", session=session_id, error=repr(exc))
 
+    def _failed(
+        self, nas: str, kind: DaeKind, session_id: str, reason: str, error: str = ""
+    ) -> None:
+        """A push that did not go out: counted and logged with the session it was for
+        (a cut-off is tried again on the session's next Interim)."""
+        m.DAE_FAILED.labels(nas, kind.value, reason).inc()
+        log.error(
+            "radius_dae_failed", session=session_id, kind=kind.value, reason=reason, error=error
+        )
+
     def _suppressed(self, attrs: tuple[tuple[str, str], ...], kind: DaeKind) -> None:
         nas = next((v for k, v in attrs if k == ss.A_CLIENT), m.UNKNOWN_NAS)
         m.DAE_SUPPRESSED.labels(nas, kind.value).inc()
@@ -257,7 +271,9 @@ class DynAuth:
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("radius_dae_failed", error=repr(task.exception()))
+            # Not a send (_push reports those): e.g. the top-up's grant. Still counted.
+            m.DAE_FAILED.labels(m.UNKNOWN_NAS, "unknown", "error").inc()
+            log.error("radius_dae_failed", reason="error", error=repr(task.exception()))
 
     async def drain(self, within: float) -> None:
         if self._tasks:

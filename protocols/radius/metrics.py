@@ -36,6 +36,11 @@ DAE_ACK = Counter("ocs_radius_dae_ack", "CoA/Disconnect ACKs received", ["nas", 
 DAE_NAK = Counter(
     "ocs_radius_dae_nak", "CoA/Disconnect NAKs received", ["nas", "kind", "error_cause"]
 )
+DAE_FAILED = Counter(
+    "ocs_radius_dae_failed",
+    "CoA/Disconnect pushes that could not be sent (reason: no_target, error)",
+    ["nas", "kind", "reason"],
+)
 DAE_SUPPRESSED = Counter(
     "ocs_radius_dae_suppressed",
     "CoA/Disconnect requests not sent because radius.dae.enabled is false",

@@ -10,7 +10,10 @@ every session of that owner, and notifications come back tagged with it.
 
 The attributes kept with the session are what RFC 5176 §3 needs to name it in a
 Disconnect/CoA (User-Name, Acct-Session-Id, Framed-IP-Address,
-Calling-Station-Id, NAS-IP-Address/Identifier) plus where to send it.
+Calling-Station-Id, NAS-IP-Address/Identifier) plus where to send it. They are
+echoed as the octets received: a text attribute whose octets are not UTF-8 is
+kept as text for logs (backslash escapes, which are not reversible) and, under
+``<key>_octets``, as the hex of its octets, which the Disconnect/CoA sends back.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ A_FRAMED_IP = "framed_ip"
 A_CALLING_STATION_ID = "calling_station_id"
 A_SOURCE = "source"  # the address the NAS sent from: default DAE destination
 A_CLIENT = "client"  # configured client name
+OCTETS_SUFFIX = "_octets"  # <key>_octets: hex of a text attribute that is not UTF-8
 
 
 def nas_key(nas_ip: str | None, nas_identifier: str | None, source: str) -> str:
@@ -65,6 +69,35 @@ def session_from_class(nas: str, classes: tuple[bytes, ...]) -> str | None:
             except UnicodeDecodeError:
                 return None
     return None
+
+
+def octets_key(key: str) -> str:
+    return key + OCTETS_SUFFIX
+
+
+def binary_attributes(values: Iterable[tuple[str, bytes | None]]) -> tuple[tuple[str, str], ...]:
+    """``(<key>_octets, hex)`` for each value that is not UTF-8 (usually none)."""
+    out: list[tuple[str, str]] = []
+    for key, raw in values:
+        if raw is None:
+            continue
+        try:
+            raw.decode()
+        except UnicodeDecodeError:
+            out.append((octets_key(key), raw.hex()))
+    return tuple(out)
+
+
+def echo_octets(attributes: Mapping[str, str], key: str) -> bytes | None:
+    """The octets to send back for ``key``: those received, else its text in UTF-8."""
+    hexed = attributes.get(octets_key(key))
+    if hexed:
+        try:
+            return bytes.fromhex(hexed)
+        except ValueError:
+            pass  # not ours (hand-edited?): fall back to the text
+    text = attributes.get(key)
+    return text.encode() if text else None
 
 
 def pack_attributes(values: Mapping[str, str | None]) -> tuple[tuple[str, str], ...]:

@@ -7,16 +7,19 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+import structlog.testing
 from pyrad import packet as rp
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
-from ocs.vocabulary.types import UnitType
+from ocs.vocabulary.types import TerminationCause, UnitType
 from protocols.radius import metrics as m
+from protocols.radius import sessions as ss
 from tests.core_fixtures import NewAccount
 from tests.integration.radius.conftest import SECRET, Server, StartServer, acct_session
 from tests.integration.radius.radius_harness import DaeListener, DaeMode, Nas, open_dae_listener
 from tests.integration.radius.test_radius_accounting import acct, exchange, money, records_of
+from tests.unit.radius.radius_wire import attributes_of
 
 
 async def exhaust(nas: Nas, server: Server, user: str, sid: str) -> None:
@@ -185,3 +188,63 @@ async def test_nothing_is_sent_when_dae_is_disabled(
         assert count(m.DAE_SUPPRESSED, "nas1", "disconnect") == suppressed + 1  # it was due
     finally:
         counter.close()
+
+
+async def test_binary_calling_station_id_is_echoed_as_the_octets_received(
+    server: Server,
+    nas: Nas,
+    dae: DaeListener,
+    new_account: NewAccount,
+) -> None:
+    """RFC 5176 §3: a Calling-Station-Id of 100 non-UTF-8 octets comes back in the
+    Disconnect-Request octet for octet (it used to fail to encode, and the subscriber was
+    never cut off). Issue 13, item 13."""
+    calling = bytes(range(0x80, 0xE4))  # 100 octets, none of them valid UTF-8 here
+    dae.mode = DaeMode.ACK
+    a = await new_account(money=100)
+    user, sid = a.identity.value, acct_session()
+    start = acct(user, sid, "Start", 1, Calling_Station_Id=calling)
+    assert await exchange(nas, server, start)
+    interim = acct(
+        user, sid, "Interim-Update", 2, Acct_Input_Octets=20_000, Calling_Station_Id=calling
+    )
+    sent = count(m.DAE_SENT, "nas1", "disconnect")
+    assert await exchange(nas, server, interim)
+    await server.frontend.dynauth.drain(2)
+    assert count(m.DAE_SENT, "nas1", "disconnect") == sent + 1
+    ours = [
+        dict(attributes_of(r)) for r in dae.raw if dict(attributes_of(r)).get(44) == sid.encode()
+    ]
+    assert ours, "no Disconnect-Request reached the NAS"
+    assert ours[0][31] == calling
+
+
+async def test_a_push_that_cannot_be_sent_is_counted_and_logged(
+    server: Server, dae: DaeListener
+) -> None:
+    """A Disconnect that cannot be encoded (a 300-octet User-Name kept by an older version)
+    or has nowhere to go is counted in ocs_radius_dae_failed and logged with its session,
+    not lost in a task's unread exception. Issue 13, item 13."""
+    attrs = (
+        (ss.A_USER_NAME, "u" * 300),
+        (ss.A_ACCT_SESSION_ID, "s-too-long"),
+        (ss.A_SOURCE, "127.0.0.1"),
+        (ss.A_CLIENT, "nas1"),
+    )
+    errors = count(m.DAE_FAILED, "nas1", "disconnect", "error")
+    lost = count(m.DAE_FAILED, m.UNKNOWN_NAS, "disconnect", "no_target")
+    received = len(dae.raw)
+    with structlog.testing.capture_logs() as logs:
+        dynauth = server.frontend.dynauth
+        cause = TerminationCause.CREDIT_EXHAUSTED
+        assert await dynauth.disconnect("radius:x:s-too-long", "radius:x", attrs, cause) is None
+        assert await dynauth.disconnect("radius:x:nowhere", "radius:x", (), cause) is None
+    assert count(m.DAE_FAILED, "nas1", "disconnect", "error") == errors + 1
+    assert count(m.DAE_FAILED, m.UNKNOWN_NAS, "disconnect", "no_target") == lost + 1
+    failed = [e for e in logs if e["event"] == "radius_dae_failed"]
+    assert [(e["session"], e["reason"]) for e in failed] == [
+        ("radius:x:s-too-long", "error"),
+        ("radius:x:nowhere", "no_target"),
+    ]
+    assert "253" in failed[0]["error"]
+    assert len(dae.raw) == received

@@ -6,7 +6,11 @@ import hashlib
 
 from pyrad import packet as rp
 
+from protocols.radius import attributes as at
 from protocols.radius import sessions as ss
+from protocols.radius.accounting import session_ref
+from protocols.radius.accounting_record import parse_wire
+from protocols.radius.codec import PortKind, decode_request
 from protocols.radius.dae import (
     DaeKind,
     DaeStatus,
@@ -16,6 +20,9 @@ from protocols.radius.dae import (
     verify_reply,
 )
 from protocols.radius.dictionary import load_dictionary
+from protocols.radius.settings import ClientConfig
+from tests.unit.radius.radius_wire import SECRET as RADIUS_SECRET
+from tests.unit.radius.radius_wire import acct_request, attributes_of
 
 SECRET = b"dae-secret"
 
@@ -86,3 +93,44 @@ def test_coa_answers() -> None:
 def test_backoff_doubles_and_caps() -> None:
     assert retransmit_delays(1, 5, 4) == [1, 2, 4, 5, 5]
     assert retransmit_delays(2, 16, 0) == [2]
+
+
+def test_text_attributes_are_echoed_as_the_octets_received() -> None:
+    """RFC 5176 §3: a Calling-Station-Id and User-Name that are not UTF-8 (100 octets each)
+    go back in the Disconnect-Request octet for octet, from the record to the wire."""
+    calling, user = bytes(range(0x80, 0xE4)), b"\xffuser\\x41"
+    raw = acct_request({"Calling-Station-Id": calling, "User-Name": user})
+    req = decode_request(raw, PortKind.ACCT, RADIUS_SECRET, False)
+    rec = parse_wire(req.raw, req.first)
+    assert rec.binary == ((at.USER_NAME, user), (at.CALLING_STATION_ID, calling))
+    client = ClientConfig.model_validate({"name": "nas", "address": "127.0.0.1", "secret": "x"})
+    attrs = dict(session_ref(rec, client, "127.0.0.1").attributes)
+    wire = dict(
+        attributes_of(encode_request(DaeKind.DISCONNECT, 1, SECRET, identification(attrs), 0))
+    )
+    assert (wire[31], wire[1], wire[44]) == (calling, user, b"sess-1")
+
+
+def test_utf8_text_needs_no_octets_copy() -> None:
+    """The common case keeps one text value per attribute (nothing extra per request)."""
+    raw = acct_request({"Calling-Station-Id": "00-11-22-33-44-55", "User-Name": "CORP\\alice"})
+    req = decode_request(raw, PortKind.ACCT, RADIUS_SECRET, False)
+    rec = parse_wire(req.raw, req.first)
+    assert rec.binary == ()
+    wire = dict(
+        attributes_of(
+            encode_request(
+                DaeKind.DISCONNECT,
+                1,
+                SECRET,
+                identification(
+                    {
+                        ss.A_USER_NAME: rec.user_name or "",
+                        ss.A_CALLING_STATION_ID: rec.calling_station_id or "",
+                    }
+                ),
+                0,
+            )
+        )
+    )
+    assert (wire[1], wire[31]) == (b"CORP\\alice", b"00-11-22-33-44-55")
