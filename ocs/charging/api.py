@@ -26,8 +26,8 @@ from redis import exceptions as rexc
 from redis.asyncio import Redis
 
 from ocs.charging import closing
-from ocs.charging.events import EventCall, event_answer, run_event_script
-from ocs.charging.rating import cost, rated_amount, tariff_params
+from ocs.charging.events import EventCall, event_answer, event_charge, run_event_script
+from ocs.charging.rating import cost, tariff_params
 from ocs.charging.requests import RatedRequest, outcomes, rate_request
 from ocs.charging.resolver import Resolver, Target
 from ocs.notify import subscribe
@@ -399,7 +399,9 @@ class ChargingService:
         """One-shot charge: direct debit, refund, balance check, price enquiry.
 
         ``event_id`` makes it idempotent (Gy: Session-Id + CC-Request-Number).
-        A service unknown to the policy answers RATING_FAILED, changing nothing.
+        A service unknown to the policy, or units it is not rated in (see
+        :func:`ocs.charging.events.event_charge`), answer RATING_FAILED,
+        changing nothing.
         """
         ts = int(self.clock()) if now is None else now
         ids = _as_list(subscriber)
@@ -414,7 +416,12 @@ class ChargingService:
                     event_id, target.account_id, action, ServiceStatus.RATING_FAILED, service
                 )
             unit = policies.services[name].unit
-            amount = rated_amount(units or Usage(), unit) or 1
+            charge = event_charge(action, units, unit)
+            if charge is None:  # units the service is not rated in: never guessed
+                return EventAnswer(
+                    event_id, target.account_id, action, ServiceStatus.RATING_FAILED, service
+                )
+            amount, used = charge
             params = tariff_params(price)
             if action is EventAction.PRICE_ENQUIRY:
                 return EventAnswer(
@@ -436,7 +443,7 @@ class ChargingService:
                 name,
                 unit,
                 amount,
-                units,
+                used,
                 params,
                 ts,
                 owner,

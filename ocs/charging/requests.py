@@ -137,6 +137,10 @@ def rate_request(
             params = lua_tariff(price)
             extras = dict(extras)  # this request's own copy: the switch depends on `now`
             _announce_switch(schedule, name, now, extras)
+        reports = [_report(u, unit, schedule, name, now, quota.supervision) for u in req.used]
+        if reports and _unratable(reports, unit):
+            rated.fixed[index] = ServiceOutcome(service, ServiceStatus.RATING_FAILED)
+            continue
         key = service._key
         rated.supervision = max(rated.supervision, quota.supervision)
         rated.units[key] = unit
@@ -148,13 +152,23 @@ def rate_request(
             "ru": unit.value,
             "want": grant_size(req.requested, unit, quota),
             "t": params,
-            "rep": [_report(u, unit, schedule, name, now, quota.supervision) for u in req.used],
+            "rep": reports,
         }
         rated.extras[key] = extras
         if quota.balance_share_percent is not None:
             item["dyn"] = {"pct": quota.balance_share_percent, "min": quota.min_grant or 0}
         rated.lua.append(item)
     return rated
+
+
+def _unratable(reports: list[dict[str, Any]], unit: UnitType) -> bool:
+    """A usage report with positive quantities but none in the service's
+    unit: the script would record it and charge nothing (issue 13 item 3),
+    so the service gets RATING_FAILED instead (standards §2.8, 5031). One
+    dict lookup per report on the normal path (usage_map fills the rated
+    unit whenever the report has it)."""
+    ru = unit._value_
+    return any(ru not in r["u"] and any(v > 0 for v in r["u"].values()) for r in reports)
 
 
 def _announce_switch(schedule: Schedule, name: str, now: int, extras: dict[str, Any]) -> None:

@@ -225,7 +225,9 @@ async def test_events_each_action(
             0,
             msisdn,
             requested_action=3,
-            requested_service_unit=rsu(cc_service_specific_units=3),
+            # the default service is rated in octets (a unit it is not rated
+            # in gets 5031: test_gy_units.py)
+            requested_service_unit=rsu(cc_total_octets=3_000),
             service_identifier=None,
         )
     )
