@@ -29,6 +29,7 @@ from ocs.config import Config, ConfigError
 from ocs.frontend import Frontend, FrontendContext, load_frontend_factories
 from ocs.http import register_health, serve_http
 from ocs.metrics import BUILD, POLICY_RELOADS
+from ocs.plan_usage import check_dropped_plans
 from ocs.plans import Renewals
 from ocs.policy.loader import PolicyError, PolicySet, load_policies
 from ocs.store.client import connect
@@ -94,10 +95,26 @@ class PolicyHolder:
     config: Config
     last_error: str | None = None
     reloads: int = 0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _pending: set[asyncio.Task[bool]] = field(default_factory=set, init=False, repr=False)
 
-    def reload(self) -> bool:
+    def reload_soon(self) -> None:
+        """SIGHUP: reload in a task (the set is checked against the store)."""
+        task = asyncio.ensure_future(self.reload())
+        self._pending.add(task)  # referenced until done: the loop keeps only weak ones
+        task.add_done_callback(self._pending.discard)
+
+    async def reload(self) -> bool:
+        async with self._lock:  # two SIGHUPs: one reload after the other
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         try:
             fresh = load_policy_set(self.config)
+            # A plan an account uses must not vanish (ocs/plan_usage.py).
+            await check_dropped_plans(
+                self.charging.policies, fresh, self.charging.redis, self.charging.partitions
+            )
         except (PolicyError, OSError) as exc:
             self.last_error = str(exc)
             POLICY_RELOADS.labels("rejected").inc()
@@ -137,7 +154,7 @@ class PolicyHolder:
             current = self.fingerprint()
             if current != seen:
                 seen = current
-                self.reload()
+                await self.reload()
 
     def health(self) -> dict[str, Any]:
         return {
@@ -236,7 +253,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, holder.reload)
+        loop.add_signal_handler(signal.SIGHUP, holder.reload_soon)
 
 
 def _tune_gc() -> None:

@@ -213,6 +213,8 @@ class ChargingService:
         for attempt in (0, 1):
             target = await self._target(session.session_id, ids, prefer_identity=op == "initiate")
             policies = self.policies
+            if target.plan not in policies.plans:
+                raise _plan_unknown(target, policies)
             rated = rate_request(policies, target.plan, services, ts)
             reply = await self._run_session_script(
                 op, session, request_key, rated, target, ids, ts, cause, create, policies
@@ -409,9 +411,11 @@ class ChargingService:
             target = await self.resolver.by_identity(ids)
             policies = self.policies
             plan = policies.plans.get(target.plan)
+            if plan is None:
+                raise _plan_unknown(target, policies)
             name = policies.service_name(service)
-            price = policies.price(target.plan, name, ts) if name and plan else None
-            if name is None or price is None or plan is None:
+            price = policies.price(target.plan, name, ts) if name else None
+            if name is None or price is None:
                 return EventAnswer(
                     event_id, target.account_id, action, ServiceStatus.RATING_FAILED, service
                 )
@@ -486,6 +490,12 @@ class ChargingService:
         # The start is fixed now, not at the first read: nothing written after
         # this call is missed, however late the consumer task gets going.
         return subscribe(self.redis, self.partitions, since_ms=int(time.time() * 1000))
+
+
+def _plan_unknown(target: Target, policies: PolicySet) -> errors.PlanUnknown:
+    return errors.PlanUnknown(
+        f"account {target.account_id}: plan {target.plan!r} is not in policy set {policies.version}"
+    )
 
 
 def _lost_script(reply: object) -> bool:

@@ -51,6 +51,9 @@ class PolicySet:
     version: str
     files: tuple[str, ...] = ()
     notifications: Notifications = field(default_factory=Notifications)
+    # "plans.prepaid" -> the file that defines it: errors about a set
+    # (a plan dropped on reload) name the file and the key.
+    origins: Mapping[str, str] = field(default_factory=dict)
     _by_key: dict[tuple[int | None, int | None], str] = field(
         default_factory=dict, repr=False, init=False
     )
@@ -155,6 +158,11 @@ def load_policy_files(files: Iterable[Path]) -> PolicySet:
             if notifications is not None:
                 raise PolicyError(f"{path}: notifications: already defined in {notifications[0]}")
             notifications = (path, doc.notifications)
+    if not merged["plans"]:
+        raise PolicyError(
+            f"{_where(names)}: plans: no plan defined (every account has a plan; "
+            "expected a plans: section in one of the files)"
+        )
     _check_references(merged, defaults)
     tz = timezone[1] if timezone else "UTC"
     if timezone:
@@ -169,7 +177,19 @@ def load_policy_files(files: Iterable[Path]) -> PolicySet:
         version=digest.hexdigest()[:12],
         files=tuple(names),
         notifications=notifications[1] if notifications else Notifications(),
+        origins={
+            f"{k}.{n}": str(p) for k, entries in merged.items() for n, (p, _) in entries.items()
+        },
     )
+
+
+def _where(files: list[str]) -> str:
+    """The files of a set, for an error about the set as a whole: their
+    directory when they share one."""
+    parents = {str(Path(f).parent) for f in files}
+    if len(parents) == 1:
+        return parents.pop() + "/"
+    return ", ".join(files) or "(no policy files)"
 
 
 def _parse_document(path: Path, raw: bytes) -> PolicyDocument:

@@ -16,6 +16,12 @@ class UserUnknown(ChargingError):
     """No account has this identity (Gy 5030)."""
 
 
+class PlanUnknown(UserUnknown):
+    """The account's plan is not in the policy set in force (reloads refuse
+    to drop a plan in use, so only a set started without it): the subscriber
+    cannot be rated, and is answered as unknown (Gy 5030), nothing changed."""
+
+
 class AccountBlocked(ChargingError):
     """The account exists but is blocked or deleted (Gy 4010 at command level)."""
 

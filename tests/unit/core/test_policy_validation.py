@@ -154,3 +154,19 @@ def test_bad_band_hour_is_named(tmp_path: Path) -> None:
         PolicyError, match=r"tariffs\.t\.bands\.0\.start: String should match pattern"
     ):
         load_policy_files([write(tmp_path, bad)])
+
+
+def test_a_set_without_plans_is_refused(tmp_path: Path) -> None:
+    """Every account has a plan: a set with none (plans.yaml moved away) names its directory."""
+    services = write(tmp_path, GOOD.split("plans:")[0], "services.yaml")
+    with pytest.raises(PolicyError) as info:
+        load_policy_files([services])
+    assert str(info.value).startswith(f"{tmp_path}/: plans: no plan defined")
+
+
+def test_origins_name_the_file_of_each_entry(tmp_path: Path) -> None:
+    """Errors about the set as a whole (a plan dropped on reload) can name the defining file."""
+    a = write(tmp_path, GOOD.split("plans:")[0], "a.yaml")
+    b = write(tmp_path, "plans:" + GOOD.split("plans:")[1], "b.yaml")
+    origins = load_policy_files([a, b]).origins
+    assert origins["plans.p"] == str(b) and origins["services.data"] == str(a)
