@@ -29,6 +29,6 @@ USER ocs
 VOLUME ["/var/lib/ocs"]
 EXPOSE 3868 1812/udp 1813/udp 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9464/health', timeout=4).status != 200)"]
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9464/livez', timeout=4).status != 200)"]
 ENTRYPOINT ["ocs", "--config", "/opt/ocs/config/ocs.yaml"]
 CMD ["serve"]

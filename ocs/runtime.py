@@ -27,7 +27,7 @@ from ocs.charging.api import ChargingService
 from ocs.charging.supervision import run_supervisor
 from ocs.config import Config, ConfigError
 from ocs.frontend import Frontend, FrontendContext, load_frontend_factories
-from ocs.http import register_health, serve_http
+from ocs.http import register_health, serve_http, set_listeners_up
 from ocs.metrics import BUILD, POLICY_RELOADS
 from ocs.plan_usage import check_dropped_plans
 from ocs.plans import Renewals
@@ -157,8 +157,13 @@ class PolicyHolder:
                 await self.reload()
 
     def health(self) -> dict[str, Any]:
+        """A set is in force, so ok; a refused reload is a warning (the old set serves)."""
+        warning = None
+        if self.last_error is not None:
+            warning = f"reload refused; version {self.charging.policies.version} still serves"
         return {
-            "ok": self.last_error is None,
+            "ok": True,
+            "warning": warning,
             "version": self.charging.policies.version,
             "reloads": self.reloads,
             "last_error": self.last_error,
@@ -214,11 +219,16 @@ class Runtime:
                 tasks.append(asyncio.create_task(pinger.run(stop)))
             http = None
             if self.config.metrics.enabled and self.worker_index == 0:
-                http = await serve_http(self.config.metrics.host, self.config.metrics.port)
+                http = await serve_http(
+                    self.config.metrics.host,
+                    self.config.metrics.port,
+                    details=self.config.metrics.health_details,
+                )
             self.frontends = self._build_frontends()
             for fe in self.frontends:
                 await fe.start(charging)
                 register_health(fe.name, fe.health)
+            set_listeners_up(True)  # /readyz
             _tune_gc()
             log.info(
                 "ocs_started",
@@ -228,6 +238,7 @@ class Runtime:
             )
             await stop.wait()
             log.info("ocs_stopping")
+            set_listeners_up(False)  # not ready while draining
             for fe in self.frontends:
                 await fe.stop(drain_timeout=5.0)
             if http is not None:

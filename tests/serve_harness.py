@@ -49,7 +49,7 @@ def write_config(
         f"redis: {{data_dir: '{tmp_path / 'redis'}'}}\n"
         f"policies: {{dir: '{policies or ROOT / 'tests/policies'}', "
         f"watch_interval: {watch_interval}}}\n"
-        f"metrics: {{port: {port}}}\nlogging: {{format: json}}\n" + extra
+        f"metrics: {{port: {port}, health_details: true}}\nlogging: {{format: json}}\n" + extra
     )
     return cfg, port
 

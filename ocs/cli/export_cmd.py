@@ -92,12 +92,13 @@ def _redis(config: Config, url: str | None, once: bool, stack: ExitStack) -> red
     return client
 
 
-def _serve_http(host: str, port: int, stack: ExitStack) -> None:
-    """/metrics and /health on a daemon thread's event loop (the exporter is blocking)."""
+def _serve_http(host: str, port: int, details: bool, stack: ExitStack) -> None:
+    """/metrics, /livez, /readyz, /health on a daemon thread's event loop (the exporter blocks)."""
+    from ocs.export.metrics import REGISTRY
     from ocs.http import serve_http
 
     loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(serve_http(host, port))
+    server = loop.run_until_complete(serve_http(host, port, REGISTRY, details))
     thread = threading.Thread(target=loop.run_forever, name="export-http", daemon=True)
     thread.start()
     bound = server.sockets[0].getsockname()[1] if server.sockets else port
@@ -150,17 +151,19 @@ def export_cli(
 def _run(
     config: Config, cfg: ExportConfig, redis_url: str | None, once: bool, stack: ExitStack
 ) -> int:
-    from ocs.http import register_health, unregister_health
+    from ocs.http import register_health, set_listeners_up, unregister_health
 
     try:
         client = _redis(config, redis_url, once, stack)
         exporter = Exporter(client, cfg)
         if not once and config.metrics.enabled and cfg.metrics_port is not None:
-            _serve_http(cfg.metrics_host or config.metrics.host, cfg.metrics_port, stack)
+            host = cfg.metrics_host or config.metrics.host
+            _serve_http(host, cfg.metrics_port, config.metrics.health_details, stack)
     except OSError as exc:
         fail(f"export: {exc}")
     register_health("export", exporter.health)
     stack.callback(unregister_health, "export")
+    set_listeners_up(True)  # connected to the store: ready once writes succeed
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         exporter.stop()

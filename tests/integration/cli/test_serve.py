@@ -11,6 +11,7 @@ import json
 import shutil
 import signal
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -48,6 +49,14 @@ def test_serve_embedded_then_cli_beside_it(tmp_path: Path) -> None:
     assert "ocs_stopped" in err
 
 
+def _status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def _copy_policies(tmp_path: Path) -> Path:
     policies = tmp_path / "policies"
     shutil.copytree(ROOT / "tests/policies", policies)
@@ -65,11 +74,14 @@ def test_sighup_with_broken_policy_keeps_the_old_set(tmp_path: Path) -> None:
         server.send_signal(signal.SIGHUP)
         time.sleep(1.0)
         broken = health(port)
-        assert broken["ok"] is False
+        # A warning, not a failure: the old set serves (a probe must not restart the node).
+        assert broken["ok"] is True and broken["status"] == "warning"
+        assert "still serves" in broken["components"]["policies"]["warning"]
         assert broken["components"]["policies"]["version"] == version  # old set still in force
         assert (
             "test.yaml: tariffs.basic.tax_percent" in broken["components"]["policies"]["last_error"]
         )
+        assert _status(port, "/livez") == 200 and _status(port, "/readyz") == 200
         (policies / "test.yaml").write_text(
             text.replace('tax_percent: "20"', 'tax_percent: "19.6"')
         )
@@ -77,6 +89,7 @@ def test_sighup_with_broken_policy_keeps_the_old_set(tmp_path: Path) -> None:
         time.sleep(1.0)
         fixed = health(port)
         assert fixed["ok"] is True and fixed["components"]["policies"]["version"] != version
+        assert fixed["status"] == "ok" and fixed["components"]["policies"]["warning"] is None
 
 
 def test_policy_file_change_is_picked_up_without_signal(tmp_path: Path) -> None:

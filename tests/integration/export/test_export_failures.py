@@ -242,6 +242,8 @@ def test_health_and_metrics_report_a_failing_disk(redis_url: str, tmp_path: Path
     cfg = config(tmp_path / "blocker" / "out", metrics_port=port)
     add(client, 0, record())
     conf = write_config_file(tmp_path / "ocs.yaml", cfg)
+    with conf.open("a") as fh:
+        fh.write("metrics: {health_details: true}\n")  # the error text is a detail
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(tmp_path / "exporter.log", "w") as log:
         proc = subprocess.Popen(

@@ -29,7 +29,7 @@ PAST = 1_700_000_000  # 2023-11-14T22:13:20Z: every period of these entries is o
 
 
 def metric(name: str, **labels: str) -> float:
-    from prometheus_client import REGISTRY
+    from ocs.export.metrics import REGISTRY
 
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -244,7 +244,7 @@ def test_batch_taken_over_before_publish_is_dropped_by_the_slow_exporter(
 
 def test_lag_is_the_age_of_the_oldest_unacknowledged_entry(redis_url: str, tmp_path: Path) -> None:
     """Lag (gauge and health) = now - oldest entry not acknowledged; 0 once all are."""
-    from prometheus_client import REGISTRY
+    from ocs.export.metrics import REGISTRY
 
     client = fresh_db(redis_url)
     add_past(client, 4)
