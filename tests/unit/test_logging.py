@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import sys
 from collections.abc import Iterator
 
@@ -150,3 +151,89 @@ def test_logging_follows_a_swapped_stderr(
     swapped.close()
     log.info("second")  # not "I/O operation on closed file"
     assert json.loads(capsys.readouterr().err)["event"] == "second"
+
+
+MSISDN = "33612345678"
+
+
+def _crash(depth: int, msisdn: str) -> None:
+    """Raise from ``depth`` frames down, with identities and a large value in the locals."""
+    identity_key = f"e164:{msisdn}"
+    request = {"subscriber": msisdn, "state": "LOCAL-STATE-" * 1_000}
+    if depth:
+        _crash(depth - 1, msisdn)
+    raise LookupError(f"no plan for {identity_key} in {len(request)} fields: {'y' * 20_000}")
+
+
+def _crash_chain(links: int) -> None:
+    try:
+        if links:
+            _crash_chain(links - 1)
+        else:
+            _crash(5, MSISDN)
+    except LookupError as exc:
+        raise LookupError(f"link {links} for e164:{MSISDN}") from exc
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_crash_logs_carry_no_locals_no_identities_and_stay_small(
+    restore_structlog: None, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """A crash 300 frames deep, chained 10 times, with an MSISDN and 20 KB in every frame's
+    locals and in its message: no identity in clear, no locals, a few KB (issue 13 item 14;
+    before: every frame's locals, the MSISDN and identity key in clear, ~36 KB a request)."""
+    configure(fmt=fmt, mask_ids=True)
+    try:
+        _crash_chain(10)
+    except LookupError as exc:
+        structlog.get_logger("ocs.diameter").exception("diameter_request_crashed", error=repr(exc))
+    try:
+        _crash(300, MSISDN)
+    except LookupError:
+        structlog.get_logger("ocs.radius").exception("radius_internal_error")
+    err = capsys.readouterr().err
+    print(f"{fmt}: {len(err)} characters for two crashes")
+    assert MSISDN not in err
+    assert "3361*****78" in err  # masked, still there to correlate
+    assert "LOCAL-STATE" not in err  # no frame locals
+    assert len(err) < 2 * 12_000
+    if fmt == "json":
+        chained, deep = (json.loads(line) for line in err.strip().splitlines())
+        assert len(chained["exception"]) <= 4  # 3 kept + "n more"
+        assert len(deep["exception"][0]["frames"]) <= 21  # 10 + 10 + "skipped"
+        assert all(set(f) == {"filename", "lineno", "name"} for f in deep["exception"][0]["frames"])
+
+
+def test_stdlib_records_go_through_the_same_chain(
+    restore_structlog: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """asyncio's "exception was never retrieved" and library logs: JSON, masked, bounded."""
+    configure(fmt="json", mask_ids=True)
+    configure(fmt="json", mask_ids=True)  # configured twice: still one handler
+    try:
+        _crash(50, MSISDN)
+    except LookupError as exc:
+        logging.getLogger("asyncio").error("Task exception was never retrieved", exc_info=exc)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    event = json.loads(line)
+    assert (event["event"], event["level"], event["logger"]) == (
+        "Task exception was never retrieved",
+        "error",
+        "asyncio",
+    )
+    assert MSISDN not in line and "LOCAL-STATE" not in line
+    assert event["exception"][0]["exc_type"] == "LookupError"
+    assert len(line) < 12_000
+
+
+def test_masking_off_leaves_messages_but_still_no_locals(
+    restore_structlog: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """logging.mask_identities: false: messages as they are, locals still never logged."""
+    configure(fmt="json", mask_ids=False)
+    try:
+        _crash(3, MSISDN)
+    except LookupError:
+        structlog.get_logger("t").exception("crash")
+    err = capsys.readouterr().err
+    assert f"e164:{MSISDN}" in err and "LOCAL-STATE" not in err
