@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from ocs.charging.api import ChargingService
@@ -29,6 +29,20 @@ class FrontendContext:
     origin_realm: str
     product_name: str
     worker_index: int = 0
+    # When this node started (ns since the epoch): the same in every worker of one
+    # ``ocs serve`` and in a worker it restarts, new on the next start. The Diameter
+    # front end derives its Origin-State-Id from it (RFC 6733 §8.16). 0: unknown.
+    node_start: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """A socket a front end binds: ``ocs serve`` checks it is free before it starts."""
+
+    name: str  # for the error message, e.g. "diameter", "radius acct"
+    transport: Literal["tcp", "udp"]
+    host: str
+    port: int
 
 
 class Frontend(Protocol):
@@ -41,6 +55,13 @@ class Frontend(Protocol):
     async def stop(self, drain_timeout: float) -> None: ...
 
     def health(self) -> dict[str, Any]: ...
+
+
+def listeners_of(frontend: object) -> list[Listener]:
+    """The sockets ``frontend`` will bind, from its optional ``listeners()`` method
+    (``[]`` when it has none): known before it starts, so a busy port is named up front."""
+    method = getattr(frontend, "listeners", None)
+    return list(method()) if callable(method) else []
 
 
 FrontendFactory = Callable[[Mapping[str, Any], FrontendContext], Frontend]

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import signal
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +28,19 @@ from ocs import __version__
 from ocs.charging.api import ChargingService
 from ocs.charging.supervision import run_supervisor
 from ocs.config import Config, ConfigError
-from ocs.frontend import Frontend, FrontendContext, load_frontend_factories
+from ocs.frontend import (
+    Frontend,
+    FrontendContext,
+    Listener,
+    listeners_of,
+    load_frontend_factories,
+)
 from ocs.http import register_health, serve_http, set_listeners_up
 from ocs.metrics import BUILD, POLICY_RELOADS
 from ocs.plan_usage import check_dropped_plans
 from ocs.plans import Renewals
 from ocs.policy.loader import PolicyError, PolicySet, load_policies
+from ocs.preflight import NodeConflict, NodeLock, check_listeners
 from ocs.store.client import connect
 from ocs.store.embedded import EmbeddedRedis
 from ocs.vocabulary.errors import StorageUnavailable
@@ -174,9 +183,11 @@ class PolicyHolder:
 class Runtime:
     config: Config
     worker_index: int = 0
+    node_start: int = 0  # FrontendContext.node_start (0: this process's own start)
     frontends: list[Frontend] = field(default_factory=list)
 
-    def _build_frontends(self) -> list[Frontend]:
+    def build_frontends(self) -> list[Frontend]:
+        """The configured front ends, validated and built (nothing bound yet)."""
         factories = load_frontend_factories()
         out: list[Frontend] = []
         for section in ("diameter", "radius"):
@@ -192,6 +203,7 @@ class Runtime:
                 self.config.node.origin_realm,
                 self.config.node.product_name,
                 self.worker_index,
+                self.node_start or time.time_ns(),
             )
             out.append(factories[section]({k: v for k, v in raw.items() if k != "enabled"}, ctx))
         return out
@@ -199,6 +211,7 @@ class Runtime:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         policies = load_policy_set(self.config)
+        frontends = self.build_frontends()
         async with open_store(self.config) as (client, embedded):
             charging = await ChargingService.connect(client, policies)
             BUILD.info({"version": __version__, "policy_version": policies.version})
@@ -208,45 +221,49 @@ class Runtime:
             register_health("redis", embedded.health if embedded is not None else pinger.health)
             self._install_signals(stop, holder)
             tasks = [asyncio.create_task(holder.watch(stop))]
-            if self.worker_index == 0:  # one sweeper is enough; the scripts are idempotent
-                sweep_every = self.config.supervision.sweep_interval
-                tasks.append(asyncio.create_task(run_supervisor(charging, sweep_every, stop)))
-                tasks.append(asyncio.create_task(self._renewals(charging, stop)))
-            if embedded is not None:
-                # Attached too: if the owner (say a CLI run) stops it, we take over.
-                tasks.append(asyncio.create_task(embedded.supervise(stop)))
-            else:
-                tasks.append(asyncio.create_task(pinger.run(stop)))
-            http = None
-            if self.config.metrics.enabled and self.worker_index == 0:
-                http = await serve_http(
-                    self.config.metrics.host,
-                    self.config.metrics.port,
-                    details=self.config.metrics.health_details,
+            http: asyncio.Server | None = None
+            try:
+                if self.worker_index == 0:  # one sweeper is enough; the scripts are idempotent
+                    sweep_every = self.config.supervision.sweep_interval
+                    tasks.append(asyncio.create_task(run_supervisor(charging, sweep_every, stop)))
+                    tasks.append(asyncio.create_task(self._renewals(charging, stop)))
+                if embedded is not None:
+                    # Attached too: if the owner (say a CLI run) stops it, we take over.
+                    tasks.append(asyncio.create_task(embedded.supervise(stop)))
+                else:
+                    tasks.append(asyncio.create_task(pinger.run(stop)))
+                if self.config.metrics.enabled and self.worker_index == 0:
+                    m = self.config.metrics
+                    with _bind_conflict(f"metrics ({m.host}:{m.port})"):
+                        http = await serve_http(m.host, m.port, details=m.health_details)
+                for fe in frontends:
+                    with _bind_conflict(fe.name):
+                        await fe.start(charging)
+                    self.frontends.append(fe)
+                    register_health(fe.name, fe.health)
+                set_listeners_up(True)  # /readyz
+                _tune_gc()
+                log.info(
+                    "ocs_started",
+                    frontends=[fe.name for fe in self.frontends],
+                    policy_version=policies.version,
+                    worker=self.worker_index,
                 )
-            self.frontends = self._build_frontends()
-            for fe in self.frontends:
-                await fe.start(charging)
-                register_health(fe.name, fe.health)
-            set_listeners_up(True)  # /readyz
-            _tune_gc()
-            log.info(
-                "ocs_started",
-                frontends=[fe.name for fe in self.frontends],
-                policy_version=policies.version,
-                worker=self.worker_index,
-            )
-            await stop.wait()
-            log.info("ocs_stopping")
-            set_listeners_up(False)  # not ready while draining
-            for fe in self.frontends:
-                await fe.stop(drain_timeout=5.0)
-            if http is not None:
-                http.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            charging.close()
+                await stop.wait()
+                log.info("ocs_stopping")
+            finally:
+                set_listeners_up(False)  # not ready while draining
+                # Also when starting failed half-way: nothing left running (a task
+                # left behind kept a failed start alive, silently, issue 13 item 9).
+                stop.set()
+                for fe in self.frontends:
+                    await fe.stop(drain_timeout=5.0)
+                if http is not None:
+                    http.close()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                charging.close()
         log.info("ocs_stopped")
 
     async def _renewals(self, charging: ChargingService, stop: asyncio.Event) -> None:
@@ -267,6 +284,44 @@ class Runtime:
         loop.add_signal_handler(signal.SIGHUP, holder.reload_soon)
 
 
+@contextlib.contextmanager
+def _bind_conflict(what: str) -> Iterator[None]:
+    """A listener whose address is taken: one line naming it (``ocs serve`` exits 2)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise NodeConflict(
+            f"{what}: {exc.strerror or exc} (another ocs serve on this configuration, "
+            "its orphaned workers, or another program)"
+        ) from exc
+
+
+def planned_listeners(config: Config) -> list[Listener]:
+    """Every socket a node of ``config`` binds: /metrics and the front ends' listeners."""
+    out: list[Listener] = []
+    if config.metrics.enabled:
+        out.append(Listener("metrics", "tcp", config.metrics.host, config.metrics.port))
+    for fe in Runtime(config).build_frontends():
+        out.extend(listeners_of(fe))
+    return out
+
+
+def claim_node(config: Config) -> NodeLock | None:
+    """Check this node's place is free (ports, the embedded store) and take it.
+
+    Raises NodeConflict (one line) when another node, its orphaned workers or
+    another program holds it; the returned lock is held until released.
+    """
+    check_listeners(planned_listeners(config))
+    if config.redis.url is not None:
+        return None  # a shared store: the ports say whether this node runs
+    lock = NodeLock(config.path(config.redis.data_dir))
+    lock.acquire()
+    return lock
+
+
 def _tune_gc() -> None:
     """Fewer, cheaper garbage collections for a long-running server.
 
@@ -282,7 +337,7 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def run_server(config: Config, worker_index: int = 0) -> None:
+def run_server(config: Config, worker_index: int = 0, node_start: int = 0) -> None:
     """Run one server process on uvloop until SIGTERM/SIGINT."""
     try:
         import uvloop
@@ -290,4 +345,4 @@ def run_server(config: Config, worker_index: int = 0) -> None:
         runner: Any = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency
         runner = asyncio.run
-    runner(Runtime(config, worker_index).run())
+    runner(Runtime(config, worker_index, node_start or time.time_ns()).run())

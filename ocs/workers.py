@@ -4,43 +4,83 @@ The supervisor starts the store (the embedded server, once, if no URL is
 configured), then N worker processes, each a full ``ocs serve`` runtime
 with its own event loop. They share the Diameter and RADIUS ports through
 SO_REUSEPORT, the kernel spreading connections and datagrams over them, and
-share nothing else but Redis (DESIGN.md "Scale"). A worker that dies is
-restarted (with a back-off if it keeps dying); SIGTERM/SIGINT are passed on
-and the supervisor waits for the workers to drain; SIGHUP is passed on so
-every worker reloads its policies. Worker 0 also serves /metrics and
+share nothing else but Redis and the node's start (DESIGN.md "Scale").
+
+The supervisor:
+
+- watches the embedded server it started and restarts it on the same data
+  directory when it dies, as one ``ocs serve`` process does (the workers
+  reach it by URL and reconnect);
+- restarts a worker that dies (with a back-off if it keeps dying);
+- stamps the node's start once and hands it to every worker (``--node-start``),
+  restarted ones included, so all advertise one Origin-State-Id (RFC 6733
+  §8.16), a new one only when the node restarts;
+- passes SIGTERM/SIGINT on and waits for the workers to drain; passes SIGHUP
+  on so every worker reloads its policies.
+
+A worker exits when its supervisor dies, however it dies (``kill -9``):
+Linux delivers SIGTERM to it (``PR_SET_PDEATHSIG``, set between fork and
+exec, then the parent checked to close the race with a parent dying before
+that), and it drains and stops. Until the last worker is gone, the node lock
+it inherited (:class:`ocs.preflight.NodeLock`) and its ports keep a new
+``ocs serve`` from starting beside it. Worker 0 also serves /metrics and
 /health, sweeps abandoned sessions and renews allowances.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import FrameType
 
 import structlog
 
 from ocs.config import Config
+from ocs.preflight import NodeLock
 from ocs.store.embedded import EmbeddedRedis
 
 log = structlog.get_logger("ocs.workers")
 
 RESTART_WINDOW = 60.0
 MAX_QUICK_RESTARTS = 5
+TICK = 0.2  # seconds between checks of the workers
+STORE_INTERVAL = 0.5  # seconds between checks of the embedded store while it is up
+PR_SET_PDEATHSIG = 1
+
+
+def _exit_with(parent: int) -> Callable[[], None]:
+    """preexec_fn: SIGTERM this child when ``parent`` (its creating thread) dies."""
+
+    def arm() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would tell us
+            os._exit(1)
+
+    return arm
 
 
 class Supervisor:
-    """Start, watch and stop N worker processes."""
+    """Start, watch and stop N worker processes and the embedded store."""
 
-    def __init__(self, config: Config, workers: int) -> None:
+    def __init__(
+        self, config: Config, workers: int, node_start: int = 0, lock: NodeLock | None = None
+    ) -> None:
         self.config = config
         self.count = workers
+        self.node_start = node_start or time.time_ns()
+        self.lock = lock
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
         self.starts: dict[int, list[float]] = {}
         self.stopping = False
         self.embedded: EmbeddedRedis | None = None
+        self._store_due = 0.0
 
     def _spawn(self, index: int, redis_url: str) -> None:
         env = dict(os.environ, OCS_REDIS__URL=redis_url)
@@ -49,8 +89,13 @@ class Supervisor:
         args = [sys.executable, "-m", "ocs"]
         if self.config.file is not None:
             args += ["--config", str(self.config.file)]
-        args += ["serve", "--worker-index", str(index)]
-        self.procs[index] = subprocess.Popen(args, env=env)
+        args += ["serve", "--worker-index", str(index), "--node-start", str(self.node_start)]
+        self.procs[index] = subprocess.Popen(
+            args,
+            env=env,
+            pass_fds=(self.lock.fd,) if self.lock is not None and self.lock.fd is not None else (),
+            preexec_fn=_exit_with(os.getpid()),  # only prctl and getppid between fork and exec
+        )
         self.starts.setdefault(index, []).append(time.monotonic())
         log.info("worker_started", worker=index, pid=self.procs[index].pid)
 
@@ -65,7 +110,7 @@ class Supervisor:
         url = self.config.redis.url
         if url is None:
             self.embedded = EmbeddedRedis.from_config(self.config)
-            self.embedded.start()
+            self.embedded.start()  # from the main thread: the server lives as long as we do
             url = self.embedded.url
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._signal)
@@ -73,13 +118,21 @@ class Supervisor:
             for index in range(self.count):
                 self._spawn(index, url)
             while not self.stopping:
-                time.sleep(0.2)
+                time.sleep(TICK)
+                self._watch_store()
                 self._restart_dead(url)
         finally:
             self._stop_all()
             if self.embedded is not None and not self.embedded.attached:
                 self.embedded.stop()
         return 0
+
+    def _watch_store(self) -> None:
+        """Restart the embedded server if it died (issue 13 item 6: it was left a zombie)."""
+        if self.embedded is None or self.stopping or time.monotonic() < self._store_due:
+            return
+        wait = self.embedded.watch(STORE_INTERVAL)
+        self._store_due = time.monotonic() + wait
 
     def _restart_dead(self, url: str) -> None:
         for index, proc in list(self.procs.items()):
@@ -90,8 +143,6 @@ class Supervisor:
             log.error("worker_died", worker=index, returncode=proc.returncode, recent=len(recent))
             if len(recent) >= MAX_QUICK_RESTARTS:
                 time.sleep(1.0)  # crashing in a loop: slow down, keep trying
-            if self.embedded is not None and not self.embedded.is_running():
-                self.embedded.start()
             self._spawn(index, url)
 
     def _stop_all(self, timeout: float = 20.0) -> None:
@@ -108,5 +159,7 @@ class Supervisor:
         log.info("workers_stopped", workers=len(self.procs))
 
 
-def run_workers(config: Config, workers: int) -> int:
-    return Supervisor(config, workers).run()
+def run_workers(
+    config: Config, workers: int, node_start: int = 0, lock: NodeLock | None = None
+) -> int:
+    return Supervisor(config, workers, node_start, lock).run()

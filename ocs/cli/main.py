@@ -63,11 +63,18 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 @cli.command()
 @click.option("--workers", type=int, default=None, help="worker processes (default: config)")
 @click.option("--worker-index", type=int, default=None, hidden=True)
+@click.option("--node-start", type=int, default=None, hidden=True)
 @click.pass_obj
-def serve(obj: dict[str, Any], workers: int | None, worker_index: int | None) -> None:
+def serve(
+    obj: dict[str, Any], workers: int | None, worker_index: int | None, node_start: int | None
+) -> None:
     """Run the server: store, policies, front ends, supervision, /metrics."""
+    import time
+
     from ocs.logging import configure
-    from ocs.runtime import run_server
+    from ocs.preflight import NodeConflict
+    from ocs.runtime import claim_node, run_server
+    from ocs.store.embedded import EmbeddedError
 
     config: Config = obj["config"]()
     configure(config.logging.level, config.logging.format, config.logging.mask_identities)
@@ -76,12 +83,21 @@ def serve(obj: dict[str, Any], workers: int | None, worker_index: int | None) ->
     if count < 1:
         fail(f"--workers: expected at least 1, got {count}")
     try:
-        if worker_index is None and count > 1:
-            from ocs.workers import run_workers
+        if worker_index is not None:  # a worker: its supervisor claimed the node
+            run_server(config, worker_index, node_start or 0)
+            return
+        lock = claim_node(config)  # a second node, orphans, a busy port: exit 2 now
+        try:
+            start = time.time_ns()  # this node's start: one Origin-State-Id for all workers
+            if count > 1:
+                from ocs.workers import run_workers
 
-            raise SystemExit(run_workers(config, count))
-        run_server(config, worker_index or 0)
-    except (ConfigError, PolicyError) as exc:
+                raise SystemExit(run_workers(config, count, start, lock))
+            run_server(config, 0, start)
+        finally:
+            if lock is not None:
+                lock.release()
+    except (ConfigError, PolicyError, NodeConflict, EmbeddedError) as exc:
         fail(str(exc))
 
 

@@ -209,6 +209,7 @@ class EmbeddedRedis:
         self.owner = False  # we started or adopted it: stop() shuts it down
         self.restarts = 0
         self._last_ok: bool | None = None  # the supervisor's last check
+        self._delay = 0.0  # the supervisor's back-off while restarts fail
         self._server_port = port
         # owner.pid holds "<pid> <token>": the token tells two instances of
         # one process apart (a test attaching beside its own server).
@@ -451,36 +452,52 @@ class EmbeddedRedis:
             "restarts": self.restarts,
         }
 
+    def watch(self, interval: float = 0.5, max_backoff: float = 30.0) -> float:
+        """One supervision step, blocking: restart the server if it died.
+
+        Returns the seconds to wait before the next step: ``interval`` while it
+        is up, doubling up to ``max_backoff`` while restarts fail. Used by
+        :meth:`supervise` (one ``ocs serve`` process) and by the worker
+        supervisor of ``ocs serve --workers N`` (``ocs/workers.py``), which
+        started the server and must restart it as one worker would.
+        """
+        self._last_ok = self._healthy()  # polls our child: a dead one is reaped, no zombie
+        if self._last_ok:
+            self._delay = interval
+            return interval
+        log.error(
+            "embedded_redis_died",
+            returncode=self.process.returncode if self.process else None,
+            data_dir=str(self.data_dir),
+        )
+        try:
+            self.start()
+        except (EmbeddedError, OSError, redis.RedisError) as exc:
+            self._delay = min(max(self._delay, interval) * 2, max_backoff)
+            log.error("embedded_redis_restart_failed", error=str(exc), retry_in=self._delay)
+            return self._delay
+        self._last_ok = True
+        self.restarts += 1
+        EMBEDDED_REDIS_RESTARTS.inc()
+        self._delay = interval
+        log.warning("embedded_redis_restarted", url=self.url, restarts=self.restarts)
+        return interval
+
     async def supervise(
         self, stop: asyncio.Event, interval: float = 0.5, max_backoff: float = 30.0
     ) -> None:
-        """Restart the server on the same data directory if it dies while we run."""
+        """Restart the server on the same data directory if it dies while we run.
+
+        The step runs in an executor thread (it may block on a start); a server it
+        starts is tied to that thread, which lives until the event loop closes.
+        """
         delay = interval
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             if stop.is_set():
                 return
-            self._last_ok = await asyncio.to_thread(self._healthy)
-            if self._last_ok:
-                delay = interval
-                continue
-            log.error(
-                "embedded_redis_died",
-                returncode=self.process.returncode if self.process else None,
-                data_dir=str(self.data_dir),
-            )
-            try:
-                await asyncio.to_thread(self.start)
-            except (EmbeddedError, OSError, redis.RedisError) as exc:
-                delay = min(delay * 2, max_backoff)
-                log.error("embedded_redis_restart_failed", error=str(exc), retry_in=delay)
-            else:
-                self._last_ok = True
-                self.restarts += 1
-                EMBEDDED_REDIS_RESTARTS.inc()
-                delay = interval
-                log.warning("embedded_redis_restarted", url=self.url, restarts=self.restarts)
+            delay = await asyncio.to_thread(self.watch, interval, max_backoff)
 
 
 def start_for_tests(tmp_dir: Path, appendfsync: str = "everysec") -> EmbeddedRedis:

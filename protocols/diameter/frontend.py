@@ -33,4 +33,4 @@ def local_node(cfg: DiameterConfig, ctx: FrontendContext) -> LocalNode:
 
 def create(raw: Mapping[str, Any], ctx: FrontendContext) -> DiameterServer:
     cfg = load_config(raw, ctx)
-    return DiameterServer(cfg, local_node(cfg, ctx))
+    return DiameterServer(cfg, local_node(cfg, ctx), node_start=ctx.node_start)

@@ -1,12 +1,19 @@
 """Our Origin-State-Id and the peers' ones (RFC 6733 §8.16; standards §1.7).
 
-Ours must grow after every restart. Choice: seconds since the Unix epoch at
-start, raised to ``last + 1`` when a state file under the data directory is
-configured. Time alone needs no writable disk and no Redis (protocols/ never
-calls it) and gives every worker started together the same value; the file
-guards against a clock stepped backwards and against two restarts within a
-second. The file is updated under an exclusive lock so workers starting at
-once still move it forward.
+Ours is one value per node start, shared by every worker of the node, and it
+grows after every restart: RFC 6733 §8.16 has a peer that sees a higher value
+from the same Origin-Host treat us as restarted (sessions lost), so two
+workers of one node must never show two values. ``ocs serve`` (or its worker
+supervisor) stamps the node's start once (``FrontendContext.node_start``, ns
+since the epoch) and hands it to every worker, including one it restarts.
+
+The value is that start in seconds, raised to ``last + 1`` when a state file
+under the data directory is configured: the file guards against a clock
+stepped backwards and two starts within a second. It holds ``value
+node_start`` and is updated under an exclusive lock, so the first worker of
+a start moves it forward and the others (or a restarted worker) of the same
+start read the same value back. Time alone needs no writable disk and no
+Redis (protocols/ never calls it).
 
 Peers': a value higher than the last one we saw from the same Origin-Host
 means the peer restarted and its older sessions are dead; 0 or no AVP allows
@@ -21,23 +28,41 @@ import os
 import time
 from pathlib import Path
 
+NS = 1_000_000_000
 
-def next_origin_state_id(state_file: Path | None = None, now: float | None = None) -> int:
-    value = int(time.time() if now is None else now) & 0xFFFFFFFF
+
+def next_origin_state_id(
+    state_file: Path | None = None, now: float | None = None, node_start: int | None = None
+) -> int:
+    """Our Origin-State-Id for the node start ``node_start`` (ns since the epoch).
+
+    Without ``node_start`` every call is a start of its own (a process alone).
+    """
+    if now is None:
+        now = node_start / NS if node_start is not None else time.time()
+    value = int(now) & 0xFFFFFFFF
     if state_file is None:
         return value
     state_file.parent.mkdir(parents=True, exist_ok=True)
     with open(state_file.with_suffix(".lock"), "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            last = int(state_file.read_text().strip() or 0)
-        except (FileNotFoundError, ValueError):
-            last = 0
+        last, start = _read(state_file)
+        if node_start is not None and start == node_start:
+            return last  # another worker of this node start chose it
         value = max(value, last + 1) & 0xFFFFFFFF
         tmp = state_file.with_suffix(".tmp")
-        tmp.write_text(f"{value}\n")
+        tmp.write_text(f"{value} {node_start or 0}\n")
         os.replace(tmp, state_file)
     return value
+
+
+def _read(state_file: Path) -> tuple[int, int | None]:
+    """(last value, the node start that chose it); (0, None) when unreadable."""
+    try:
+        fields = state_file.read_text().split()
+        return int(fields[0]), (int(fields[1]) if len(fields) > 1 else None)
+    except (OSError, ValueError, IndexError):
+        return 0, None
 
 
 class PeerRestarts:

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from ocs.charging.api import ChargingService
+from ocs.frontend import Listener
 from ocs.vocabulary.types import TerminationCause
 from protocols.diameter.capabilities import AllowedPeer, PeerInfo
 from protocols.diameter.codec import Limits
@@ -162,9 +163,10 @@ class DiameterServer:
 
     name = "diameter"
 
-    def __init__(self, config: DiameterConfig, local: LocalNode) -> None:
+    def __init__(self, config: DiameterConfig, local: LocalNode, node_start: int = 0) -> None:
         self.config = config
         self.local = local
+        self.node_start = node_start  # FrontendContext.node_start: one Origin-State-Id per node
         self.node: DiameterNode | None = None
         self.pushes: PushSender | None = None
         self._servers: list[asyncio.Server] = []
@@ -172,7 +174,10 @@ class DiameterServer:
     async def start(self, charging: ChargingService) -> None:
         cfg = self.config
         data_dir = cfg.data_dir
-        state_id = next_origin_state_id(data_dir / "diameter-origin-state-id" if data_dir else None)
+        state_id = next_origin_state_id(
+            data_dir / "diameter-origin-state-id" if data_dir else None,
+            node_start=self.node_start or None,
+        )
         self.local = dataclasses.replace(self.local, origin_state_id=state_id)
         app = GyApplication(
             charging,
@@ -202,6 +207,11 @@ class DiameterServer:
         self.pushes = PushSender(node, charging)
         self.pushes.start()
         log.info("diameter_listening", addresses=self.addresses, origin_state_id=state_id)
+
+    def listeners(self) -> list[Listener]:
+        """What :meth:`start` binds (checked free by ``ocs serve`` before it starts)."""
+        cfg = self.config
+        return [Listener("diameter", "tcp", host, cfg.port) for host in cfg.listen]
 
     @property
     def addresses(self) -> list[tuple[str, int]]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ocs.charging.api import ChargingService
-from ocs.frontend import FrontendContext
+from ocs.frontend import FrontendContext, Listener
 from protocols.radius.clients import ClientTable
 from protocols.radius.codec import PortKind
 from protocols.radius.dynauth import DynAuth
@@ -56,6 +56,16 @@ class RadiusFrontend:
             raise
         if self.config.dae.enabled and self._worker == self.config.dae.worker:
             self._consumer = asyncio.get_running_loop().create_task(dynauth.consume())
+
+    def listeners(self) -> list[Listener]:
+        """What :meth:`start` binds (checked free by ``ocs serve`` before it starts)."""
+        ports = (("radius auth", self.config.auth_port), ("radius acct", self.config.acct_port))
+        return [
+            Listener(name, "udp", str(host), port)
+            for name, port in ports
+            if port is not None
+            for host in self.config.listen
+        ]
 
     def addresses(self, kind: PortKind) -> list[tuple[str, int]]:
         """Where each listener of ``kind`` is bound (port 0 resolved)."""

@@ -10,11 +10,17 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from ocs.store.embedded import free_port
 from tests.serve_harness import (
     ROOT,
     cli,
@@ -106,3 +112,101 @@ def test_policy_file_change_is_picked_up_without_signal(tmp_path: Path) -> None:
             time.sleep(0.2)
             current = health(port)["components"]["policies"]["version"]
         assert current != version
+
+
+# ---- a node that cannot start: one line, exit 2, at once (issue 13, item 9) ----
+
+
+def _start_refused(cfg: Path) -> tuple[str, float]:
+    """Run `ocs serve` expecting a refusal: (its stderr, seconds it took)."""
+    began = time.monotonic()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ocs", "--config", str(cfg), "serve"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError("ocs serve neither started nor exited: it hung") from None
+    took = time.monotonic() - began
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr[-2000:]  # no traceback
+    print(f"refused in {took:.2f} s: {done.stderr.strip()}")
+    return done.stderr.strip(), took
+
+
+def _ports_config(tmp_path: Path) -> tuple[Path, int, int, int]:
+    dia, acct = free_port(), free_port()
+    cfg, metrics = write_config(
+        tmp_path,
+        extra=(
+            f"diameter: {{listen: ['127.0.0.1'], port: {dia}}}\n"
+            f"radius: {{listen: ['127.0.0.1'], acct_port: {acct}, auth_port: null, clients: "
+            "[{name: t, address: 127.0.0.1/32, secret: s}]}\n"
+        ),
+    )
+    return cfg, metrics, dia, acct
+
+
+def test_second_serve_on_the_same_configuration_is_refused(tmp_path: Path) -> None:
+    """A second `ocs serve` beside a running one: exit 2 naming the port and the likely cause
+    (before: it attached to the store and hung until killed, then showed a traceback)."""
+    cfg, metrics, _, _ = _ports_config(tmp_path)
+    with serving(cfg) as first:
+        assert wait_for_health(metrics)["ok"]
+        message, _ = _start_refused(cfg)
+        assert f"port {metrics}" in message and "another ocs serve" in message
+        assert first.poll() is None and health(metrics)["ok"]  # the first one is untouched
+
+
+def _holder(transport: str, port: int, reuse_port: bool) -> socket.socket:
+    """A socket on 127.0.0.1:port as another program (or an orphaned worker) holds it."""
+    kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(socket.AF_INET, kind)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    if transport == "tcp":
+        sock.listen()
+    return sock
+
+
+@pytest.mark.parametrize(
+    ("which", "transport", "reuse_port", "named"),
+    [
+        ("metrics", "tcp", False, "metrics"),
+        ("diameter", "tcp", True, "diameter"),  # as an orphaned worker holds it
+        ("radius", "udp", True, "radius acct"),
+    ],
+)
+def test_a_busy_listener_port_is_named(
+    tmp_path: Path, which: str, transport: str, reuse_port: bool, named: str
+) -> None:
+    """A listener's port held elsewhere: exit 2, one line naming the listener and the port
+    (before: a raw traceback and exit 1, or for SO_REUSEPORT ports a node started beside
+    the holder, sharing its traffic)."""
+    cfg, metrics, dia, acct = _ports_config(tmp_path)
+    port = {"metrics": metrics, "diameter": dia, "radius": acct}[which]
+    with _holder(transport, port, reuse_port):
+        message, _ = _start_refused(cfg)
+    assert message.startswith(f"ocs: error: {named}:") and f"port {port}" in message
+    assert not (tmp_path / "redis" / "redis.sock").exists()  # refused before starting anything
+
+
+def test_a_live_store_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    """Another node's store on this data directory (other ports): exit 2 naming the
+    directory (before: the second node attached to it and ran beside the first)."""
+    cfg, metrics, _, _ = _ports_config(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    cfg2, _, _, _ = _ports_config(other)
+    cfg2.write_text(cfg2.read_text().replace(str(other / "redis"), str(tmp_path / "redis")))
+    with serving(cfg) as first:
+        assert wait_for_health(metrics)["ok"]
+        message, _ = _start_refused(cfg2)
+        assert f"redis.data_dir {tmp_path / 'redis'}" in message
+        assert f"pid {first.pid}" in message
