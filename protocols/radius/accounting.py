@@ -10,7 +10,8 @@ returns (the record is durable in Redis by then):
 - Stop -> ``terminate`` with cumulative counters, releasing what is left;
 - Interim/Stop without Start -> ``subscriber=`` given, so the core opens /
   records the session anyway;
-- Accounting-On/Off -> ``terminate_owner_sessions`` for this NAS.
+- Accounting-On/Off -> ``terminate_owner_sessions`` for this NAS, through the
+  bounded queue of :mod:`protocols.radius.restarts`.
 
 Idempotency: ``request_key`` is a digest of (status, counters), so a record
 re-sent with a new Identifier charges nothing more. StorageUnavailable (and
@@ -44,6 +45,7 @@ from protocols.radius import attributes as at
 from protocols.radius import sessions as ss
 from protocols.radius.accounting_record import AcctRecord, StatusType
 from protocols.radius.counters import Counters, request_key
+from protocols.radius.restarts import NasRestarts
 from protocols.radius.settings import ClientConfig, IdentitySource, RadiusConfig
 
 # Acct-Terminate-Cause (RFC 2866 §5.10) -> why the charging session ended.
@@ -143,6 +145,8 @@ class AccountingMapper:
         self._charging = charging
         self._cfg = cfg
         self._service = service_key(cfg)
+        limits = cfg.nas_restart
+        self.restarts = NasRestarts(self._close_owner, limits.concurrency, limits.max_waiting)
 
     async def handle(
         self, rec: AcctRecord, client: ClientConfig, source: str, received: int
@@ -173,10 +177,13 @@ class AccountingMapper:
 
     async def _nas_restart(self, rec: AcctRecord, source: str, now: int) -> AcctResult:
         owner = ss.owner_of(ss.nas_key(rec.nas_ip, rec.nas_identifier, source))
-        closed = await self._charging.terminate_owner_sessions(
-            owner, TerminationCause.NAS_REBOOT, opened_before=now
-        )
+        closed = await self.restarts.close(owner, now)
         return AcctResult(AcctOutcome.NAS_RESTART, detail=f"{owner}: {closed} sessions closed")
+
+    async def _close_owner(self, owner: str, opened_before: int) -> int:
+        return await self._charging.terminate_owner_sessions(
+            owner, TerminationCause.NAS_REBOOT, opened_before=opened_before
+        )
 
     async def _charge(
         self,

@@ -31,6 +31,7 @@ class DropReason(enum.Enum):
     STORAGE_UNAVAILABLE = "storage_unavailable"  # no answer so the NAS retries
     INTERNAL_ERROR = "internal_error"  # unexpected failure: no answer, NAS retries
     OVERLOAD = "overload"  # too many requests in flight
+    NAS_RESTART_QUEUE_FULL = "nas_restart_queue_full"  # Accounting-On/Off: too many waiting
 
 
 class RadiusDrop(Exception):

@@ -85,6 +85,8 @@ class RadiusFrontend:
             await asyncio.wait(pending, timeout=drain_timeout)
         for task in pending:
             task.cancel()
+        if self.pipeline is not None:
+            self.pipeline.close()
         if self._consumer is not None:
             self._consumer.cancel()
             # Bounded: a subscription cancelled while it connects may not unwind promptly
@@ -100,6 +102,7 @@ class RadiusFrontend:
             "auth": [f"{h}:{p}" for h, p in self.addresses(PortKind.AUTH)],
             "acct": [f"{h}:{p}" for h, p in self.addresses(PortKind.ACCT)],
             "in_flight": sum(len(lst.tasks) for g in self._listeners.values() for lst in g),
+            "nas_restarts_waiting": self.pipeline.nas_restarts_waiting if self.pipeline else 0,
             "dae_consumer": self._consumer is not None and not self._consumer.done(),
         }
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 UNKNOWN_NAS = "unknown"
 
@@ -48,6 +48,26 @@ DAE_SUPPRESSED = Counter(
 )
 DAE_TIMEOUTS = Counter(
     "ocs_radius_dae_timeouts", "CoA/Disconnect requests never answered", ["nas", "kind"]
+)
+
+# Accounting-On/Off queue (protocols/radius/restarts.py): not labelled per NAS, whose
+# key comes from the packet (NAS-IP-Address / NAS-Identifier).
+NAS_RESTART_WAITING = Gauge(
+    "ocs_radius_nas_restart_waiting", "Accounting-On/Off requests waiting for their close"
+)
+NAS_RESTART_CLOSES = Counter(
+    "ocs_radius_nas_restart_closes", "Closes of a NAS's sessions run for Accounting-On/Off"
+)
+NAS_RESTART_REQUESTS = Counter(
+    "ocs_radius_nas_restart_requests", "Accounting-On/Off requests answered by those closes"
+)
+NAS_RESTART_SESSIONS = Counter(
+    "ocs_radius_nas_restart_sessions", "Sessions closed by Accounting-On/Off"
+)
+NAS_RESTART_SECONDS = Histogram(
+    "ocs_radius_nas_restart_seconds",
+    "Time one close of a NAS's sessions took",
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 
 _CHILDREN_MAX = 4096

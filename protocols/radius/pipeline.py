@@ -86,6 +86,15 @@ class Pipeline:
     def clients(self) -> ClientTable:
         return self._clients
 
+    @property
+    def nas_restarts_waiting(self) -> int:
+        """Accounting-On/Off requests waiting for their close."""
+        return self._accounting.restarts.waiting
+
+    def close(self) -> None:
+        """Stop the work requests left behind (Accounting-On/Off closes in progress)."""
+        self._accounting.restarts.stop()
+
     def drop(self, source: str, nas: str, reason: DropReason, detail: str = "") -> None:
         m.inc(m.DROPS, nas, reason.value)
         suppressed = self._droplog.should_log(source, self._clock())

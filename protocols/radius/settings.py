@@ -100,6 +100,13 @@ class DaeConfig(_Model):
     worker: int = Field(default=0, ge=0)  # the worker that consumes notifications
 
 
+class NasRestartConfig(_Model):
+    """Accounting-On/Off queue (protocols/radius/restarts.py)."""
+
+    concurrency: int = Field(default=4, ge=1)  # closes of different NASes at once
+    max_waiting: int = Field(default=4096, ge=1)  # requests waiting; more: dropped
+
+
 def _all_addresses() -> list[IPv4Address | IPv6Address]:
     return [IPv4Address("0.0.0.0"), IPv6Address("::")]
 
@@ -121,6 +128,7 @@ class RadiusConfig(_Model):
     max_inflight: int = Field(default=10000, ge=1)
     drop_log_interval: float = Field(default=60.0, gt=0)
     dae: DaeConfig = DaeConfig()
+    nas_restart: NasRestartConfig = NasRestartConfig()
 
     @model_validator(mode="after")
     def _unique_clients(self) -> RadiusConfig:

@@ -5,6 +5,7 @@ with an Error-Cause, or nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -118,3 +119,45 @@ async def open_dae_listener(
     listener = DaeListener(secret, mode)
     await loop.create_datagram_endpoint(lambda: listener, local_addr=(host, port))
     return listener
+
+
+class Volley(asyncio.DatagramProtocol):
+    """A NAS that sends many requests at once from one socket (up to 256: one Identifier
+    each) and records which Identifiers were answered."""
+
+    def __init__(self) -> None:
+        self.answered: set[int] = set()
+        self.transport: asyncio.DatagramTransport | None = None
+        self._event = asyncio.Event()
+
+    @classmethod
+    async def open(cls, host: str = "127.0.0.1") -> Volley:
+        loop = asyncio.get_running_loop()
+        _, proto = await loop.create_datagram_endpoint(cls, local_addr=(host, 0))
+        return proto
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if len(data) >= 20:
+            self.answered.add(data[1])
+            self._event.set()
+
+    def send(self, raw: bytes, dest: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(raw, dest)
+
+    async def wait(self, count: int, within: float) -> int:
+        """Until ``count`` Identifiers are answered or ``within`` seconds pass: how many."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while len(self.answered) < count and loop.time() < deadline:
+            self._event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), deadline - loop.time())
+        return len(self.answered)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

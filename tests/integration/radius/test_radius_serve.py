@@ -53,7 +53,7 @@ async def test_serve_answers_over_ipv4_and_ipv6_and_pushes_coa_after_cli_topup(
     config = {
         "redis": {"url": redis_url},
         "policies": {"dir": str(ROOT / "tests/policies")},
-        "metrics": {"port": metrics},
+        "metrics": {"port": metrics, "health_details": True},  # the listener addresses
         "logging": {"format": "json", "level": "warning"},
         "radius": {
             "listen": ["127.0.0.1", "::1"],

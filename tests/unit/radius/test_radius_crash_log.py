@@ -46,6 +46,9 @@ def test_a_crashing_accounting_request_logs_no_identity_and_stays_small(
 ) -> None:
     """radius_internal_error from the real pipeline: no MSISDN, no locals, under 8 KB."""
     configure(level="info", fmt="json", mask_ids=True)
+    # The same chain, but the pipeline's module-level logger must not keep it cached for
+    # the tests that run after this one (they capture logs with structlog.testing).
+    structlog.configure(cache_logger_on_first_use=False)
     cfg = RadiusConfig.model_validate(
         {
             "clients": [{"name": "nas", "address": "127.0.0.1", "secret": SECRET.decode()}],
