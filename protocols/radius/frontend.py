@@ -91,6 +91,9 @@ class RadiusFrontend:
             self._consumer.cancel()
             # Bounded: a subscription cancelled while it connects may not unwind promptly
             # (seen with redis-py pubsub); stopping must not hang on it.
+            # Cancelled inside a Redis read, it ends with that read's TimeoutError, maybe
+            # after the wait below: expected here, not an error "never retrieved".
+            self._consumer.add_done_callback(lambda t: t.cancelled() or t.exception())
             await asyncio.wait({self._consumer}, timeout=CONSUMER_STOP_TIMEOUT)
         if self._dynauth is not None:
             await self._dynauth.drain(drain_timeout)
