@@ -2,8 +2,8 @@
 
 Sections: ``node`` (Diameter identity), ``redis`` (a URL, or the embedded
 server's data directory), ``policies``, ``logging``, ``metrics``,
-``supervision``, ``workers``; and the raw sections ``diameter``, ``radius``
-and ``export`` that their own front ends validate through
+``supervision``, ``workers``; and the raw sections ``diameter``, ``radius``,
+``nchf`` and ``export`` that their own front ends validate through
 :func:`validate_section` (so this module never imports ``protocols/``).
 
 Environment: every key can be overridden by ``OCS_<SECTION>__<KEY>``
@@ -139,6 +139,7 @@ class Config(_Strict):
     workers: int = Field(default=1, ge=1, le=64)
     diameter: dict[str, Any] | None = None
     radius: dict[str, Any] | None = None
+    nchf: dict[str, Any] | None = None  # 5G converged charging (protocols/nchf)
     export: dict[str, Any] | None = None
     file: Path | None = None  # where it was loaded from (set by load_config)
     base_dir: Path = Path()  # what relative paths are relative to (set by load_config)

@@ -190,8 +190,8 @@ class Runtime:
         """The configured front ends, validated and built (nothing bound yet)."""
         factories = load_frontend_factories()
         out: list[Frontend] = []
-        for section in ("diameter", "radius"):
-            raw = getattr(self.config, section)
+        for section in sorted(factories.keys() | {"diameter", "radius"}):
+            raw = getattr(self.config, section, None)
             if raw is None or raw.get("enabled", True) is False:
                 continue
             if section not in factories:
