@@ -10,7 +10,11 @@ no-op responders (:mod:`loadtest.noop`, the Python ceiling) and FreeRADIUS
     the maximum also with Redis at ``appendfsync everysec`` (the bench's Redis
     runs the product default, ``always``: the cost of durability);
 (c) RADIUS accounting against the OCS and against FreeRADIUS;
-(d) the OCS's CPU per answered request (``/proc/<pid>/stat`` before/after).
+(d) Nchf (5G converged charging over HTTP/2) against the OCS, at a fixed rate and its maximum;
+(e) the OCS's CPU per answered request (``/proc/<pid>/stat`` before/after).
+
+``--only NAME`` (repeatable) runs the steps whose name contains NAME, e.g.
+``--only "Gy max" --only Nchf`` for the Gy and Nchf steps of one run.
 
 Every OCS step ends with the conservation check. One table (rich) with the
 ratios to the ceiling; results JSON under ``bench-results/``. The exit
@@ -94,7 +98,13 @@ def _spec(plan: Plan, step: Step, port: int) -> LoadSpec:
         # SO_REUSEPORT sockets by address hash, so a few could land unevenly.
         connections=16 if step.target == "ocs2" else 4,
         processes=1,
-        shape=Shape(updates=3, min_mscc=2, max_mscc=2, event_share=0.05),
+        # Nchf has no one-shot events here: every session is create/updates/release.
+        shape=Shape(
+            updates=3,
+            min_mscc=2,
+            max_mscc=2,
+            event_share=0.0 if step.protocol is Protocol.NCHF else 0.05,
+        ),
     )
 
 
@@ -167,6 +177,8 @@ class Bench:
             assert self.fr is not None
             return self.fr.port
         server = self.ocs2 if step.target == "ocs2" else self.ocs
+        if step.protocol is Protocol.NCHF:
+            return int(server.nchf_port)
         return int(server.diameter_port if step.protocol is Protocol.GY else server.radius_port)
 
     def run_step(self, step: Step) -> None:
@@ -223,6 +235,11 @@ def steps(plan: Plan) -> list[Step]:
         ),
         Step("OCS RADIUS max", Protocol.RADIUS, "ocs", Model.CLOSED),
         Step("FreeRADIUS+redis max", Protocol.RADIUS, "freeradius", Model.CLOSED),
+    ]
+    nchf_rate = plan.rates[min(1, len(plan.rates) - 1)]
+    out += [
+        Step(f"OCS Nchf {nchf_rate:g}/s", Protocol.NCHF, "ocs", Model.OPEN, nchf_rate),
+        Step("OCS Nchf max", Protocol.NCHF, "ocs", Model.CLOSED),
     ]
     if plan is not QUICK:  # last: the one-worker server is stopped for them
         out += [

@@ -21,6 +21,7 @@ from typing import Any
 from loadtest.diameter_templates import SESSION_DIGITS, GyTemplates
 from loadtest.driver import Driver
 from loadtest.gy_gateway import GyGateway
+from loadtest.nchf_gateway import NchfGateway
 from loadtest.radius_gateway import RadiusGateway
 from loadtest.radius_templates import AcctTemplates
 from loadtest.session import Gateway
@@ -55,6 +56,11 @@ async def open_gateway(
             )
         return await GyGateway.open(
             t.host, t.port, spec.connections, templates, stats, epoch, spec.timeout, rng
+        )
+    if spec.protocol is Protocol.NCHF:
+        consumer = f"lt{spec.run_id}-p{index:02d}"
+        return await NchfGateway.open(
+            t.host, t.port, spec.connections, stats, epoch, spec.timeout, rng, consumer
         )
     nas = AcctTemplates(f"lt{spec.run_id}p{index:02d}", f"lt{spec.run_id}-", width)
     gateway = RadiusGateway(
@@ -119,7 +125,7 @@ def _set_epoch(gateway: Gateway, epoch: float) -> None:
     if isinstance(gateway, GyGateway):
         for conn in gateway.connections:
             conn.epoch = epoch
-    elif isinstance(gateway, RadiusGateway):
+    elif isinstance(gateway, RadiusGateway | NchfGateway):
         gateway.epoch = epoch
 
 

@@ -46,7 +46,8 @@ def _failures(stats: Stats, success: Iterable[str]) -> int:
 def summarise(
     stats: Stats,
     sessions: dict[str, int],
-    success: Iterable[str] = ("2001", "Accounting-Response"),
+    # Gy 2001, RADIUS Accounting-Response, Nchf 201 / 200 / 204 (create / update / release).
+    success: Iterable[str] = ("2001", "Accounting-Response", "201", "200", "204"),
     load_seconds: float | None = None,
 ) -> dict[str, Any]:
     answered = stats.answered

@@ -1,6 +1,6 @@
 """Processes the benchmark starts: `ocs serve` with a generated config, and CPU readings.
 
-The config puts Diameter and RADIUS on free loopback ports, points at a
+The config puts Diameter, RADIUS and Nchf on free loopback ports, points at a
 given Redis URL, turns metrics off and logging to warnings (so the server
 measures charging, not logging), with one RADIUS client 127.0.0.1/32.
 CPU time of a process is utime + stime from ``/proc/<pid>/stat``.
@@ -67,6 +67,7 @@ class OcsServer:
     radius_port: int
     config_file: Path
     log_file: Path
+    nchf_port: int = 0
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process.poll() is None:
@@ -80,8 +81,8 @@ class OcsServer:
 
 def write_config(
     directory: Path, redis_url: str, policies: Path, identity_type: str = "e164"
-) -> tuple[Path, int, int]:
-    dport, rport = free_port(), free_udp_port()
+) -> tuple[Path, int, int, int]:
+    dport, rport, nport = free_port(), free_udp_port(), free_port()
     config = {
         "node": {"origin_host": "ocs.bench.example", "origin_realm": "bench.example"},
         "redis": {"url": redis_url, "max_connections": 64},
@@ -98,10 +99,11 @@ def write_config(
             "identity_type": identity_type,
             "dae": {"enabled": False},
         },
+        "nchf": {"listen": ["127.0.0.1"], "port": nport, "notify": {"enabled": False}},
     }
     path = directory / "ocs.yaml"
     path.write_text(yaml.safe_dump(config))
-    return path, dport, rport
+    return path, dport, rport, nport
 
 
 def start_ocs(
@@ -109,7 +111,7 @@ def start_ocs(
 ) -> OcsServer:
     """`ocs serve` on free ports; returns once the Diameter port accepts connections."""
     directory.mkdir(parents=True, exist_ok=True)
-    config, dport, rport = write_config(directory, redis_url, policies)
+    config, dport, rport, nport = write_config(directory, redis_url, policies)
     log = directory / "ocs.log"
     extra = ["--workers", str(workers)] if workers > 1 else []
     with open(log, "wb") as out:
@@ -119,7 +121,7 @@ def start_ocs(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    server = OcsServer(proc, dport, rport, config, log)
+    server = OcsServer(proc, dport, rport, config, log, nport)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:

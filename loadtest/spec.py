@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 class Protocol(enum.Enum):
     GY = "gy"
     RADIUS = "radius"
+    NCHF = "nchf"  # 5G converged charging over HTTP/2 (loadtest.nchf_gateway)
 
 
 class Model(enum.Enum):

@@ -1,4 +1,4 @@
-"""``ocs loadtest``: simulated Gy gateways or RADIUS NASes against a running server.
+"""``ocs loadtest``: simulated Gy gateways, RADIUS NASes or Nchf SMFs against a running server.
 
 Target, realm, RADIUS secret and Redis come from the same configuration as
 ``ocs serve`` unless given; see :mod:`loadtest` for the models, the report
@@ -47,7 +47,9 @@ def _range(text: str) -> tuple[int, int]:
 
 
 @click.command("loadtest")
-@click.option("--protocol", type=click.Choice(["gy", "radius"]), default="gy", show_default=True)
+@click.option(
+    "--protocol", type=click.Choice(["gy", "radius", "nchf"]), default="gy", show_default=True
+)
 @click.option("--model", type=click.Choice(["open", "closed"]), default="closed", show_default=True)
 @click.option("--rate", type=float, default=1000.0, show_default=True, help="open: requests/s")
 @click.option("--concurrency", type=int, default=64, show_default=True, help="closed: sessions")
@@ -90,11 +92,11 @@ def loadtest_cli(obj: dict[str, Any], /, **opts: Any) -> None:
     radius = config.radius or {}
     port = opts["port"]
     if port is None:
-        port = (
-            (config.diameter or {}).get("port", 3868)
-            if proto is Protocol.GY
-            else radius.get("acct_port", 1813)
-        )
+        port = {
+            Protocol.GY: (config.diameter or {}).get("port", 3868),
+            Protocol.RADIUS: radius.get("acct_port", 1813),
+            Protocol.NCHF: (config.nchf or {}).get("port", 8095),
+        }[proto]
     secret = opts["secret"] or next(
         (c.get("secret") for c in radius.get("clients", []) if c.get("secret")), "testing123"
     )

@@ -158,7 +158,14 @@ class HttpConnection(asyncio.Protocol):
         return buffered
 
     def _start_h2(self) -> None:
-        conn = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        # Our own headers are built right: h2's checks of them cost ~10 µs per answer.
+        config = H2Configuration(
+            client_side=False,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+        conn = H2Connection(config)
         conn.local_settings.update(
             {
                 SettingCodes.MAX_CONCURRENT_STREAMS: self.limits.max_streams,
