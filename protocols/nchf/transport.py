@@ -38,7 +38,7 @@ from h2.events import (
     WindowUpdated,
 )
 from h2.exceptions import ProtocolError, StreamClosedError
-from h2.settings import SettingCodes
+from h2.settings import SettingCodes, Settings
 
 log = structlog.get_logger("ocs.nchf.transport")
 
@@ -166,11 +166,12 @@ class HttpConnection(asyncio.Protocol):
             normalize_outbound_headers=False,
         )
         conn = H2Connection(config)
-        conn.local_settings.update(
-            {
+        conn.local_settings = Settings(
+            client=False,
+            initial_values={
                 SettingCodes.MAX_CONCURRENT_STREAMS: self.limits.max_streams,
                 SettingCodes.MAX_HEADER_LIST_SIZE: self.limits.max_header_bytes,
-            }
+            },
         )
         conn.initiate_connection()
         conn.increment_flow_control_window(CONNECTION_WINDOW)
