@@ -35,7 +35,7 @@ def test_quick_bench_produces_results_and_conserves(tmp_path: Path) -> None:
     [path] = tmp_path.glob("bench-*-quick.json")
     steps = json.loads(path.read_text())["steps"]
     ocs_steps = [s for s in steps if s["target"] == "ocs"]
-    assert {s["protocol"] for s in ocs_steps} == {"gy", "radius"}
+    assert {s["protocol"] for s in ocs_steps} == {"gy", "radius", "nchf"}
     for step in ocs_steps:
         assert step["summary"]["answered"] > 0
         assert step["summary"]["conservation"]["ok"], step["summary"]["conservation"]
