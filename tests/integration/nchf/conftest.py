@@ -52,7 +52,9 @@ def _policies(directory: Path) -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
+# Package scope: its supervision sweeper (every 0.2 s, on the suite's Redis) must not
+# outlive these tests, or it would abandon other suites' sessions opened at a test clock.
+@pytest.fixture(scope="package")
 def nchf_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NchfServer]:
     tmp = tmp_path_factory.mktemp("nchf")
     port, metrics = free_port(), free_port()
@@ -62,7 +64,7 @@ def nchf_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             {
                 "redis": {"url": redis_url},
                 "policies": {"dir": str(_policies(tmp / "policies")), "watch_interval": 0},
-                "metrics": {"port": metrics},
+                "metrics": {"port": metrics, "health_details": True},
                 "logging": {"format": "json", "level": "info"},
                 "supervision": {"sweep_interval": 0.2},
                 "nchf": {

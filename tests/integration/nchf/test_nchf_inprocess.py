@@ -30,7 +30,11 @@ from tests.integration.export.helpers import all_rows, config
 from tests.integration.nchf.conftest import BASE, post, ref_of, request_body, unit
 
 DATA = 10
-SWITCH = int(datetime.datetime(2026, 11, 25, 20, 0, tzinfo=datetime.UTC).timestamp())
+# 20:00 UTC (the night band starts) two days ahead: in the future, so the supervision
+# sweeper of any server on the suite's Redis never finds this session overdue.
+_DAY = datetime.datetime.now(datetime.UTC).date() + datetime.timedelta(days=2)
+SWITCH_AT = datetime.datetime.combine(_DAY, datetime.time(20, 0), tzinfo=datetime.UTC)
+SWITCH = int(SWITCH_AT.timestamp())
 
 StartFrontend = Callable[..., Awaitable[NchfFrontend]]
 
@@ -73,7 +77,7 @@ async def test_tariff_time_change_and_usage_either_side(
         body = request_body(0, [unit(DATA, {})], "msisdn-" + acct.identity.value)
         created = await post(h2, BASE, body)
         (granted,) = created.json()["multipleUnitInformation"]
-        assert granted["grantedUnit"]["tariffTimeChange"] == "2026-11-25T20:00:00.000Z"
+        assert granted["grantedUnit"]["tariffTimeChange"] == f"{_DAY.isoformat()}T20:00:00.000Z"
         clocked.clock = lambda: SWITCH + 300  # 20:05 UTC, night price 5
         switch = {"triggerType": "TARIFF_TIME_CHANGE", "triggerCategory": "IMMEDIATE_REPORT"}
         containers = [
