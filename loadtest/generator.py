@@ -78,8 +78,36 @@ async def open_gateway(
     return gateway
 
 
+RECENT_SECONDS = 2  # complete seconds whose latency each progress snapshot carries
+SESSION_COUNTS = (
+    "started",
+    "completed",
+    "refused",
+    "broken",
+    "active",
+    "in_flight",
+    "answered",
+    "timeouts",
+    "disconnected",
+)
+
+
+def _recent(stats: Stats) -> dict[str, Any]:
+    """The last complete seconds' latency histograms (the live view's p50/p99)."""
+    if not stats.seconds:
+        return {}
+    current = max(stats.seconds)
+    return {
+        str(i): stats.seconds[i].latency.to_dict()
+        for i in range(current - RECENT_SECONDS, current)
+        if i in stats.seconds
+    }
+
+
 def _snapshot(driver: Driver, stats: Stats) -> dict[str, Any]:
     return {
+        "failed": sum(s.failed for s in stats.seconds.values()),
+        "recent": _recent(stats),
         "started": driver.started,
         "completed": driver.completed,
         "refused": driver.refused,
@@ -118,7 +146,8 @@ async def run_process(
     stats.cpu_user, stats.cpu_system = user1 - user0, sys1 - sys0
     gateway.close()
     await asyncio.sleep(0.05)  # let the transports close
-    queue.put(("result", index, {"stats": stats.to_dict(), "sessions": _snapshot(driver, stats)}))
+    sessions = {k: v for k, v in _snapshot(driver, stats).items() if k in SESSION_COUNTS}
+    queue.put(("result", index, {"stats": stats.to_dict(), "sessions": sessions}))
 
 
 def _set_epoch(gateway: Gateway, epoch: float) -> None:

@@ -102,6 +102,9 @@ def print_report(summary: dict[str, Any], console: Console | None = None) -> Non
     console = console or Console()
     s = summary
     cpu = s["generator_cpu"]
+    spec = s.get("spec") or {}
+    if spec.get("model") == "open":
+        console.print(f"offered {spec['rate']:,.0f} requests/s (open model)")
     console.print(
         f"[bold]{s['answered']:,}[/] answers in {s['wall_seconds']} s: "
         f"[bold]{s['rate']:,.0f}/s[/] (steady {s['steady_rate']:,.0f}/s); "

@@ -133,7 +133,7 @@ def _generate(spec: LoadSpec, label: str, quiet: bool) -> tuple[Stats, dict[str,
         bound = time.monotonic() + spec.duration + spec.drain + spec.timeout + 30
         done = 0
         console = Console(stderr=True, quiet=quiet)
-        with ProgressView(spec.processes, label, console) as view:
+        with ProgressView(spec.processes, label, console, spec) as view:
             while done < spec.processes:
                 if time.monotonic() > bound:
                     raise RunError("generator processes did not finish in time")
@@ -209,6 +209,7 @@ def run(opts: RunOptions) -> dict[str, Any]:
     if opts.out_dir is not None:
         paths = write_results(opts.out_dir, summary, stats)
         summary["files"] = [str(p) for p in paths]
+        print(f"report: {paths[1]}", flush=True)  # the last line, --quiet or not
     return summary
 
 

@@ -7,6 +7,7 @@ and the conservation check.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,12 @@ def _services(obj: dict[str, Any], groups: str, mean: int, seconds: int) -> tupl
             Service(rg, unit, seconds if unit == "seconds" else 1 if unit == "events" else mean)
         )
     return tuple(out)
+
+
+def default_out_dir(spec: Any) -> Path:
+    """loadtest-results/<UTC time>-<protocol>-<model> under the working directory."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Path("loadtest-results") / f"{stamp}-{spec.protocol.value}-{spec.model.value}"
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -77,7 +84,13 @@ def _range(text: str) -> tuple[int, int]:
 @click.option("--secret", default=None, help="RADIUS secret (default: configuration)")
 @click.option("--check/--no-check", default=True, help="conservation check at the end")
 @click.option("--delete-accounts", is_flag=True, help="delete the created accounts afterwards")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="results.json and report.html here (default: loadtest-results/<time>-<protocol>-<model>)",
+)
 @click.option("--quiet", is_flag=True)
 @click.pass_obj
 def loadtest_cli(obj: dict[str, Any], /, **opts: Any) -> None:
@@ -152,6 +165,7 @@ def _run(
     from ocs.store.embedded import EmbeddedError, EmbeddedRedis
 
     config = obj["config"]()
+    out_dir = opts["out_dir"] or default_out_dir(spec)
     money = parse_amount(opts["money"], unit_type.MONEY)
     octets = parse_amount(opts["octets"], unit_type.TOTAL_OCTETS) if opts["octets"] != "0" else 0
     prov = Provisioning(
@@ -183,7 +197,7 @@ def _run(
                 obj["policies"](),
                 prov,
                 conservation=opts["check"],
-                out_dir=opts["out_dir"],
+                out_dir=out_dir,
                 label=f"ocs loadtest {spec.protocol.value} {spec.model.value}",
                 quiet=opts["quiet"],
             )

@@ -30,13 +30,14 @@ def ocs_server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     server.stop()
 
 
-def ocs(server: OcsServer, *args: str) -> subprocess.CompletedProcess[str]:
+def ocs(server: OcsServer, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", OCS, "--config", str(server.config_file), "loadtest", *args],
         capture_output=True,
         text=True,
         timeout=90,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -55,6 +56,19 @@ def test_loadtest_command_runs_and_conserves(ocs_server: OcsServer, tmp_path: Pa
     assert cons["ok"] and cons["records"] > 0
     assert cons["unit_decrease"]["total_octets"] == cons["unit_recorded"]["total_octets"] > 0
     assert (out / "report.html").exists()
+
+
+@pytest.mark.timeout(100)
+def test_report_goes_under_loadtest_results_and_its_path_is_printed(
+    ocs_server: OcsServer, tmp_path: Path
+) -> None:
+    """Without --out: loadtest-results/<time>-gy-closed/report.html, named on the last line."""
+    done = ocs(ocs_server, "--duration", "1", "--accounts", "3", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("report: loadtest-results/") and last.endswith("-gy-closed/report.html")
+    report = tmp_path / last.removeprefix("report: ")
+    assert report.is_file() and (report.parent / "results.json").is_file()
 
 
 @pytest.mark.parametrize(
