@@ -29,6 +29,7 @@ from ocs.charging.api import ChargingService
 from ocs.vocabulary.types import Notification
 from protocols.nchf import codec
 from protocols.nchf.config import NotifyConfig
+from protocols.nchf.metrics import METRICS
 
 log = structlog.get_logger("ocs.nchf.notify")
 
@@ -77,6 +78,7 @@ class NotifySender:
         """Deliver in the background; False when nothing is to be sent or too many wait."""
         if len(self.tasks) >= self.cfg.max_pending:
             self.dropped += 1
+            METRICS.notifications["dropped"] += 1
             log.warning("nchf_notify_dropped", session=note.session_id, pending=len(self.tasks))
             return False
         task = asyncio.get_running_loop().create_task(self.deliver(note))
@@ -93,6 +95,7 @@ class NotifySender:
         headers = {"content-type": "application/json"}
         for attempt in range(len(self.delays) + 1):
             if attempt:
+                METRICS.notifications["retried"] += 1
                 await asyncio.sleep(self.delays[attempt - 1])
             try:
                 resp = await self.client.post(
@@ -105,6 +108,7 @@ class NotifySender:
                 continue
             if resp.is_success:
                 self.delivered += 1
+                METRICS.notifications["delivered"] += 1
                 log.info(
                     "nchf_notified",
                     session=note.session_id,
@@ -122,6 +126,7 @@ class NotifySender:
             if resp.status_code < 500 and resp.status_code not in _RETRY_STATUSES:
                 break
         self.failed += 1
+        METRICS.notifications["failed"] += 1
         log.warning("nchf_notify_failed", session=note.session_id, kind=note.kind.value)
         return False
 

@@ -39,6 +39,7 @@ from ocs.vocabulary import errors
 from ocs.vocabulary.types import SessionRef
 from protocols.nchf import codec, problems, schema
 from protocols.nchf.config import ConsumerConfig, NchfConfig
+from protocols.nchf.metrics import METRICS
 from protocols.nchf.problems import PROBLEM_JSON, Cause
 from protocols.nchf.transport import Request, Response
 
@@ -75,6 +76,11 @@ class NchfApplication:
     async def handle(self, req: Request) -> Response:
         path = req.path.partition("?")[0]
         op, ref = self._route(path)
+        resp = await self._serve(req, path, op, ref)
+        METRICS.requests[(op or "other", resp.status)] += 1
+        return resp
+
+    async def _serve(self, req: Request, path: str, op: str | None, ref: str | None) -> Response:
         if op is None:
             return _problem(problems.RESOURCE_URI_STRUCTURE_NOT_FOUND, f"no resource {path}")
         if req.method != "POST":
@@ -100,6 +106,9 @@ class NchfApplication:
             )
         except (schema.SchemaViolation, codec.BadRequest) as exc:
             return _bad(exc.pointer, exc.reason, exc.cause)
+        if op == "create" and body.get("oneTimeEvent"):
+            reason = "one-time events (IEC/PEC) are not served: session charging only"
+            return _bad("/oneTimeEvent", reason, "OPTIONAL_IE_INCORRECT")
         if not self._allowed(req.peer, body):
             log.info("nchf_consumer_refused", peer=req.peer, consumer=parsed.consumer)
             return _problem(problems.Cause(403, "", "Forbidden"), "consumer not allowed")

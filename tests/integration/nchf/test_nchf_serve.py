@@ -364,3 +364,38 @@ def test_config_file_example_is_valid() -> None:
     nchf = validate_section(NchfConfig, cfg.nchf, cfg.file, "nchf")
     assert nchf.port == 8095 and nchf.notify.enabled
     assert json.dumps(cfg.nchf)  # plain data, as the runtime hands it over
+
+
+async def test_one_time_event_is_refused_clearly(h2: httpx.AsyncClient) -> None:
+    """oneTimeEvent (IEC/PEC) is not served: 400 naming /oneTimeEvent, nothing charged."""
+    body = request_body(0, [unit(DATA, {})], "msisdn-990000000000001", oneTimeEvent=True)
+    resp = await post(h2, BASE, body)
+    assert resp.status_code == 400 and resp.json()["invalidParams"][0]["param"] == "/oneTimeEvent"
+
+
+async def test_metrics_count_requests_by_operation_and_status(
+    h2: httpx.AsyncClient, nchf_server: NchfServer, new_account: NewAccount
+) -> None:
+    """/metrics: ocs_nchf_requests_total{operation, status} grows with each answer."""
+
+    def count(text: str, labels: str) -> float:
+        line = next(
+            (x for x in text.splitlines() if x.startswith(f"ocs_nchf_requests_total{{{labels}}}")),
+            "",
+        )
+        return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+    scrape = f"http://127.0.0.1:{nchf_server.metrics_port}/metrics"
+    async with httpx.AsyncClient() as ops:
+        before = (await ops.get(scrape)).text
+        acct = await new_account()
+        created = await post(h2, BASE, request_body(0, [unit(DATA, {})], msisdn(acct)))
+        await post(h2, ref_of(created) + "/release", request_body(1))
+        await post(h2, BASE, b"{")
+        after = (await ops.get(scrape)).text
+    for labels in (
+        'operation="create",status="201"',
+        'operation="release",status="204"',
+        'operation="create",status="400"',
+    ):
+        assert count(after, labels) == count(before, labels) + 1, labels
