@@ -1,4 +1,4 @@
-"""Where the server's CPU goes: ``python -m loadtest.profile [--protocol gy|radius]``.
+"""Where the server's CPU goes: ``python -m loadtest.profile [--protocol gy|radius|nchf]``.
 
 Issue 6 says "profile first": this starts what the benchmark starts (its own
 Redis, ``ocs serve`` on a generated config), drives one closed-model run at
@@ -43,6 +43,7 @@ AREAS = (
     ("charging core", ("ocs/charging/", "ocs/store/")),
     ("diameter front end", ("protocols/diameter/",)),
     ("radius front end", ("protocols/radius/",)),
+    ("nchf front end", ("protocols/nchf/",)),
 )
 _LINE = re.compile(r":\d+\)")
 
@@ -83,7 +84,7 @@ def summarise(path: Path, top: int = 20) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtest.profile", description=__doc__)
-    parser.add_argument("--protocol", choices=["gy", "radius"], default="gy")
+    parser.add_argument("--protocol", choices=["gy", "radius", "nchf"], default="gy")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds of load")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--unix", action="store_true", help="server -> Redis over its unix socket")

@@ -18,16 +18,18 @@ import httpx
 import pytest_asyncio
 import redis
 import trustme
+from redis.asyncio import Redis
 
 from ocs.charging.api import ChargingService
 from ocs.charging.records import decode_record
 from ocs.export.exporter import Exporter
 from ocs.policy.loader import PolicySet
+from ocs.store.embedded import free_port
 from protocols.nchf.config import NchfConfig
 from protocols.nchf.frontend import NchfFrontend
 from tests.core_fixtures import NewAccount
 from tests.integration.export.helpers import all_rows, config
-from tests.integration.nchf.conftest import BASE, post, ref_of, request_body, unit
+from tests.integration.nchf.conftest import BASE, CONSUMER, post, ref_of, request_body, unit
 
 DATA = 10
 # 20:00 UTC (the night band starts) two days ahead: in the future, so the supervision
@@ -151,3 +153,45 @@ async def test_record_is_exported_like_a_gy_sessions(
     assert str(by_service["30"]["used_seconds"]) == "90"
     assert sum(int(r["charged_micro"]) for r in rows) == 250 + 900  # 25 x 10; 600 + 30 x 10
     assert all(r["cause"] == "normal" and r["service_name"] for r in rows)
+
+
+async def test_allowed_consumers_and_session_failover(
+    start_frontend: StartFrontend, new_account: NewAccount
+) -> None:
+    """A consumer outside allowed_consumers gets 403; a listed one is served; sessionFailover as configured."""
+    acct = await new_account()
+    body = request_body(0, [unit(DATA, {})], "msisdn-" + acct.identity.value)
+    elsewhere = await start_frontend(allowed_consumers=[{"name": "far", "network": "10.0.0.0/8"}])
+    async with httpx.AsyncClient(base_url=url(elsewhere), http1=False, http2=True) as h2:
+        refused = await post(h2, BASE, body)
+    assert refused.status_code == 403
+    listed = [{"name": "smf", "network": "127.0.0.0/8", "nf_name": CONSUMER["nFName"]}]
+    here = await start_frontend(allowed_consumers=listed, session_failover=True)
+    async with httpx.AsyncClient(base_url=url(here), http1=False, http2=True) as h2:
+        served = await post(h2, BASE, body)
+        other_name = {
+            **body,
+            "nfConsumerIdentification": {"nodeFunctionality": "SMF", "nFName": "x"},
+        }
+        unnamed = await post(h2, BASE, other_name)
+    assert served.status_code == 201 and served.json()["sessionFailover"] == "FAILOVER_SUPPORTED"
+    assert unnamed.status_code == 403
+
+
+async def test_redis_unreachable_is_503_nf_congestion(
+    start_frontend: StartFrontend, test_policies: PolicySet, charging: ChargingService
+) -> None:
+    """Redis down: 503 NF_CONGESTION (retry is safe: every request is idempotent), or 500 if configured."""
+    dead = Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5)
+    broken = ChargingService(dead, test_policies, charging.partitions)
+    body = request_body(0, [unit(DATA, {})], "msisdn-990000000000001")
+    for status, cause, overrides in (
+        (503, "NF_CONGESTION", {}),
+        (500, "SYSTEM_FAILURE", {"storage_failure_status": 500}),
+    ):
+        fe = await start_frontend(broken, **overrides)
+        async with httpx.AsyncClient(base_url=url(fe), http1=False, http2=True) as h2:
+            resp = await post(h2, BASE, body)
+        assert resp.status_code == status and resp.json()["cause"] == cause
+    broken.close()
+    await dead.aclose()
