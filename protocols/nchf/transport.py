@@ -315,6 +315,10 @@ class HttpConnection(asyncio.Protocol):
                 self.h11_stream = self._h11_request(ev)
                 if self.h11_stream is None:
                     return
+                if conn.they_are_waiting_for_100_continue:  # curl, for bodies over 1 KiB
+                    self.transport.write(
+                        conn.send(h11.InformationalResponse(status_code=100, headers=[]))
+                    )
             elif isinstance(ev, h11.Data):
                 stream = self.h11_stream
                 if stream is not None:

@@ -133,3 +133,18 @@ async def test_stop_lets_requests_finish_then_sends_goaway() -> None:
     await asyncio.wait_for(stopping, 5)
     await asyncio.sleep(0.1)
     assert got == [200] and client.terminated is not None
+
+
+async def test_expect_100_continue_is_answered(server: HttpServer) -> None:
+    """HTTP/1.1 `Expect: 100-continue` (curl sends it for bodies over 1 KiB): 100 at once, then the answer."""
+    host, port = server.addresses[0]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        b"POST /c HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nexpect: 100-continue\r\n\r\n"
+    )
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+    assert interim.startswith(b"HTTP/1.1 100")
+    writer.write(b"{}")
+    final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+    assert final.startswith(b"HTTP/1.1 200")
+    writer.close()
