@@ -96,7 +96,8 @@ def _serve_hypercorn(port: int) -> None:
 
     import uvloop
 
-    uvloop.run(serve(app, config))  # type: ignore[arg-type]
+    asgi: Any = app  # hypercorn's own ASGI types, when it is installed
+    uvloop.run(serve(asgi, config))
 
 
 async def _drive(port: int, seconds: float, inflight: int, connections: int) -> int:

@@ -136,7 +136,8 @@ class HttpConnection(asyncio.Protocol):
         if self.h11 is not None:
             self.h11.receive_data(b"")
             self._h11_step()
-            return self.h11_busy  # keep the write side until the answer is out
+            # Keep the write side until the answer is out (TLS cannot half-close).
+            return self.h11_busy and self.scheme == "http"
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
