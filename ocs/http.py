@@ -36,7 +36,9 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 HealthProvider = Callable[[], dict[str, Any]]
+ReadyCheck = Callable[[], str | None]  # None when ready, else why not
 _providers: dict[str, HealthProvider] = {}
+_ready_checks: dict[str, ReadyCheck] = {}
 _state = {"listeners_up": False}
 
 # Keys of a component's report shown without health_details: states and
@@ -55,6 +57,7 @@ PUBLIC_KEYS = frozenset(
         "lag_seconds",
         "consecutive_failures",
         "embedded",
+        "running",
     }
 )
 READ_TIMEOUT = 10.0  # seconds for a request to arrive (idle keep-alive included)
@@ -68,6 +71,15 @@ def register_health(name: str, provider: HealthProvider) -> None:
 
 def unregister_health(name: str) -> None:
     _providers.pop(name, None)
+
+
+def register_ready(name: str, check: ReadyCheck) -> None:
+    """A condition of /readyz only (not of /health's ok): None when met, else the reason."""
+    _ready_checks[name] = check
+
+
+def unregister_ready(name: str) -> None:
+    _ready_checks.pop(name, None)
 
 
 def set_listeners_up(up: bool = True) -> None:
@@ -107,6 +119,13 @@ def readiness() -> tuple[bool, list[str]]:
     for name, part in _reports().items():
         if not part["ok"]:
             reasons.append(f"{name}: not ok")
+    for name, check in list(_ready_checks.items()):
+        try:
+            why = check()
+        except Exception as exc:
+            why = repr(exc)
+        if why is not None:
+            reasons.append(f"{name}: {why}")
     return not reasons, reasons
 
 
@@ -225,3 +244,18 @@ async def serve_http(
         await _handle(pages, reader, writer)
 
     return await asyncio.start_server(handle, host, port)
+
+
+async def serve_unix(
+    path: str, registry: CollectorRegistry = REGISTRY, details: bool = True
+) -> asyncio.Server:
+    """The same pages on a unix socket (a leading NUL: Linux's abstract namespace).
+
+    A worker's private endpoint, read by its supervisor (:mod:`ocs.node_ops`).
+    """
+    pages = Pages(registry, details)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _handle(pages, reader, writer)
+
+    return await asyncio.start_unix_server(handle, path)

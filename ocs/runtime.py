@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -35,8 +36,8 @@ from ocs.frontend import (
     listeners_of,
     load_frontend_factories,
 )
-from ocs.http import register_health, serve_http, set_listeners_up
-from ocs.metrics import BUILD, POLICY_RELOADS
+from ocs.http import register_health, serve_http, serve_unix, set_listeners_up
+from ocs.metrics import BUILD, POLICY_RELOADS, WORKERS_RUNNING
 from ocs.plan_usage import check_dropped_plans
 from ocs.plans import Renewals
 from ocs.policy.loader import PolicyError, PolicySet, load_policies
@@ -184,6 +185,9 @@ class Runtime:
     config: Config
     worker_index: int = 0
     node_start: int = 0  # FrontendContext.node_start (0: this process's own start)
+    # One of `--workers N`: the supervisor serves the node's /metrics and probes,
+    # merged from each worker's private endpoint (ocs/node_ops.py).
+    supervised: bool = False
     frontends: list[Frontend] = field(default_factory=list)
 
     def build_frontends(self) -> list[Frontend]:
@@ -232,10 +236,7 @@ class Runtime:
                     tasks.append(asyncio.create_task(embedded.supervise(stop)))
                 else:
                     tasks.append(asyncio.create_task(pinger.run(stop)))
-                if self.config.metrics.enabled and self.worker_index == 0:
-                    m = self.config.metrics
-                    with _bind_conflict(f"metrics ({m.host}:{m.port})"):
-                        http = await serve_http(m.host, m.port, details=m.health_details)
+                http = await self._ops_endpoint()
                 for fe in frontends:
                     with _bind_conflict(fe.name):
                         await fe.start(charging)
@@ -265,6 +266,19 @@ class Runtime:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 charging.close()
         log.info("ocs_stopped")
+
+    async def _ops_endpoint(self) -> asyncio.Server | None:
+        """/metrics and the probes: public when alone, private under a supervisor."""
+        if self.supervised:
+            from ocs.node_ops import worker_socket
+
+            return await serve_unix(worker_socket(os.getppid(), self.worker_index))
+        m = self.config.metrics
+        if not m.enabled:
+            return None
+        WORKERS_RUNNING.set(1)
+        with _bind_conflict(f"metrics ({m.host}:{m.port})"):
+            return await serve_http(m.host, m.port, details=m.health_details)
 
     async def _renewals(self, charging: ChargingService, stop: asyncio.Event) -> None:
         """Renew plans' allowances at start and then on schedule (idempotent)."""
@@ -337,7 +351,9 @@ def _tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def run_server(config: Config, worker_index: int = 0, node_start: int = 0) -> None:
+def run_server(
+    config: Config, worker_index: int = 0, node_start: int = 0, supervised: bool = False
+) -> None:
     """Run one server process on uvloop until SIGTERM/SIGINT."""
     try:
         import uvloop
@@ -345,4 +361,4 @@ def run_server(config: Config, worker_index: int = 0, node_start: int = 0) -> No
         runner: Any = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency
         runner = asyncio.run
-    runner(Runtime(config, worker_index, node_start or time.time_ns()).run())
+    runner(Runtime(config, worker_index, node_start or time.time_ns(), supervised=supervised).run())

@@ -23,8 +23,10 @@ Linux delivers SIGTERM to it (``PR_SET_PDEATHSIG``, set between fork and
 exec, then the parent checked to close the race with a parent dying before
 that), and it drains and stops. Until the last worker is gone, the node lock
 it inherited (:class:`ocs.preflight.NodeLock`) and its ports keep a new
-``ocs serve`` from starting beside it. Worker 0 also serves /metrics and
-/health, sweeps abandoned sessions and renews allowances.
+``ocs serve`` from starting beside it. Worker 0 also sweeps abandoned
+sessions and renews allowances. The supervisor serves the node's /metrics,
+/livez, /readyz and /health, merged from every worker's private endpoint
+(:mod:`ocs.node_ops`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from types import FrameType
 import structlog
 
 from ocs.config import Config
+from ocs.metrics import WORKER_RESTARTS
+from ocs.node_ops import NodeEndpoint
 from ocs.preflight import NodeLock
 from ocs.store.embedded import EmbeddedRedis
 
@@ -114,18 +118,35 @@ class Supervisor:
             url = self.embedded.url
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._signal)
+        endpoint = None
         try:
             for index in range(self.count):
                 self._spawn(index, url)
+            endpoint = self._endpoint()  # after the spawns: /health never sees 0 of N
             while not self.stopping:
                 time.sleep(TICK)
                 self._watch_store()
                 self._restart_dead(url)
         finally:
+            if endpoint is not None:
+                endpoint.stop()
             self._stop_all()
             if self.embedded is not None and not self.embedded.attached:
                 self.embedded.stop()
         return 0
+
+    def _endpoint(self) -> NodeEndpoint | None:
+        """The node's /metrics and probes over every worker (ocs/node_ops.py)."""
+        m = self.config.metrics
+        if not m.enabled:
+            return None
+        endpoint = NodeEndpoint(m.host, m.port, self.count, self.running, m.health_details)
+        endpoint.start()
+        return endpoint
+
+    def running(self) -> dict[int, int]:
+        """Slot -> pid of the workers running now (read from the endpoint's thread)."""
+        return {i: p.pid for i, p in list(self.procs.items()) if p.returncode is None}
 
     def _watch_store(self) -> None:
         """Restart the embedded server if it died (issue 13 item 6: it was left a zombie)."""
@@ -143,6 +164,7 @@ class Supervisor:
             log.error("worker_died", worker=index, returncode=proc.returncode, recent=len(recent))
             if len(recent) >= MAX_QUICK_RESTARTS:
                 time.sleep(1.0)  # crashing in a loop: slow down, keep trying
+            WORKER_RESTARTS.inc()
             self._spawn(index, url)
 
     def _stop_all(self, timeout: float = 20.0) -> None:

@@ -84,7 +84,7 @@ def serve(
         fail(f"--workers: expected at least 1, got {count}")
     try:
         if worker_index is not None:  # a worker: its supervisor claimed the node
-            run_server(config, worker_index, node_start or 0)
+            run_server(config, worker_index, node_start or 0, supervised=True)
             return
         lock = claim_node(config)  # a second node, orphans, a busy port: exit 2 now
         try:

@@ -190,7 +190,8 @@ def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path) -> None:
 async def _one_state_id(port: int, count: int, metrics: int) -> int:
     ids, clients = await _state_ids(port, count)
     try:
-        on_worker0 = health(metrics)["components"]["diameter"]["connections"]
+        worker0 = health(metrics)["components"]["worker 0"]  # the node's /health (ocs/node_ops)
+        on_worker0 = worker0["components"]["diameter"]["connections"]
         assert on_worker0 < count, "every connection reached worker 0: nothing compared"
         assert len(set(ids)) == 1, f"workers advertise different Origin-State-Ids: {set(ids)}"
         return ids[0]
