@@ -41,11 +41,20 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 # The server and, beside it, the exporter (a side process that attaches to the
-# server's store); Ctrl-C stops both, each cleanly.
+# server's store). Both run in their own sessions (setsid), so Ctrl-C reaches
+# only this recipe's shell, which stops them in order: the exporter first
+# (it flushes to the store), then the server (which stops the embedded store).
+# A clean stop logs nothing at error level (tests/integration/ops/test_make_run.py).
 run: $(VENV)/.installed
-	@$(BIN)/ocs --config $(CONFIG) export & exporter=$$!; \
-	trap 'kill -TERM $$exporter 2>/dev/null; wait $$exporter' EXIT; \
-	$(BIN)/ocs --config $(CONFIG) serve
+	@set -u; \
+	setsid $(BIN)/ocs --config $(CONFIG) serve & server=$$!; \
+	setsid $(BIN)/ocs --config $(CONFIG) export & exporter=$$!; \
+	stop() { trap '' INT TERM; \
+		kill -TERM $$exporter 2>/dev/null; wait $$exporter; \
+		kill -TERM $$server 2>/dev/null; wait $$server; exit 0; }; \
+	trap stop INT TERM HUP; \
+	wait $$server; status=$$?; \
+	kill -TERM $$exporter 2>/dev/null; wait $$exporter; exit $$status
 
 export: $(VENV)/.installed
 	$(BIN)/ocs --config $(CONFIG) export

@@ -1,0 +1,84 @@
+"""`make run` and Ctrl-C: the exporter stops first, then the server; nothing at error level.
+
+Regression (issue 15 item 6): Ctrl-C reached the server and the exporter at
+once; the server stopped the embedded Redis under the still-running
+exporter, which logged `export_write_failed ... ConnectionError` in red at
+every stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from ocs.store.embedded import free_port
+from tests.serve_harness import ROOT
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            return int(resp.status) == 200
+    except OSError:
+        return False
+
+
+def events(output: str) -> list[dict[str, object]]:
+    out = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def test_ctrl_c_stops_the_exporter_then_the_server_without_errors(tmp_path: Path) -> None:
+    """SIGINT to make's process group (a terminal's Ctrl-C): ordered, clean, exit 0."""
+    metrics, export_metrics = free_port(), free_port()
+    cfg = tmp_path / "ocs.yaml"
+    cfg.write_text(
+        f"redis: {{data_dir: '{tmp_path / 'redis'}'}}\n"
+        f"policies: {{dir: '{ROOT / 'policies'}'}}\n"
+        f"metrics: {{port: {metrics}}}\n"
+        "logging: {format: json}\n"
+        f"export: {{output_dir: '{tmp_path / 'export'}', metrics_port: {export_metrics},"
+        " max_batch_age: 0.5}\n"
+    )
+    log = tmp_path / "make.log"
+    with log.open("w") as out:
+        make = subprocess.Popen(
+            ["make", "--no-print-directory", "run", f"CONFIG={cfg}"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while not (ready(metrics) and ready(export_metrics)):
+            assert make.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.3)
+        time.sleep(1.0)  # the exporter polls the streams meanwhile
+        os.killpg(make.pid, signal.SIGINT)
+        code = make.wait(timeout=60)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait()
+    output = log.read_text()
+    seen = events(output)
+    names = [e.get("event") for e in seen]
+    # make itself got the SIGINT too and ends by it, as any Ctrl-C'd command does.
+    assert code in (0, -signal.SIGINT), output[-3000:]
+    assert [e for e in seen if e.get("level") in ("error", "critical")] == [], output[-3000:]
+    assert "Traceback" not in output and "Interrupt" not in output, output[-3000:]
+    assert "export_stopped" in names and "ocs_stopping" in names and "ocs_stopped" in names
+    assert names.index("export_stopped") < names.index("ocs_stopping")
