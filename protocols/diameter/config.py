@@ -2,7 +2,8 @@
 
 Defaults: listen on 0.0.0.0 and :: port 3868 (RFC 6733 §2.1), identity from the
 deployment (FrontendContext), Tw 30 s (RFC 3539), 1 MiB messages, 10 levels of
-grouping, 64 MSCC, 1000 requests in flight per peer.
+grouping, 64 MSCC, 1000 requests and 16 MiB in flight per connection, 128 MiB in
+flight per process, a duplicate cache of 200,000 answers and 128 MiB.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocols.diameter.framing import DEFAULT_MAX_MESSAGE
 from protocols.diameter.gy_request import DEFAULT_CONTEXTS
@@ -27,14 +28,38 @@ class AllowedPeerConfig(_Strict):
 
 
 class LimitsConfig(_Strict):
+    """Bounds on what one peer may make us hold (issue 13 item 5). Per connection: one
+    partial message (< max_message_size + one read) and the requests being served (count
+    and octets); per process: the in-flight octets of all connections and the duplicate
+    cache (``DiameterConfig.duplicate_cache_bytes``). A refused message holds nothing."""
+
     max_message_size: int = Field(default=DEFAULT_MAX_MESSAGE, ge=64, le=16 << 20)
     max_depth: int = Field(default=10, ge=2, le=16)
     max_avps: int = Field(default=4096, ge=16)
     max_mscc: int = Field(default=64, ge=1)
-    max_in_flight: int = Field(default=1000, ge=1)  # per peer; past it: 3004 TOO_BUSY
+    max_in_flight: int = Field(default=1000, ge=1)  # per connection; past it: 3004 TOO_BUSY
+    # Octets of the requests being served on one connection / in the whole process;
+    # past either: 3004 TOO_BUSY (the client retries or fails over; nothing was done).
+    max_in_flight_bytes: int = Field(default=16 << 20, ge=64)
+    max_in_flight_bytes_total: int = Field(default=128 << 20, ge=64)
     # True: 5001 also for unknown M-bit AVPs inside containers we never read
     # (e.g. 3GPP Service-Information); default: only where the Gy mapping reads.
     strict_mbit: bool = False
+
+    @model_validator(mode="after")
+    def _room_for_one_message(self) -> LimitsConfig:
+        # A message of the largest size must fit, or it would get 3004 for ever.
+        if self.max_in_flight_bytes < self.max_message_size:
+            raise ValueError(
+                f"max_in_flight_bytes ({self.max_in_flight_bytes}) must be at least "
+                f"max_message_size ({self.max_message_size})"
+            )
+        if self.max_in_flight_bytes_total < self.max_in_flight_bytes:
+            raise ValueError(
+                f"max_in_flight_bytes_total ({self.max_in_flight_bytes_total}) must be at "
+                f"least max_in_flight_bytes ({self.max_in_flight_bytes})"
+            )
+        return self
 
 
 class DiameterConfig(_Strict):
@@ -52,10 +77,12 @@ class DiameterConfig(_Strict):
     cer_timeout: float = Field(default=10.0, gt=0)
     closing_timeout: float = Field(default=5.0, gt=0)
     duplicate_window: float = Field(default=300.0, ge=240.0)
-    # Bound of the (Origin-Host, End-to-End) cache; past it the oldest answers go first.
+    # Bounds of the duplicate cache (answers kept for repeats), per process; past either,
+    # the oldest answers go first. Bytes: answer + Session-Id octets + 512 per entry.
     # Repeats older than what it holds are still answered from the core's own record of
     # (Session-Id, CC-Request-Number), never charged twice.
     duplicate_cache_entries: int = Field(default=200_000, ge=1000)
+    duplicate_cache_bytes: int = Field(default=128 << 20, ge=1 << 20)
     service_contexts: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CONTEXTS), min_length=1
     )

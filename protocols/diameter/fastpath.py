@@ -52,7 +52,6 @@ from protocols.diameter.constants import (
     Command,
 )
 from protocols.diameter.fastpath_groups import (
-    DECLINE,
     HDR,
     I32,
     U32,
@@ -235,18 +234,18 @@ def _walk(data: bytes, limits: Limits) -> _Shape:
     pos, end = HEADER_LENGTH, len(data)
     while pos < end:
         if end - pos < 8:
-            raise DECLINE
+            raise Decline
         code, flags_len = HDR(data, pos)
         length = flags_len & 0xFFFFFF
         nxt = pos + ((length + 3) & ~3)
         if length < 8 or nxt > end or (flags_len >> 24) not in (0x40, 0):
-            raise DECLINE  # V (no vendor AVP at command level is ours), P or reserved bits
+            raise Decline  # V (no vendor AVP at command level is ours), P or reserved bits
         heads.append((pos, 8))
         if code in _ONCE:
             if code in once:
-                raise DECLINE  # 5009 in the reference
+                raise Decline  # 5009 in the reference
             if code in _FIXED_4 and length != 12:
-                raise DECLINE
+                raise Decline
             once[code] = pos
         elif code == _MSCC:
             msccs.append(pos)
@@ -255,10 +254,10 @@ def _walk(data: bytes, limits: Limits) -> _Shape:
         elif code == _USU:
             usus.append(pos)
         elif code != _ROUTE_RECORD:
-            raise DECLINE  # not on the whitelist
+            raise Decline  # not on the whitelist
         pos = nxt
     if not once.keys() >= _REQUIRED or len(msccs) > limits.max_mscc:
-        raise DECLINE
+        raise Decline
     walker.counted(len(heads))
     shape = _Shape(once, walker)
     shape.subscriptions = [walker.subscription(data, at) for at in subscriptions]
@@ -290,19 +289,27 @@ _LAYOUTS: dict[int, list[_Layout]] = {}  # by message length, newest first
 _LAYOUTS_PER_LENGTH = 4
 _LAYOUT_LENGTHS = 256  # emptied when more lengths are seen (bounded whatever peers send)
 _LAYOUT_HEADS = 256  # longer messages are walked every time
+# Emptied past this many AVP headers held in all layouts: a header costs about 220
+# octets (its offsets, the unpack format and the expected words; tracemalloc), so about
+# 3.6 MB in all, whatever layouts peers send (issue 13 item 5). A gateway's layouts of
+# 30-60 headers fit by hundreds.
+_LAYOUT_HEADS_HELD = 16_384
+_held = [0]  # AVP headers held in _LAYOUTS
 # Lengths walked once: a layout costs about a walk to build, so it is built the second
 # time a length is walked (a gateway's next CCR), not for one-off shapes.
 _WALKED: set[int] = set()
 
 
 def forget_layouts() -> None:
-    """Drop every known layout (measurements of the walk)."""
+    """Drop every known layout (measurements of the walk; the memory bound)."""
     _LAYOUTS.clear()
     _WALKED.clear()
+    _held[0] = 0
 
 
 def _remember(data: bytes, limits: Limits, shape: _Shape) -> None:
-    if len(shape.heads) > _LAYOUT_HEADS:
+    heads = len(shape.heads)
+    if heads > _LAYOUT_HEADS:
         return
     if len(data) not in _WALKED:
         if len(_WALKED) >= _LAYOUT_LENGTHS:
@@ -310,12 +317,17 @@ def _remember(data: bytes, limits: Limits, shape: _Shape) -> None:
         _WALKED.add(len(data))
         return
     _WALKED.discard(len(data))
+    if _held[0] + heads > _LAYOUT_HEADS_HELD:
+        forget_layouts()
     layouts = _LAYOUTS.get(len(data))
     if layouts is None:
         if len(_LAYOUTS) >= _LAYOUT_LENGTHS:
-            _LAYOUTS.clear()
+            forget_layouts()
         layouts = _LAYOUTS[len(data)] = []
     layouts.insert(0, _Layout(data, limits, shape))
+    _held[0] += heads
+    for gone in layouts[_LAYOUTS_PER_LENGTH:]:
+        _held[0] -= len(gone.shape.heads)
     del layouts[_LAYOUTS_PER_LENGTH:]
 
 
@@ -327,7 +339,7 @@ def _utf8(data: bytes, pos: int) -> str:
     try:
         return _payload(data, pos).decode("utf-8")
     except UnicodeDecodeError:
-        raise DECLINE from None
+        raise Decline from None
 
 
 def _as_is(data: bytes, pos: int) -> bytes:
@@ -339,7 +351,7 @@ def _as_is(data: bytes, pos: int) -> bytes:
 def _enum(data: bytes, pos: int, high: int, low: int = 0) -> int:
     value = int(I32(data, pos + 8)[0])
     if not low <= value <= high:
-        raise DECLINE  # the reference answers 5004 (or serves an event)
+        raise Decline  # the reference answers 5004 (or serves an event)
     return value
 
 

@@ -61,10 +61,8 @@ _STATUS = {status: int(code) for status, code in SERVICE_STATUS.items()}
 
 
 class _Unsure(Exception):
-    """The reference builder decides (and raises where python-diameter refuses a value)."""
-
-
-_UNSURE = _Unsure()
+    """The reference builder decides (and raises where python-diameter refuses a value).
+    Raised as a new instance each time: see ``fastpath_groups.Decline`` (issue 13 item 5)."""
 
 
 def _flags(code: int, vendor: int = 0) -> int:
@@ -95,24 +93,24 @@ class _Codec:
 
     def u32(self, code: int, value: int, vendor: int = 0) -> bytes:
         if not 0 <= value <= _U32_MAX:
-            raise _UNSURE
+            raise _Unsure
         return self.avp(code, value.to_bytes(4, "big"), vendor)
 
     def i32(self, code: int, value: int) -> bytes:
         if not _I32[0] <= value <= _I32[1]:
-            raise _UNSURE
+            raise _Unsure
         return self.avp(code, value.to_bytes(4, "big", signed=True))
 
     def i64(self, code: int, value: int) -> bytes:
         if not _I64[0] <= value <= _I64[1]:
-            raise _UNSURE
+            raise _Unsure
         return self.avp(code, value.to_bytes(8, "big", signed=True))
 
     def text(self, code: int, value: str) -> bytes:
         try:
             return self.avp(code, value.encode("utf-8"))
         except UnicodeEncodeError:
-            raise _UNSURE from None
+            raise _Unsure from None
 
 
 _C = _Codec()
@@ -264,12 +262,12 @@ class CcaEncoder:
         if req.multiple_services:
             for outcome in services:
                 if outcome.status is ServiceStatus.RATING_FAILED:
-                    raise _UNSURE  # 5031 MSCCs are named in Failed-AVP: the reference does it
+                    raise _Unsure  # 5031 MSCCs are named in Failed-AVP: the reference does it
                 parts.append(_mscc(outcome, tgpp))
         elif services:
             outcome = services[0]
             if outcome.status is ServiceStatus.RATING_FAILED:
-                raise _UNSURE
+                raise _Unsure
             if outcome.status is not ServiceStatus.GRANTED:
                 code = _RESULTS[outcome.status]
             _quota(outcome, tgpp, parts)

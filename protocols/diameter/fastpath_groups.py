@@ -38,10 +38,14 @@ from protocols.diameter.gy_request import MAX_MONEY_EXPONENT, money_micro
 
 
 class Decline(Exception):
-    """Not ours: the reference path decides."""
+    """Not ours: the reference path decides.
 
+    Raised as a new instance each time (``raise Decline``). One shared instance kept the
+    traceback of every raise chained on it (a re-raised exception's traceback grows), and
+    with it the frames and their locals: the message bytes and its AVP offsets, about
+    1.5 MB per refused 120 KB message, never freed (issue 13 item 5).
+    """
 
-DECLINE = Decline()
 
 HDR = struct.Struct(">II").unpack_from
 U32 = struct.Struct(">I").unpack_from
@@ -79,6 +83,9 @@ _IDENTITY_TYPES = (
 _TARIFF_CHANGES = tuple(TariffChange)
 _EMPTY_USAGE = Usage()
 _CACHE_ENTRIES = 4096  # per cache; emptied when full (bounded whatever the peers send)
+# Longer Subscription-Ids are read but not kept: real ones are a few dozen octets, and
+# 4096 entries of up to a message's size each would be a gigabyte (issue 13 item 5).
+_IDENTITY_MAX = 256
 _KEYS: dict[tuple[int | None, int | None], ServiceKey] = {}
 _IDENTITIES: dict[bytes, Identity] = {}
 
@@ -132,34 +139,34 @@ class Walker:
     def counted(self, n: int) -> None:
         self.count += n
         if self.count > self.max_avps:
-            raise DECLINE  # the reference: 5012, too many AVPs
+            raise Decline  # the reference: 5012, too many AVPs
 
     def _members(self, data: bytes, at: int, depth: int) -> list[tuple[int, int, int, int]]:
         """(code, flags, offset, length) of the members of the grouped AVP at ``at``; exact
         lengths, no P or reserved bit, V only with vendor 10415."""
         if depth >= self.max_depth:
-            raise DECLINE  # the reference: 5012, grouping too deep
+            raise Decline  # the reference: 5012, grouping too deep
         pos = at + 8
         end = at + (U32(data, at + 4)[0] & 0xFFFFFF)
         out: list[tuple[int, int, int, int]] = []
         heads = self.heads
         while pos < end:
             if end - pos < 8:
-                raise DECLINE
+                raise Decline
             code, flags_len = HDR(data, pos)
             length = flags_len & 0xFFFFFF
             nxt = pos + ((length + 3) & ~3)
             flags = flags_len >> 24
             if length < 8 or nxt > end:
-                raise DECLINE
+                raise Decline
             if flags == 0x40 or flags == 0:
                 heads.append((pos, 8))
             elif flags == 0xC0 or flags == 0x80:
                 if length < 12 or U32(data, pos + 8)[0] != VENDOR_3GPP:
-                    raise DECLINE
+                    raise Decline
                 heads.append((pos, 12))
             else:
-                raise DECLINE  # P or reserved bits
+                raise Decline  # P or reserved bits
             out.append((code, flags & 0x80, pos, length))
             pos = nxt
         self.counted(len(out))
@@ -169,12 +176,12 @@ class Walker:
         """Subscription-Id {Type, Data}: exactly these two, either order. Returns ``at``."""
         members = self._members(data, at, 0)
         if len(members) != 2:
-            raise DECLINE
+            raise Decline
         (c1, v1, _, l1), (c2, v2, _, l2) = members
         if v1 or v2 or {c1, c2} != {_SUB_TYPE, _SUB_DATA}:
-            raise DECLINE
+            raise Decline
         if (l1 if c1 == _SUB_TYPE else l2) != 12:
-            raise DECLINE
+            raise Decline
         return at
 
     def mscc(self, data: bytes, at: int) -> Mscc:
@@ -193,7 +200,7 @@ class Walker:
             elif code == _SID and length == 12:
                 shape.service_id = shape.service_id or pos
             else:
-                raise DECLINE
+                raise Decline
         return shape
 
     def units(self, data: bytes, at: int, depth: int, used: bool) -> Units:
@@ -203,7 +210,7 @@ class Walker:
         for code, vendor, pos, length in self._members(data, at, depth):
             if vendor:
                 if not used:
-                    raise DECLINE
+                    raise Decline
                 _reporting_reason(code, length)
                 shape.reasons.append(pos)
             elif code == _TOTAL and not shape.total and length == 16:
@@ -222,7 +229,7 @@ class Walker:
             elif code == _TCU and used and not shape.tcu and length == 12:
                 shape.tcu = pos
             else:
-                raise DECLINE  # a repeat, a wrong size, or not an RSU / USU member we read
+                raise Decline  # a repeat, a wrong size, or not an RSU / USU member we read
         return shape
 
     def money(self, data: bytes, at: int, depth: int) -> Money:
@@ -231,32 +238,32 @@ class Walker:
         currency = False
         for code, vendor, pos, length in self._members(data, at, depth):
             if vendor:
-                raise DECLINE
+                raise Decline
             if code == _UNIT_VALUE and not unit_value:
                 unit_value = pos
             elif code == _CURRENCY and not currency and length == 12:
                 currency = True
             else:
-                raise DECLINE
+                raise Decline
         if not unit_value:
             return Money(False)
         digits = exponent = 0
         for code, vendor, pos, length in self._members(data, unit_value, depth + 1):
             if vendor:
-                raise DECLINE
+                raise Decline
             if code == _DIGITS and not digits and length == 16:
                 digits = pos
             elif code == _EXPONENT and not exponent and length == 12:
                 exponent = pos
             else:
-                raise DECLINE
+                raise Decline
         return Money(True, digits, exponent)
 
 
 def _reporting_reason(code: int, length: int) -> None:
     """3GPP Reporting-Reason (the only vendor AVP we read): Enumerated, 4 octets."""
     if code != _REPORTING_REASON or length != 16:
-        raise DECLINE
+        raise Decline
 
 
 # -- values -------------------------------------------------------------------------
@@ -283,16 +290,17 @@ def read_identity(data: bytes, at: int) -> Identity:
         type_at, data_at = (0, second) if code == _SUB_TYPE else (second, 0)
         kind = I32(payload, type_at + 8)[0]
         if not 0 <= kind <= 4:
-            raise DECLINE  # the reference: 5004
+            raise Decline  # the reference: 5004
         data_end = data_at + (U32(payload, data_at + 4)[0] & 0xFFFFFF)
         try:
             value = payload[data_at + 8 : data_end].decode("utf-8")
         except UnicodeDecodeError:
-            raise DECLINE from None
+            raise Decline from None
         identity = Identity(_IDENTITY_TYPES[kind], value)
-        if len(_IDENTITIES) >= _CACHE_ENTRIES:
-            _IDENTITIES.clear()
-        _IDENTITIES[payload] = identity
+        if len(payload) <= _IDENTITY_MAX:
+            if len(_IDENTITIES) >= _CACHE_ENTRIES:
+                _IDENTITIES.clear()
+            _IDENTITIES[payload] = identity
     return identity
 
 
@@ -315,7 +323,7 @@ def read_used(data: bytes, shape: Units, outer: tuple[int, ...]) -> UsedUnits:
     if shape.tcu:
         value = I32(data, shape.tcu + 8)[0]
         if not 0 <= value <= 2:
-            raise DECLINE  # the reference: 5004
+            raise Decline  # the reference: 5004
         change = _TARIFF_CHANGES[value]
     usage = read_usage(data, shape)
     if shape.reasons:
@@ -354,5 +362,5 @@ def read_money(data: bytes, shape: Money) -> int | None:
     if not -MAX_MONEY_EXPONENT <= exponent <= MAX_MONEY_EXPONENT:
         # 10**exponent for an Exponent near 2**31 takes the process minutes (the
         # reference path too: reported); no real amount needs more than this.
-        raise DECLINE
+        raise Decline
     return money_micro(digits, exponent)  # the reference's own arithmetic

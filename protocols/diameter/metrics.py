@@ -2,7 +2,9 @@
 
 Requests and answers per command and Result-Code, request latency, peers
 connected and requests in flight, on the default registry, which the server's
-metrics endpoint exposes.
+metrics endpoint exposes. Command codes we do not know share the label
+``other``: a peer picks them freely, and a label per value would grow without
+bound (issue 13 item 5).
 
 The per-request ones (issue 6) are plain ints on the hot path, read by a
 collector when scraped: a ``prometheus_client`` child costs a lock and
@@ -23,7 +25,8 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from protocols.diameter.constants import Command
 
-_NAMES = {int(c): c.name.lower() for c in Command}
+OTHER = -1  # every command code we do not know, as one label: peers choose them freely
+_NAMES = {int(c): c.name.lower() for c in Command} | {OTHER: "other"}
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _LE = [str(b) for b in BUCKETS] + ["+Inf"]
 
@@ -58,9 +61,13 @@ class Counts:
         self.in_flight = 0
 
     def request(self, command: int) -> None:
+        if command not in _NAMES:
+            command = OTHER  # bounded labels whatever command codes a peer sends
         self.requests[command] = self.requests.get(command, 0) + 1
 
     def answer(self, command: int, result_code: int | None) -> None:
+        if command not in _NAMES:
+            command = OTHER
         key = (command, result_code)
         self.answers[key] = self.answers.get(key, 0) + 1
 

@@ -51,6 +51,8 @@ class NodeSettings:
     max_in_flight: int
     advertise_addresses: bool  # Host-IP-Address configured, else the connection's own
     one_connection_per_peer: bool = True
+    max_in_flight_bytes: int = 16 << 20  # octets of requests being served, per connection
+    max_in_flight_bytes_total: int = 128 << 20  # ... in the whole process
     drain_timeout: float = 5.0
     fast_path: bool = True  # struct codec for common CCR/CCA shapes (fastpath.py)
 
@@ -74,6 +76,8 @@ class NodeSettings:
             max_in_flight=lim.max_in_flight,
             advertise_addresses=bool(cfg.host_ip_addresses),
             one_connection_per_peer=cfg.one_connection_per_peer,
+            max_in_flight_bytes=lim.max_in_flight_bytes,
+            max_in_flight_bytes_total=lim.max_in_flight_bytes_total,
             fast_path=cfg.fast_path,
         )
 
@@ -89,6 +93,7 @@ class DiameterNode:
     peers: dict[str, Connection] = field(default_factory=dict)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     ids: IdGenerator = field(default_factory=IdGenerator)
+    in_flight_bytes: int = 0  # octets of the requests being served, all connections
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], context: contextvars.Context | None = None
@@ -192,7 +197,9 @@ class DiameterServer:
             self.local,
             NodeSettings.from_config(cfg),
             app,
-            DuplicateCache(cfg.duplicate_window, cfg.duplicate_cache_entries),
+            DuplicateCache(
+                cfg.duplicate_window, cfg.duplicate_cache_entries, cfg.duplicate_cache_bytes
+            ),
             PeerRestarts(data_dir / "diameter-peers.json" if data_dir else None),
         )
         loop = asyncio.get_running_loop()
@@ -255,5 +262,10 @@ class DiameterServer:
             "peers": sorted(node.peers) if node else [],
             "connections": len(node.connections) if node else 0,
             "in_flight": sum(c.in_flight for c in node.connections) if node else 0,
+            "in_flight_bytes": node.in_flight_bytes if node else 0,
+            "duplicate_cache": {
+                "entries": len(node.duplicates) if node else 0,
+                "bytes": node.duplicates.bytes if node else 0,
+            },
             "origin_state_id": self.local.origin_state_id,
         }

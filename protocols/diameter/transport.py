@@ -54,6 +54,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.machine: PeerMachine | None = None
         self.in_flight = 0
+        self.in_flight_bytes = 0  # octets of the requests being served on this connection
         self.pending: dict[int, asyncio.Future[Decoded]] = {}
         self.closed = asyncio.Event()
         self._out: list[bytes] = []
@@ -193,17 +194,31 @@ class Connection(asyncio.Protocol):
                 return
             else:
                 return  # the original is in flight: this repeat is answered with it
-        if self.in_flight >= self.node.settings.max_in_flight:
-            busy = answers.error_answer(expand(msg), self.node.local, Problem(ResultCode.TOO_BUSY))
+        node = self.node
+        size = len(msg.raw)
+        if self._busy(size):
+            busy = answers.error_answer(expand(msg), node.local, Problem(ResultCode.TOO_BUSY))
             self.send(busy)
-            for conn, copy in self.node.duplicates.release(key, busy):
+            for conn, copy in node.duplicates.release(key, busy):
                 conn.send(copy)
             return
         self.in_flight += 1
+        self.in_flight_bytes += size
+        node.in_flight_bytes += size
         self._counts.in_flight += 1
         # Every event of the request names its peer: the task runs in a copy of this
         # connection's context, where the peer is bound once.
         self.node.spawn(self._serve(msg, key, self.loop.time()), self._request_context(key[0]))
+
+    def _busy(self, size: int) -> bool:
+        """Past a bound of what requests in flight may hold: count or octets of this
+        connection, octets of the process (issue 13 item 5)."""
+        settings = self.node.settings
+        return (
+            self.in_flight >= settings.max_in_flight
+            or self.in_flight_bytes + size > settings.max_in_flight_bytes
+            or self.node.in_flight_bytes + size > settings.max_in_flight_bytes_total
+        )
 
     def _request_context(self, peer: str) -> contextvars.Context:
         if self._context is None or self._context_peer != peer:
@@ -224,6 +239,8 @@ class Connection(asyncio.Protocol):
             )
         finally:
             self.in_flight -= 1
+            self.in_flight_bytes -= len(msg.raw)
+            self.node.in_flight_bytes -= len(msg.raw)
             self._counts.in_flight -= 1
         cacheable = not answer[4] & FLAG_ERROR  # a 3004 must not be replayed to a retry
         cache = self.node.duplicates

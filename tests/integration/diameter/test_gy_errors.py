@@ -257,6 +257,37 @@ async def test_too_busy_3004_past_in_flight_cap(
     assert result_of(a2) == 3004 and plain(a2).header.is_error
 
 
+@pytest.mark.parametrize("per_process", [False, True])
+async def test_too_busy_3004_past_in_flight_octets(
+    start_server: StartServer, new_client: NewClient, new_account: NewAccount, per_process: bool
+) -> None:
+    """Issue 13 item 5: past the in-flight octets of a connection (or, the second request on
+    another connection, of the process) the answer is 3004; the request already taken is
+    served, and the octets come back when it is answered."""
+    acct = await new_account()
+    first, second = (
+        w.ccr(sub(acct.identity.value), session=f"gw;octets;{i}", hbh=0x600 + i, e2e=0x600 + i)
+        for i in range(2)
+    )
+    room = len(first) + 64  # one request fits, two do not
+    limits = {"max_message_size": room, "max_in_flight_bytes": room}
+    if per_process:  # each connection has room for one; the process too, for one only
+        limits["max_in_flight_bytes_total"] = room
+    server = await start_server(limits=limits)
+    a = await new_client(server)
+    b = await new_client(server, origin_host="gw2.test.example") if per_process else a
+    loop = asyncio.get_running_loop()
+    futs = {h: loop.create_future() for h in (0x600, 0x601)}
+    a._waiting[0x600], b._waiting[0x601] = futs[0x600], futs[0x601]
+    a.write(first)
+    b.write(second)  # arrives while the first still holds its octets
+    a1, a2 = await asyncio.wait_for(asyncio.gather(futs[0x600], futs[0x601]), 5)
+    assert result_of(a1) == 2001
+    assert result_of(a2) == 3004 and plain(a2).header.is_error
+    again = await b.send_raw(w.ccr(sub(acct.identity.value), session="gw;octets;2", **ids()))
+    assert result_of(again) == 2001
+
+
 async def test_storage_unavailable_answers_configured_code(
     start_server: StartServer, new_client: NewClient, charging: ChargingService
 ) -> None:

@@ -39,6 +39,11 @@ def test_defaults() -> None:
     assert cfg.listen == ["0.0.0.0", "::"] and cfg.port == 3868
     assert cfg.watchdog_interval == 30 and cfg.limits.max_message_size == 1 << 20
     assert (cfg.limits.max_depth, cfg.limits.max_mscc) == (10, 64)
+    assert (cfg.limits.max_in_flight_bytes, cfg.limits.max_in_flight_bytes_total) == (
+        16 << 20,
+        128 << 20,
+    )
+    assert (cfg.duplicate_cache_entries, cfg.duplicate_cache_bytes) == (200_000, 128 << 20)
 
 
 @pytest.mark.parametrize(
@@ -49,6 +54,9 @@ def test_defaults() -> None:
         ({"storage_failure_result_code": 4010}, "diameter.storage_failure_result_code"),
         ({"limits": {"max_depth": 100}}, "diameter.limits.max_depth"),
         ({"allowed_peers": [{"network": "10.0.0.0/8"}]}, "diameter.allowed_peers"),
+        ({"limits": {"max_in_flight_bytes": 1000}}, "diameter.limits"),
+        ({"limits": {"max_in_flight_bytes_total": 1 << 20}}, "diameter.limits"),
+        ({"duplicate_cache_bytes": 1000}, "diameter.duplicate_cache_bytes"),
     ],
 )
 def test_bad_config_names_the_key(raw: dict[str, object], needle: str) -> None:
