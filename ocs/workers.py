@@ -31,14 +31,11 @@ sessions and renews allowances. The supervisor serves the node's /metrics,
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from types import FrameType
 
 import structlog
@@ -46,6 +43,7 @@ import structlog
 from ocs.config import Config
 from ocs.metrics import WORKER_RESTARTS
 from ocs.node_ops import NodeEndpoint
+from ocs.pdeathsig import die_with_parent
 from ocs.preflight import NodeLock
 from ocs.store.embedded import EmbeddedRedis
 
@@ -55,19 +53,6 @@ RESTART_WINDOW = 60.0
 MAX_QUICK_RESTARTS = 5
 TICK = 0.2  # seconds between checks of the workers
 STORE_INTERVAL = 0.5  # seconds between checks of the embedded store while it is up
-PR_SET_PDEATHSIG = 1
-
-
-def _exit_with(parent: int) -> Callable[[], None]:
-    """preexec_fn: SIGTERM this child when ``parent`` (its creating thread) dies."""
-
-    def arm() -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the parent died before prctl: nobody would tell us
-            os._exit(1)
-
-    return arm
 
 
 class Supervisor:
@@ -98,7 +83,7 @@ class Supervisor:
             args,
             env=env,
             pass_fds=(self.lock.fd,) if self.lock is not None and self.lock.fd is not None else (),
-            preexec_fn=_exit_with(os.getpid()),  # only prctl and getppid between fork and exec
+            preexec_fn=die_with_parent(signal.SIGTERM),  # they drain and stop
         )
         self.starts.setdefault(index, []).append(time.monotonic())
         log.info("worker_started", worker=index, pid=self.procs[index].pid)

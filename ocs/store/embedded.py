@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import enum
 import fcntl
 import os
@@ -84,6 +83,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ocs.metrics import EMBEDDED_REDIS_RESTARTS
+from ocs.pdeathsig import die_with_parent
 
 if TYPE_CHECKING:
     from ocs.config import Config
@@ -175,12 +175,6 @@ def _serves_dir(pid: int, data_dir: Path) -> bool:
         return not Path("/proc/self").exists()
     except OSError:
         return True  # cannot tell: assume it is, never run two servers on one AOF
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGKILL the child when the thread that forked it exits (Linux only)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class EmbeddedRedis:
@@ -347,7 +341,7 @@ class EmbeddedRedis:
         binary = find_binary(self.binary)
         preexec: Callable[[], None] | None = None
         if self.die_with_parent:
-            preexec = _die_with_parent
+            preexec = die_with_parent(signal.SIGKILL)
         # Own session: a Ctrl-C to `make run` reaches ocs, which then shuts the
         # server down cleanly, instead of killing both at once.
         self.process = subprocess.Popen(
