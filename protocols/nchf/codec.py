@@ -279,12 +279,15 @@ def response_body(
     request: NchfRequest,
     now: float,
     session_failover: str | None = None,
+    failure_handling: str | None = None,
 ) -> bytes:
     """The ChargingDataResponse of a create or update (TS 32.291 §6.1.6.2.2.2)."""
     body: dict[str, Any] = {
         "invocationTimeStamp": timestamp(now),
         "invocationSequenceNumber": request.sequence,
     }
+    if failure_handling is not None:
+        body["invocationResult"] = {"failureHandling": failure_handling}
     if session_failover is not None:
         body["sessionFailover"] = session_failover
     units = [

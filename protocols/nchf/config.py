@@ -72,6 +72,9 @@ class NchfConfig(_Model):
     # sessionFailover in the create answer (TS 32.291 §6.1.6.3.11): supported only
     # when the session state outlives this CHF (a replicated Redis).
     session_failover: bool = False
+    # invocationResult.failureHandling in the create answer (TS 32.291 §6.1.6.3.10, as
+    # Gy's CCFH): what the consumer does when it cannot reach us; unset: its own setting.
+    failure_handling: Literal["terminate", "continue", "retry_and_terminate"] | None = None
     # Redis unreachable: 503 NF_CONGESTION (the consumer may retry here or elsewhere:
     # every request is idempotent) or 500 SYSTEM_FAILURE.
     storage_failure_status: Literal[503, 500] = 503

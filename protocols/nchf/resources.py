@@ -71,6 +71,7 @@ class NchfApplication:
         self.base = (urlsplit(cfg.api_root).path.rstrip("/") if cfg.api_root else "") + API_PATH
         self.failover = "FAILOVER_SUPPORTED" if cfg.session_failover else "FAILOVER_NOT_SUPPORTED"
         self.consumers: Sequence[ConsumerConfig] = cfg.allowed_consumers
+        self.failure_handling = cfg.failure_handling.upper() if cfg.failure_handling else None
         self.clock = time.time
 
     async def handle(self, req: Request) -> Response:
@@ -176,7 +177,9 @@ class NchfApplication:
         log.debug("nchf_created", ref=ref, replayed=answer.replayed)
         root = self.root or f"{req.scheme}://{req.authority}"
         location = f"{root}{API_PATH}/chargingdata/{ref}"
-        out = codec.response_body(answer, parsed, self.clock(), self.failover)
+        out = codec.response_body(
+            answer, parsed, self.clock(), self.failover, self.failure_handling
+        )
         return Response(201, out, headers=(("location", location),))
 
     async def _update(self, ref: str, parsed: codec.NchfRequest) -> Response:

@@ -158,7 +158,7 @@ async def test_record_is_exported_like_a_gy_sessions(
 async def test_allowed_consumers_and_session_failover(
     start_frontend: StartFrontend, new_account: NewAccount
 ) -> None:
-    """A consumer outside allowed_consumers gets 403; a listed one is served; sessionFailover as configured."""
+    """A consumer outside allowed_consumers gets 403; a listed one is served; sessionFailover and failureHandling as configured."""
     acct = await new_account()
     body = request_body(0, [unit(DATA, {})], "msisdn-" + acct.identity.value)
     elsewhere = await start_frontend(allowed_consumers=[{"name": "far", "network": "10.0.0.0/8"}])
@@ -166,7 +166,9 @@ async def test_allowed_consumers_and_session_failover(
         refused = await post(h2, BASE, body)
     assert refused.status_code == 403
     listed = [{"name": "smf", "network": "127.0.0.0/8", "nf_name": CONSUMER["nFName"]}]
-    here = await start_frontend(allowed_consumers=listed, session_failover=True)
+    here = await start_frontend(
+        allowed_consumers=listed, session_failover=True, failure_handling="continue"
+    )
     async with httpx.AsyncClient(base_url=url(here), http1=False, http2=True) as h2:
         served = await post(h2, BASE, body)
         other_name = {
@@ -175,6 +177,7 @@ async def test_allowed_consumers_and_session_failover(
         }
         unnamed = await post(h2, BASE, other_name)
     assert served.status_code == 201 and served.json()["sessionFailover"] == "FAILOVER_SUPPORTED"
+    assert served.json()["invocationResult"] == {"failureHandling": "CONTINUE"}
     assert unnamed.status_code == 403
 
 

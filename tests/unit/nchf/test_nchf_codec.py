@@ -172,10 +172,12 @@ def test_response_carries_every_grant_attribute_and_validates() -> None:
     )
     answer = ChargingAnswer("s", 3, "acct", outcomes)
     req = codec.NchfRequest(3, None, (), {10: "upf-a"}, None, "smf-1")
-    out = json.loads(codec.response_body(answer, req, 1_795_550_000.5, "FAILOVER_SUPPORTED"))
+    raw = codec.response_body(answer, req, 1_795_550_000.5, "FAILOVER_SUPPORTED", "TERMINATE")
+    out = json.loads(raw)
     schema.validate(out, "ChargingDataResponse")
     assert out["invocationTimeStamp"] == "2026-11-24T19:53:20.500Z"
     assert out["sessionFailover"] == "FAILOVER_SUPPORTED"
+    assert out["invocationResult"] == {"failureHandling": "TERMINATE"}
     data, voice, limit, free = out["multipleUnitInformation"]
     assert data == {
         "resultCode": "SUCCESS",
