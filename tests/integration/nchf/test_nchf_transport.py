@@ -7,11 +7,14 @@ clients are raw sockets, the load generator's h2 client and httpx.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from loadtest.nchf_wire import connect
 from protocols.nchf.transport import PREFACE, HttpServer, Limits, Request, Response
@@ -148,3 +151,20 @@ async def test_expect_100_continue_is_answered(server: HttpServer) -> None:
     final = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
     assert final.startswith(b"HTTP/1.1 200")
     writer.close()
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(junk=st.binary(max_size=300), h2=st.booleans())
+async def test_any_bytes_never_stop_the_server(server: HttpServer, junk: bytes, h2: bool) -> None:
+    """Whatever arrives (after the HTTP/2 preface or as HTTP/1.1), the next client is served."""
+    host, port = server.addresses[0]
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write((PREFACE if h2 else b"") + junk)
+    writer.write_eof()
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        await asyncio.wait_for(reader.read(), 2)
+    writer.close()
+    async with httpx.AsyncClient(http1=False, http2=True) as client:
+        assert (await client.post(base(server) + "/after", content=b"{}")).status_code == 200
