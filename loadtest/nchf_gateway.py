@@ -128,7 +128,8 @@ class NchfGateway:
             self.refs[session.digits] = location[location.find(BASE) :]
         if kind == "release":
             self.refs.pop(session.digits, None)
-        if data and kind != "release":
+        # Parsed only when some unit is not SUCCESS (the common answer is all SUCCESS).
+        if data and data.count(b'"resultCode"') != data.count(b'"resultCode":"SUCCESS"'):
             with contextlib.suppress(ValueError):
                 for unit in json.loads(data).get("multipleUnitInformation") or ():
                     code = unit.get("resultCode", "SUCCESS")

@@ -49,7 +49,17 @@ class H2Client(asyncio.Protocol):
     def __init__(self, authority: str) -> None:
         self.authority = authority.encode()
         self.transport: Any = None
-        self.conn = H2Connection(H2Configuration(client_side=True, header_encoding=None))
+        # A load generator trusts both ends: h2's header checks and normalisation
+        # (both directions) would be a good part of its cost per request.
+        config = H2Configuration(
+            client_side=True,
+            header_encoding=None,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
+        )
+        self.conn = H2Connection(config)
         self.streams: dict[int, _Pending] = {}
         self.waiting: deque[tuple[bytes, bytes, Answer]] = deque()
         self.flush_scheduled = False
