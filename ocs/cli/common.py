@@ -2,7 +2,14 @@
 
 A command never prints a traceback for bad input: every anticipated
 failure (bad config or policy, unknown account, invalid amount, Redis
-unreachable) is one line on stderr and exit status 2.
+unreachable) is one line on stderr and exit status 2. click's own usage
+errors (unknown option, missing argument, a value outside its range) are
+that same one line, ending with where help is, e.g.
+
+    ocs: error: account list: Invalid value for '--limit': 0 is not in the
+    range x>=1. (see 'ocs account list --help')
+
+(one line on the terminal, wrapped here).
 """
 
 from __future__ import annotations
@@ -10,25 +17,66 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from ocs.accounts import AccountError, Accounts
-from ocs.config import Config, ConfigError
-from ocs.policy.loader import PolicyError
-from ocs.store.embedded import EmbeddedError
-from ocs.vocabulary.errors import ChargingError
+if TYPE_CHECKING:
+    from ocs.accounts import Accounts
+    from ocs.config import Config
 
 
 def fail(message: str) -> NoReturn:
-    click.echo(f"ocs: error: {message}", err=True)
+    """``ocs: error: MESSAGE`` as one line on stderr (a message of several
+    lines, such as a policy file with several problems, is joined), exit 2."""
+    click.echo(f"ocs: error: {one_line(message)}", err=True)
     sys.exit(2)
+
+
+def one_line(message: str) -> str:
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
+class OneLineGroup(click.Group):
+    """A command group whose usage errors are one line (see the module docstring)."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            fail(_usage_line(exc))
+        except click.ClickException as exc:
+            fail(exc.format_message())
+        except click.Abort:
+            click.echo("ocs: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    path = exc.ctx.command_path if exc.ctx is not None else "ocs"
+    command = path.partition(" ")[2]
+    where = f"{command}: " if command else ""
+    return f"{where}{one_line(exc.format_message())} (see '{path} --help')"
 
 
 def run_with_store(obj: dict[str, Any], action: Callable[[Accounts], Awaitable[None]]) -> None:
     """Run ``action`` with an Accounts bound to the configured store."""
+    from ocs.accounts import AccountError, Accounts
+    from ocs.config import ConfigError
+    from ocs.policy.loader import PolicyError
     from ocs.runtime import open_store
+    from ocs.store.embedded import EmbeddedError
+    from ocs.vocabulary.errors import ChargingError
 
     config: Config = obj["config"]()
 

@@ -23,24 +23,30 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import redis
-import structlog
 
-from ocs.cli.common import fail
-from ocs.config import Config, ConfigError, load_config
-from ocs.export.config import ExportConfig, load_export_config
-from ocs.export.exporter import Exporter
-from ocs.export.layout import LayoutMismatch
-from ocs.export.verify import verify
+from ocs.cli.common import OneLineGroup, fail, one_line
+
+if TYPE_CHECKING:  # the rest is imported when a command runs (see ocs.cli.main)
+    import redis
+
+    from ocs.config import Config
+    from ocs.export.config import ExportConfig
 
 DEFAULT_CONFIG = Path("config/ocs.yaml")
-log = structlog.get_logger("ocs.export")
+
+
+def _log() -> Any:
+    import structlog
+
+    return structlog.get_logger("ocs.export")
 
 
 def _config(ctx: click.Context, path: Path | None) -> Config:
+    from ocs.config import ConfigError, load_config
+
     try:
         if path is not None:
             return load_config(path)
@@ -53,6 +59,9 @@ def _config(ctx: click.Context, path: Path | None) -> Config:
 
 
 def _export_config(config: Config, output_dir: Path | None) -> ExportConfig:
+    from ocs.config import ConfigError
+    from ocs.export.config import load_export_config
+
     raw = dict(config.export or {})
     if output_dir is not None:
         raw["output_dir"] = str(output_dir)
@@ -70,6 +79,8 @@ def _redis(config: Config, url: str | None, once: bool, stack: ExitStack) -> red
     would pull the store from under ``ocs serve``): following, it waits for
     the server to come up; ``--once`` fails at once.
     """
+    import redis
+
     if url is None:
         url = config.redis.url
     if url is None:
@@ -82,7 +93,7 @@ def _redis(config: Config, url: str | None, once: bool, stack: ExitStack) -> red
                     f"export: no embedded Redis running in {embedded.data_dir} "
                     "(start `ocs serve`, or set redis.url)"
                 )
-            log.info("export_waiting_for_store", data_dir=str(embedded.data_dir))
+            _log().info("export_waiting_for_store", data_dir=str(embedded.data_dir))
             time.sleep(1.0)
         url = embedded.url
     client = redis.Redis.from_url(
@@ -102,7 +113,7 @@ def _serve_http(host: str, port: int, details: bool, stack: ExitStack) -> None:
     thread = threading.Thread(target=loop.run_forever, name="export-http", daemon=True)
     thread.start()
     bound = server.sockets[0].getsockname()[1] if server.sockets else port
-    log.info("export_http_listening", host=host, port=bound)
+    _log().info("export_http_listening", host=host, port=bound)
 
     def close() -> None:
         loop.call_soon_threadsafe(server.close)
@@ -112,7 +123,7 @@ def _serve_http(host: str, port: int, details: bool, stack: ExitStack) -> None:
     stack.callback(close)
 
 
-@click.group("export", invoke_without_command=True)
+@click.group("export", cls=OneLineGroup, invoke_without_command=True)
 @click.option(
     "--config",
     "config_path",
@@ -151,6 +162,10 @@ def export_cli(
 def _run(
     config: Config, cfg: ExportConfig, redis_url: str | None, once: bool, stack: ExitStack
 ) -> int:
+    import redis
+
+    from ocs.export.exporter import Exporter
+    from ocs.export.layout import LayoutMismatch
     from ocs.http import register_health, set_listeners_up, unregister_health
 
     try:
@@ -186,13 +201,24 @@ def _run(
 
 
 @export_cli.command("verify")
-@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False, exists=True))
 def verify_cmd(directory: Path) -> None:
-    """Recompute totals from the rows under DIRECTORY and check every manifest."""
-    report = verify(directory)
+    """Recompute totals from the rows under DIRECTORY and check every manifest.
+
+    Exit 0 verified, 1 a problem found in the files, 2 bad input (no such
+    directory, or no export in it)."""
+    from ocs.export.layout import LAYOUT
+    from ocs.export.verify import verify
+
+    try:
+        report = verify(directory)
+    except OSError as exc:
+        fail(f"export verify: {directory}: {exc.strerror or exc}")
+    if report.empty:
+        fail(f"export verify: {directory}: no export here (no {LAYOUT}, no period directory)")
     if not report.ok:
         more = f" (+{len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
-        click.echo(f"export verify: FAILED: {report.problems[0]}{more}", err=True)
+        click.echo(f"export verify: FAILED: {one_line(report.problems[0])}{more}", err=True)
         sys.exit(1)
     click.echo(
         f"export verify: ok: {report.periods} periods ({report.closed} closed), "

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ocs.cli import values
 from ocs.cli.common import fail
 
 
@@ -23,12 +24,7 @@ def _services(obj: dict[str, Any], groups: str, mean: int, seconds: int) -> tupl
     units = {s.rating_group: s.unit.value for s in policies.services.values()}
     out = []
     for part in groups.split(","):
-        try:
-            rg = int(part)
-        except ValueError:
-            raise click.BadParameter(
-                f"{part!r}: expected an integer", param_hint="--rating-groups"
-            ) from None
+        rg = _rating_group(part, "--rating-groups")
         unit = units.get(rg, "total_octets")
         out.append(
             Service(rg, unit, seconds if unit == "seconds" else 1 if unit == "events" else mean)
@@ -42,6 +38,15 @@ def default_out_dir(spec: Any) -> Path:
     return Path("loadtest-results") / f"{stamp}-{spec.protocol.value}-{spec.model.value}"
 
 
+def _rating_group(text: str, option: str) -> int:
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or int(value) > values.MAX_U32:
+        raise click.BadParameter(
+            f"{text!r}: a rating group is an integer from 0 to {values.MAX_U32}", param_hint=option
+        )
+    return int(value)
+
+
 def _range(text: str) -> tuple[int, int]:
     lo, _, hi = text.partition("-")
     try:
@@ -53,41 +58,72 @@ def _range(text: str) -> tuple[int, int]:
     return a, b
 
 
+def _amount(text: str, unit: Any, option: str) -> int:
+    try:
+        return values.amount(text, unit, zero=True)
+    except click.BadParameter as exc:
+        exc.param_hint = option
+        raise
+
+
+# Option types: every count at least one, every duration a finite number
+# (checked by click before anything runs; one line on stderr, exit 2).
+_POSITIVE = values.Finite(min=0, min_open=True)
+_NONNEGATIVE = values.Finite(min=0)
+_SHARE = values.Finite(0, 1)
+
+
 @click.command("loadtest")
 @click.option(
     "--protocol", type=click.Choice(["gy", "radius", "nchf"]), default="gy", show_default=True
 )
 @click.option("--model", type=click.Choice(["open", "closed"]), default="closed", show_default=True)
-@click.option("--rate", type=float, default=1000.0, show_default=True, help="open: requests/s")
-@click.option("--concurrency", type=int, default=64, show_default=True, help="closed: sessions")
-@click.option("--duration", type=float, default=10.0, show_default=True, help="seconds")
-@click.option("--sessions", type=int, default=None, help="stop after this many sessions")
-@click.option("--drain", type=float, default=10.0, show_default=True)
-@click.option("--timeout", type=float, default=5.0, show_default=True)
-@click.option("--processes", type=int, default=1, show_default=True)
-@click.option("--connections", type=int, default=2, show_default=True, help="per process")
-@click.option("--updates", type=int, default=3, show_default=True, help="CCR-U/Interims")
-@click.option("--interval", type=float, default=0.0, show_default=True, help="s between steps")
+@click.option("--rate", type=_POSITIVE, default=1000.0, show_default=True, help="open: requests/s")
+@click.option(
+    "--concurrency", type=values.COUNT, default=64, show_default=True, help="closed: sessions"
+)
+@click.option("--duration", type=_POSITIVE, default=10.0, show_default=True, help="seconds")
+@click.option("--sessions", type=values.COUNT, default=None, help="stop after this many sessions")
+@click.option("--drain", type=_NONNEGATIVE, default=10.0, show_default=True)
+@click.option("--timeout", type=_POSITIVE, default=5.0, show_default=True)
+@click.option("--processes", type=values.COUNT, default=1, show_default=True)
+@click.option("--connections", type=values.COUNT, default=2, show_default=True, help="per process")
+@click.option(
+    "--updates", type=values.NONNEGATIVE, default=3, show_default=True, help="CCR-U/Interims"
+)
+@click.option(
+    "--interval", type=_NONNEGATIVE, default=0.0, show_default=True, help="s between steps"
+)
 @click.option("--rating-groups", default="10,20", show_default=True)
 @click.option("--mscc", default="1-2", show_default=True, help="MSCC per CCR: N or N-M")
-@click.option("--usage", type=int, default=500_000, show_default=True, help="octets/report")
-@click.option("--usage-seconds", type=int, default=30, show_default=True)
-@click.option("--event-share", type=float, default=0.0, show_default=True)
-@click.option("--event-rating-group", type=int, default=40, show_default=True)
-@click.option("--accounts", type=int, default=100, show_default=True, help="accounts to create")
+@click.option(
+    "--usage", type=values.NONNEGATIVE, default=500_000, show_default=True, help="octets/report"
+)
+@click.option("--usage-seconds", type=values.NONNEGATIVE, default=30, show_default=True)
+@click.option("--event-share", type=_SHARE, default=0.0, show_default=True)
+@click.option("--event-rating-group", type=values.RATING_GROUP, default=40, show_default=True)
+@click.option(
+    "--accounts", type=values.NONNEGATIVE, default=100, show_default=True, help="accounts to create"
+)
 @click.option("--plan", default="prepaid", show_default=True)
 @click.option("--money", default="100.00", show_default=True, help="opening balance")
 @click.option("--octets", default="0", show_default=True, help="octet bucket per account")
-@click.option("--subscriber", "existing", multiple=True, help="use this existing MSISDN")
+@click.option(
+    "--subscriber",
+    "existing",
+    multiple=True,
+    callback=values.callback(lambda v: values.identity(f"e164:{v}").value),
+    help="use this existing MSISDN",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=None, help="default: from the configuration")
+@click.option("--port", type=values.PORT, default=None, help="default: from the configuration")
 @click.option("--secret", default=None, help="RADIUS secret (default: configuration)")
 @click.option("--check/--no-check", default=True, help="conservation check at the end")
 @click.option("--delete-accounts", is_flag=True, help="delete the created accounts afterwards")
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, file_okay=False),
     default=None,
     help="results.json and report.html here (default: loadtest-results/<time>-<protocol>-<model>)",
 )
@@ -96,10 +132,18 @@ def _range(text: str) -> tuple[int, int]:
 def loadtest_cli(obj: dict[str, Any], /, **opts: Any) -> None:
     """Simulated gateways against a running server; report and conservation check."""
     from loadtest.spec import LoadSpec, Model, Protocol, Shape, Target
-    from ocs.cli.account_cmd import parse_amount
     from ocs.config import Config
     from ocs.vocabulary.types import IdentityType, UnitType
 
+    money = _amount(opts["money"], UnitType.MONEY, "--money")
+    octets = _amount(opts["octets"], UnitType.TOTAL_OCTETS, "--octets")
+    if not opts["host"].strip():
+        raise click.BadParameter("'': expected a host name or address", param_hint="--host")
+    if opts["accounts"] == 0 and not opts["existing"]:
+        raise click.BadParameter(
+            "0: expected at least 1 account, or existing ones with --subscriber",
+            param_hint="--accounts",
+        )
     config: Config = obj["config"]()
     proto = Protocol(opts["protocol"])
     radius = config.radius or {}
@@ -148,7 +192,7 @@ def loadtest_cli(obj: dict[str, Any], /, **opts: Any) -> None:
         shape=shape,
     )
     id_type = IdentityType(radius.get("identity_type", "nai")) if proto is Protocol.RADIUS else None
-    _run(obj, spec, plan, policies.plans[plan].currency, opts, id_type, UnitType, parse_amount)
+    _run(obj, spec, plan, policies.plans[plan].currency, opts, id_type, money, octets)
 
 
 def _run(
@@ -158,16 +202,14 @@ def _run(
     currency: str,
     opts: dict[str, Any],
     id_type: Any,
-    unit_type: Any,
-    parse_amount: Any,
+    money: int,
+    octets: int,
 ) -> None:
     from loadtest.runner import Provisioning, RunError, RunOptions, run
     from ocs.store.embedded import EmbeddedError, EmbeddedRedis
 
     config = obj["config"]()
     out_dir = opts["out_dir"] or default_out_dir(spec)
-    money = parse_amount(opts["money"], unit_type.MONEY)
-    octets = parse_amount(opts["octets"], unit_type.TOTAL_OCTETS) if opts["octets"] != "0" else 0
     prov = Provisioning(
         accounts=opts["accounts"],
         plan=plan,

@@ -1,26 +1,33 @@
-"""The ``ocs`` command: serve, account, policy, export."""
+"""The ``ocs`` command: serve, account, policy, export.
+
+The commands import what they use when they run (the store client, pydantic
+models, structlog): a command refused for bad input starts in a fraction of
+the time, and ``ocs --help`` too.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ocs.cli.account_cmd import account_cli
-from ocs.cli.common import fail
+from ocs.cli.common import OneLineGroup, fail
 from ocs.cli.export_cmd import export_cli
 from ocs.cli.loadtest_cmd import loadtest_cli
 from ocs.cli.plan_cmd import plan_cli
 from ocs.cli.policy_cmd import policy_cli
-from ocs.config import Config, ConfigError, load_config
-from ocs.policy.loader import PolicyError, PolicySet
+
+if TYPE_CHECKING:
+    from ocs.config import Config
+    from ocs.policy.loader import PolicySet
 
 DEFAULT_CONFIG = Path("config/ocs.yaml")
 
 
-@click.group()
+@click.group(cls=OneLineGroup)
 @click.option(
     "--config",
     "-c",
@@ -33,16 +40,18 @@ DEFAULT_CONFIG = Path("config/ocs.yaml")
 @click.pass_context
 def cli(ctx: click.Context, config_file: Path | None) -> None:
     """ocs: online charging server (Diameter Gy, RADIUS accounting, Redis balances)."""
-    from ocs.logging import configure
-
-    # Commands print results on stdout; only warnings go to stderr (serve
-    # reconfigures from the configuration before it logs anything).
-    configure(level="warning", fmt="console")
     if config_file is None and DEFAULT_CONFIG.exists():
         config_file = DEFAULT_CONFIG
 
     @cache
     def config() -> Config:
+        from ocs.config import ConfigError, load_config
+        from ocs.logging import configure
+
+        # Commands print results on stdout; only warnings go to stderr (serve
+        # reconfigures from the configuration before it logs anything). Every
+        # command that may log reads the configuration first.
+        configure(level="warning", fmt="console")
         try:
             return load_config(config_file)
         except ConfigError as exc:
@@ -50,12 +59,15 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 
     @cache
     def policies() -> PolicySet:
-        from ocs.runtime import load_policy_set
+        from ocs.policy.loader import PolicyError, load_policies
 
+        cfg = config()
         try:
-            return load_policy_set(config())
+            return load_policies(cfg.path(cfg.policies.dir))
         except PolicyError as exc:
             fail(str(exc))
+        except OSError as exc:  # a policy file that cannot be read
+            fail(f"{exc.filename}: cannot read: {exc.strerror}")
 
     ctx.obj = {"config": config, "policies": policies, "config_file": config_file}
 
@@ -71,7 +83,9 @@ def serve(
     """Run the server: store, policies, front ends, supervision, /metrics."""
     import time
 
+    from ocs.config import ConfigError
     from ocs.logging import configure
+    from ocs.policy.loader import PolicyError
     from ocs.preflight import NodeConflict
     from ocs.runtime import claim_node, run_server
     from ocs.store.embedded import EmbeddedError

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ocs.accounts import Accounts
+from ocs.cli import values
 from ocs.cli.common import run_with_store
-from ocs.plans import Renewals
+
+if TYPE_CHECKING:
+    from ocs.accounts import Accounts
 
 
 @click.group("plan")
@@ -17,12 +19,20 @@ def plan_cli() -> None:
 
 
 @plan_cli.command("renew")
-@click.option("--account", "ref", default=None, help="only this account (id or identity)")
+@click.option(
+    "--account",
+    "ref",
+    default=None,
+    callback=values.callback(values.account_ref),
+    help="only this account (id or identity)",
+)
 @click.pass_obj
 def renew(obj: dict[str, Any], ref: str | None) -> None:
     """Renew what is due; running it twice in a period renews once."""
 
     async def go(accounts: Accounts) -> None:
+        from ocs.plans import Renewals
+
         renewals = Renewals(accounts.redis, accounts.partitions, obj["policies"]())
         if ref:
             n = await renewals.renew_account(await accounts.resolve(ref))

@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from ocs.cli.common import fail
-from ocs.policy.loader import PolicyError, load_policy_files
 
 
 @click.group("policy")
@@ -21,6 +20,8 @@ def policy_cli() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def check(files: tuple[Path, ...]) -> None:
     """Validate policy FILES as one set; prints the set's version."""
+    from ocs.policy.loader import PolicyError, load_policy_files
+
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         fail(f"{', '.join(missing)}: no such file")

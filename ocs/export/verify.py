@@ -15,10 +15,17 @@ DIR is the output root or one period directory. Checks:
 
 Rows are streamed (one batch, or one row of each format, at a time); the
 exactly-once check keeps one key per row in memory.
+
+Whatever the files hold, verify reports it as a problem and never raises:
+a manifest or ``batch.json`` of the wrong shape (``{"files": 5}``), a file
+name that is not a plain name, unreadable or undecodable rows. A directory
+with no export in it (no ``layout.json`` and no period) is ``empty``: the
+command refuses it as bad input rather than calling it verified.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -26,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ocs.export.formats import file_name, iter_raw, iter_rows, read_rows, sha256_file
-from ocs.export.layout import BATCH_META, MANIFEST, TMP_DIR, BatchName, id_key
+from ocs.export.layout import BATCH_META, LAYOUT, MANIFEST, TMP_DIR, BatchName, id_key
 from ocs.export.rows import Row
 from ocs.export.summary import PeriodTotals, coerce_summary, currency_totals
 
@@ -40,9 +47,16 @@ class Report:
     rows: int = 0
     records: int = 0
 
+    empty: bool = False  # nothing here is an export (no layout.json, no period)
+
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+# What reading a rows file can raise on bad content (pyarrow's errors are
+# ValueErrors; ImportError: a parquet file without pyarrow installed).
+_ROW_ERRORS = (ValueError, KeyError, TypeError, csv.Error, OSError, ImportError)
 
 
 @dataclass
@@ -88,7 +102,9 @@ def verify(target: Path) -> Report:
         report.problems.append(f"{target}: not a directory")
         return report
     seen = _Seen()
-    for pdir in period_dirs(target):
+    periods = period_dirs(target)
+    report.empty = not periods and not (target / LAYOUT).exists()
+    for pdir in periods:
         report.periods += 1
         batches = sorted(p for p in pdir.iterdir() if p.is_dir() and BatchName.parse(p.name))
         if (pdir / MANIFEST).exists():
@@ -120,20 +136,84 @@ def verify(target: Path) -> Report:
 
 def _check_file(pdir: Path, name: str, info: dict[str, Any], where: str, report: Report) -> bool:
     path = pdir / name
-    if not path.exists():
+    if not path.is_file():
         report.problems.append(f"{where}/{name}: missing")
         return False
-    if sha256_file(path) != info["sha256"] or path.stat().st_size != info["bytes"]:
+    try:
+        differs = sha256_file(path) != info["sha256"] or path.stat().st_size != info["bytes"]
+    except OSError as exc:
+        report.problems.append(f"{where}/{name}: unreadable: {exc.strerror or exc}")
+        return False
+    if differs:
         report.problems.append(f"{where}/{name}: sha256 or size differs from its listing")
     return True
 
 
+def _load_listing(path: Path, fields: dict[str, type], where: str, report: Report) -> Any:
+    """A manifest or batch.json of the expected shape, or None with the problem reported."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        report.problems.append(f"{where}: unreadable {path.name}: {exc}")
+        return None
+    problem = _shape_problem(doc, fields)
+    if problem is not None:
+        report.problems.append(f"{where}/{path.name}: {problem}")
+        return None
+    return doc
+
+
+def _shape_problem(doc: Any, fields: dict[str, type]) -> str | None:
+    if not isinstance(doc, dict):
+        return f"expected a JSON object, got {type(doc).__name__}"
+    for key, kind in fields.items():
+        value = doc.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return f"{key}: expected {_KIND_NAMES[kind]}, got {str(value)[:40]!r}"
+    for name, info in doc["files"].items():
+        if "/" in name or "\\" in name or name in ("", ".", ".."):
+            return f"files: {name[:40]!r} is not a file name"
+        if not (
+            isinstance(info, dict)
+            and isinstance(info.get("sha256"), str)
+            and type(info.get("bytes")) is int
+        ):
+            return f"files.{name}: expected an object with sha256 and bytes"
+    for currency, exponent in (doc.get("exponents") or {}).items():
+        if type(exponent) is not int or not 0 <= exponent <= 18:
+            return f"exponents.{str(currency)[:8]}: expected an integer 0..18, got {exponent!r}"
+    entries = doc.get("entries")
+    if entries is not None and not entries:
+        return "entries: expected at least one stream entry id"
+    for entry in entries or ():
+        if not isinstance(entry, str) or not _is_entry_id(entry):
+            return f"entries: {str(entry)[:40]!r} is not a stream entry id"
+    return None
+
+
+def _is_entry_id(text: str) -> bool:
+    try:
+        id_key(text)
+    except ValueError:
+        return False
+    return True
+
+
+_KIND_NAMES = {dict: "an object", list: "a list", int: "an integer", str: "a string"}
+_BATCH_FIELDS: dict[str, type] = {
+    "files": dict,
+    "entries": list,
+    "partition": int,
+    "rows": int,
+    "totals": dict,
+}
+_MANIFEST_FIELDS: dict[str, type] = {"files": dict, "exponents": dict, "totals": dict}
+
+
 def _check_batch(bdir: Path, report: Report) -> list[Row] | None:
     where = f"{bdir.parent.name}/{bdir.name}"
-    try:
-        meta = json.loads((bdir / BATCH_META).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        report.problems.append(f"{where}: unreadable {BATCH_META}: {exc}")
+    meta = _load_listing(bdir / BATCH_META, _BATCH_FIELDS, where, report)
+    if meta is None:
         return None
     report.batches += 1
     versions: list[list[Row]] = []
@@ -142,7 +222,7 @@ def _check_batch(bdir: Path, report: Report) -> list[Row] | None:
             continue
         try:
             versions.append(read_rows(bdir / fname))
-        except (ValueError, KeyError) as exc:
+        except _ROW_ERRORS as exc:
             report.problems.append(f"{where}/{fname}: unreadable rows: {exc}")
     if not versions:
         return None
@@ -168,10 +248,8 @@ def _check_batch(bdir: Path, report: Report) -> list[Row] | None:
 
 def _check_closed(pdir: Path, seen: _Seen, report: Report) -> None:
     where = pdir.name
-    try:
-        manifest: dict[str, Any] = json.loads((pdir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        report.problems.append(f"{where}/{MANIFEST}: unreadable: {exc}")
+    manifest = _load_listing(pdir / MANIFEST, _MANIFEST_FIELDS, where, report)
+    if manifest is None:
         return
     files: dict[str, Any] = manifest["files"]
     present = {name for name, info in files.items() if _check_file(pdir, name, info, where, report)}
@@ -189,7 +267,7 @@ def _check_closed(pdir: Path, seen: _Seen, report: Report) -> None:
                 break
             totals.add(row)
             seen.add(where, row, report)
-    except (ValueError, KeyError) as exc:
+    except _ROW_ERRORS as exc:
         report.problems.append(f"{where}: unreadable rows: {exc}")
         return
     exponents = manifest["exponents"]
@@ -198,7 +276,7 @@ def _check_closed(pdir: Path, seen: _Seen, report: Report) -> None:
         return
     recomputed = totals.totals(exponents)
     for name in row_files:
-        if files[name]["rows"] != recomputed["rows"]:
+        if files[name].get("rows") != recomputed["rows"]:
             report.problems.append(f"{where}/{name}: row count differs from the manifest")
     if recomputed != manifest["totals"]:
         report.problems.append(f"{where}/{MANIFEST}: totals differ from the sums of the rows")
@@ -206,6 +284,10 @@ def _check_closed(pdir: Path, seen: _Seen, report: Report) -> None:
     for fmt in ("csv", "jsonl"):
         name = file_name("summary", fmt)
         if name in present:
-            found = [coerce_summary(r) for r in iter_raw(pdir / name)]
+            try:
+                found = [coerce_summary(r) for r in iter_raw(pdir / name)]
+            except _ROW_ERRORS as exc:
+                report.problems.append(f"{where}/{name}: unreadable: {exc}")
+                continue
             if found != expected:
                 report.problems.append(f"{where}/{name}: differs from the summary of the rows")

@@ -27,7 +27,10 @@ _OCTET_UNITS = {
     "tib": 2**40,
 }
 _SECOND_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-_QUANTITY = re.compile(r"^\s*(\d+)\s*([a-zA-Z]*)\s*$")
+_QUANTITY = re.compile(r"^\s*([0-9]+)\s*([a-zA-Z]*)\s*$")
+# Plain decimal notation only: Decimal() would also take "1e3" (1,000.00),
+# "NaN", "1_000" and other scripts' digits.
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # a sign, to say "non-negative" below
 
 
 def parse_money(value: object) -> int:
@@ -38,7 +41,7 @@ def parse_money(value: object) -> int:
         )
     if isinstance(value, int):
         return _bounded(value)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _DECIMAL.fullmatch(value.strip()):
         raise ValueError(f"expected a decimal string like '0.01', got {value!r}")
     try:
         amount = Decimal(value.strip())

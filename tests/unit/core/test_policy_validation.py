@@ -119,6 +119,11 @@ def test_quantities() -> None:
     assert format_money(-1_500_000, "EUR") == "-1.500000 EUR"
     with pytest.raises(ValueError, match="non-negative"):
         parse_money("-1")
+    for text in ("1e3", "NaN", "Infinity", "1_000", ".5", "\u0661"):  # issue 13 item 15
+        with pytest.raises(ValueError, match="expected a decimal string"):
+            parse_money(text)
+    with pytest.raises(ValueError, match="expected seconds"):
+        parse_seconds("\u0661\u0662s")  # digits of another script
 
 
 @pytest.mark.parametrize("example", ["mobile", "wifi"])
