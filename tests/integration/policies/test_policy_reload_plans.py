@@ -91,9 +91,6 @@ async def test_reload_without_plans_or_dropping_a_used_plan_keeps_the_old_set(
             "node: {origin_host: ocs.reload.example, origin_realm: test.example}\n"
         ),
     )
-    cfg.write_text(
-        cfg.read_text().replace("metrics: {port:", "metrics: {health_details: true, port:")
-    )
     msisdn = "99" + str(uuid.uuid4().int)[:12]
     with serving(cfg) as server:
         version = wait_for_health(port)["components"]["policies"]["version"]
