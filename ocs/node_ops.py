@@ -62,6 +62,17 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
+def workers_not_ready(supervisor: int, count: int, running: dict[int, int]) -> str | None:
+    """None when each of ``count`` workers runs and its /readyz is 200, else which are not."""
+    waiting = [
+        str(slot)
+        for slot in range(count)
+        if slot not in running
+        or (fetch(worker_socket(supervisor, slot), "/readyz") or (0, ""))[0] != 200
+    ]
+    return f"worker {', '.join(waiting)} not ready" if waiting else None
+
+
 def fetch(path: str, page: str, timeout: float = SCRAPE_TIMEOUT) -> tuple[int, str] | None:
     """GET ``page`` from the endpoint at unix socket ``path``: (status, body), None if down."""
     conn = _UnixConnection(path, timeout)
@@ -164,13 +175,7 @@ class NodeEndpoint:
 
     def _not_ready(self) -> str | None:
         """For /readyz: every worker running and ready, or which are not."""
-        running = self.workers()
-        waiting = [
-            str(slot)
-            for slot in range(self.count)
-            if slot not in running or (fetch(self.socket_of(slot), "/readyz") or (0, ""))[0] != 200
-        ]
-        return f"worker {', '.join(waiting)} not ready" if waiting else None
+        return workers_not_ready(self.supervisor, self.count, self.workers())
 
     def start(self) -> int:
         """Serve from a thread; returns the bound port."""

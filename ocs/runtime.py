@@ -42,6 +42,7 @@ from ocs.plan_usage import check_dropped_plans
 from ocs.plans import Renewals
 from ocs.policy.loader import PolicyError, PolicySet, load_policies
 from ocs.preflight import NodeConflict, NodeLock, check_listeners
+from ocs.service_manager import notify
 from ocs.store.client import connect
 from ocs.store.embedded import EmbeddedRedis
 from ocs.vocabulary.errors import StorageUnavailable
@@ -243,6 +244,8 @@ class Runtime:
                     self.frontends.append(fe)
                     register_health(fe.name, fe.health)
                 set_listeners_up(True)  # /readyz
+                if not self.supervised:  # under --workers N the supervisor says it
+                    notify("READY=1", f"STATUS=serving {len(self.frontends)} front ends")
                 _tune_gc()
                 log.info(
                     "ocs_started",
@@ -253,6 +256,8 @@ class Runtime:
                 await stop.wait()
                 log.info("ocs_stopping")
             finally:
+                if not self.supervised:
+                    notify("STOPPING=1")
                 set_listeners_up(False)  # not ready while draining
                 # Also when starting failed half-way: nothing left running (a task
                 # left behind kept a failed start alive, silently, issue 13 item 9).

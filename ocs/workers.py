@@ -42,9 +42,10 @@ import structlog
 
 from ocs.config import Config
 from ocs.metrics import WORKER_RESTARTS
-from ocs.node_ops import NodeEndpoint
+from ocs.node_ops import NodeEndpoint, workers_not_ready
 from ocs.pdeathsig import die_with_parent
 from ocs.preflight import NodeLock
+from ocs.service_manager import notify
 from ocs.store.embedded import EmbeddedRedis
 
 log = structlog.get_logger("ocs.workers")
@@ -73,6 +74,7 @@ class Supervisor:
 
     def _spawn(self, index: int, redis_url: str) -> None:
         env = dict(os.environ, OCS_REDIS__URL=redis_url)
+        env.pop("NOTIFY_SOCKET", None)  # systemd hears from the supervisor alone
         if self.count > 1:
             env["OCS_DIAMETER__REUSE_PORT"] = "true"
         args = [sys.executable, "-m", "ocs"]
@@ -108,11 +110,14 @@ class Supervisor:
             for index in range(self.count):
                 self._spawn(index, url)
             endpoint = self._endpoint()  # after the spawns: /health never sees 0 of N
+            ready = False
             while not self.stopping:
                 time.sleep(TICK)
+                ready = ready or self._notify_ready()
                 self._watch_store()
                 self._restart_dead(url)
         finally:
+            notify("STOPPING=1")
             if endpoint is not None:
                 endpoint.stop()
             self._stop_all()
@@ -128,6 +133,13 @@ class Supervisor:
         endpoint = NodeEndpoint(m.host, m.port, self.count, self.running, m.health_details)
         endpoint.start()
         return endpoint
+
+    def _notify_ready(self) -> bool:
+        """READY=1 to systemd once every worker is ready (Type=notify); True once said."""
+        if workers_not_ready(os.getpid(), self.count, self.running()) is not None:
+            return False
+        notify("READY=1", f"STATUS=serving with {self.count} workers")
+        return True
 
     def running(self) -> dict[int, int]:
         """Slot -> pid of the workers running now (read from the endpoint's thread)."""

@@ -15,6 +15,8 @@ outcome under that key and a repeat gets the same answer with
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,6 +32,7 @@ from ocs.charging.events import EventCall, event_answer, event_charge, run_event
 from ocs.charging.rating import cost, tariff_params
 from ocs.charging.requests import RatedRequest, outcomes, rate_request
 from ocs.charging.resolver import Resolver, Target
+from ocs.metrics import CHARGING_OUTCOMES
 from ocs.notify import subscribe
 from ocs.policy.loader import PolicySet
 from ocs.store.batch import Batcher, Command
@@ -63,6 +66,16 @@ _ERRORS: dict[str, type[errors.ChargingError]] = {
     "blocked": errors.AccountBlocked,
     "unknown_session": errors.UnknownSession,
 }
+
+
+@functools.cache
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def error_name(exc: BaseException) -> str:
+    """The metric label of a charging error: ``UserUnknown`` -> ``user_unknown``."""
+    return _snake(type(exc).__name__)
 
 
 def _as_list(subscriber: Identity | Sequence[Identity] | None) -> list[Identity]:
@@ -199,6 +212,28 @@ class ChargingService:
         )
 
     async def _session_call(
+        self,
+        op: str,
+        session: SessionRef,
+        request_key: str,
+        services: Sequence[ServiceRequest],
+        ids: list[Identity],
+        now: int | None,
+        cause: TerminationCause,
+        create: bool,
+    ) -> ChargingAnswer:
+        try:
+            answer = await self._session_call_once(
+                op, session, request_key, services, ids, now, cause, create
+            )
+        except errors.ChargingError as exc:
+            CHARGING_OUTCOMES.inc(op, error_name(exc))
+            raise
+        for outcome in answer.services:
+            CHARGING_OUTCOMES.inc(op, outcome.status.value)
+        return answer
+
+    async def _session_call_once(
         self,
         op: str,
         session: SessionRef,
@@ -389,6 +424,25 @@ class ChargingService:
     # -- one-shot events -----------------------------------------------------
 
     async def event(
+        self,
+        event_id: str,
+        subscriber: Identity | Sequence[Identity],
+        service: ServiceKey,
+        action: EventAction,
+        units: Usage | None = None,
+        owner: str = "",
+        now: int | None = None,
+    ) -> EventAnswer:
+        """One-shot charge (see :meth:`_event`), counted in ocs_charging_outcomes_total."""
+        try:
+            answer = await self._event(event_id, subscriber, service, action, units, owner, now)
+        except errors.ChargingError as exc:
+            CHARGING_OUTCOMES.inc("event", error_name(exc))
+            raise
+        CHARGING_OUTCOMES.inc("event", answer.status.value)
+        return answer
+
+    async def _event(
         self,
         event_id: str,
         subscriber: Identity | Sequence[Identity],

@@ -139,6 +139,12 @@ def _serve_http(host: str, port: int, details: bool, stack: ExitStack) -> None:
     help="overrides export.output_dir",
 )
 @click.option("--once", is_flag=True, help="drain the streams, close complete periods, exit")
+@click.option(
+    "--pid-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write the exporter's pid here while it runs (systemd PIDFile=, sysvinit)",
+)
 @click.pass_context
 def export_cli(
     ctx: click.Context,
@@ -146,6 +152,7 @@ def export_cli(
     redis_url: str | None,
     output_dir: Path | None,
     once: bool,
+    pid_file: Path | None,
 ) -> None:
     """Export charged-session records to invoice files, exactly once."""
     if ctx.invoked_subcommand is not None:
@@ -155,7 +162,10 @@ def export_cli(
 
     configure(config.logging.level, config.logging.format, config.logging.mask_identities)
     cfg = _export_config(config, output_dir)
+    from ocs.service_manager import pid_file as holding_pid_file
+
     with ExitStack() as stack:
+        stack.enter_context(holding_pid_file(pid_file))
         sys.exit(_run(config, cfg, redis_url, once, stack))
 
 
@@ -167,6 +177,7 @@ def _run(
     from ocs.export.exporter import Exporter
     from ocs.export.layout import LayoutMismatch
     from ocs.http import register_health, set_listeners_up, unregister_health
+    from ocs.service_manager import notify
 
     try:
         client = _redis(config, redis_url, once, stack)
@@ -179,6 +190,9 @@ def _run(
     register_health("export", exporter.health)
     stack.callback(unregister_health, "export")
     set_listeners_up(True)  # connected to the store: ready once writes succeed
+    if not once:
+        notify("READY=1", "STATUS=exporting")  # systemd Type=notify
+        stack.callback(notify, "STOPPING=1")
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         exporter.stop()

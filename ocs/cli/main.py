@@ -76,9 +76,19 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 @click.option("--workers", type=int, default=None, help="worker processes (default: config)")
 @click.option("--worker-index", type=int, default=None, hidden=True)
 @click.option("--node-start", type=int, default=None, hidden=True)
+@click.option(
+    "--pid-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="write the node's pid here while it runs (systemd PIDFile=, sysvinit)",
+)
 @click.pass_obj
 def serve(
-    obj: dict[str, Any], workers: int | None, worker_index: int | None, node_start: int | None
+    obj: dict[str, Any],
+    workers: int | None,
+    worker_index: int | None,
+    node_start: int | None,
+    pid_file: Path | None,
 ) -> None:
     """Run the server: store, policies, front ends, supervision, /metrics."""
     import time
@@ -88,6 +98,7 @@ def serve(
     from ocs.policy.loader import PolicyError
     from ocs.preflight import NodeConflict
     from ocs.runtime import claim_node, run_server
+    from ocs.service_manager import pid_file as holding_pid_file
     from ocs.store.embedded import EmbeddedError
 
     config: Config = obj["config"]()
@@ -102,12 +113,13 @@ def serve(
             return
         lock = claim_node(config)  # a second node, orphans, a busy port: exit 2 now
         try:
-            start = time.time_ns()  # this node's start: one Origin-State-Id for all workers
-            if count > 1:
-                from ocs.workers import run_workers
+            with holding_pid_file(pid_file):
+                start = time.time_ns()  # this node's start: one Origin-State-Id for all workers
+                if count > 1:
+                    from ocs.workers import run_workers
 
-                raise SystemExit(run_workers(config, count, start, lock))
-            run_server(config, 0, start)
+                    raise SystemExit(run_workers(config, count, start, lock))
+                run_server(config, 0, start)
         finally:
             if lock is not None:
                 lock.release()

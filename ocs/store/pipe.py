@@ -31,6 +31,8 @@ from redis._parsers import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
+from ocs.metrics import REDIS_BATCH_COMMANDS, REDIS_ROUND_TRIP
+
 
 class _ReplyError(Exception):
     """What hiredis builds for an error reply; turned into redis-py's class."""
@@ -68,6 +70,7 @@ class _Protocol(asyncio.Protocol):
                 head.replies.append(reply)
                 if len(head.replies) == head.expected:
                     pending.popleft()
+                    REDIS_ROUND_TRIP.observe(time.monotonic() - head.sent_at)
                     if not head.future.done():
                         head.future.set_result(head.replies)
         except (hiredis.ProtocolError, rexc.ConnectionError) as exc:
@@ -118,6 +121,7 @@ class RedisPipe:
         except TypeError as exc:
             raise rexc.DataError(str(exc)) from exc
         batch = _Batch(len(commands), asyncio.get_running_loop().create_future(), time.monotonic())
+        REDIS_BATCH_COMMANDS.observe(len(commands))
         self._in_flight.append(batch)
         transport.write(data)
         self._arm()

@@ -180,9 +180,9 @@ def stages(n: int) -> dict[str, float]:
         dups.complete(key, b"x", 1.0)
 
     def metrics() -> None:
-        m.inc(m.REQUESTS, "bng1", "4")
-        m.inc(m.ACCT_OUTCOMES, "bng1", "3", "charged")
-        m.inc(m.RESPONSES, "bng1", "5")
+        m.inc(m.REQUESTS, "bng1", "accounting_request")
+        m.inc(m.ACCT_OUTCOMES, "bng1", "interim", "charged")
+        m.inc(m.RESPONSES, "bng1", "accounting_response")
 
     def prepared() -> Prepared:
         return Prepared(req, client, "127.0.0.1", PortKind.ACCT, key)

@@ -2,7 +2,8 @@
 
 Labelled by configured client name (``nas``), not by source address, so the
 label set stays bounded by the configuration; sources matching no client are
-counted under ``nas="unknown"``.
+counted under ``nas="unknown"``. Packet codes and Acct-Status-Types are
+labelled by name (``code="accounting_response"``, ``status="interim"``).
 
 :func:`inc` is how the request path counts: ``Counter.labels()`` costs a few
 µs per call (label validation, a lock), so the labelled children are looked up
@@ -17,7 +18,35 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ocs.metrics import LATENCY_BUCKETS, FastHistograms, registered
+
 UNKNOWN_NAS = "unknown"
+
+# Label values are names (Prometheus conventions): the packet code and the
+# Acct-Status-Type as words; anything else one "other" (a NAS picks them freely).
+CODE_NAMES = {
+    1: "access_request",
+    2: "access_accept",
+    3: "access_reject",
+    4: "accounting_request",
+    5: "accounting_response",
+    11: "access_challenge",
+    12: "status_server",
+    40: "disconnect_request",
+    41: "disconnect_ack",
+    42: "disconnect_nak",
+    43: "coa_request",
+    44: "coa_ack",
+    45: "coa_nak",
+}
+CODES = tuple(CODE_NAMES.get(code, "other") for code in range(256))  # label of each code
+STATUS_NAMES = {1: "start", 2: "stop", 3: "interim", 7: "accounting_on", 8: "accounting_off"}
+
+
+def status_name(status: int) -> str:
+    """The ``status`` label of an Acct-Status-Type (RFC 2866 §5.1)."""
+    return STATUS_NAMES.get(status, "other")
+
 
 REQUESTS = Counter(
     "ocs_radius_requests", "RADIUS requests accepted for processing", ["nas", "code"]
@@ -63,6 +92,16 @@ NAS_RESTART_REQUESTS = Counter(
 )
 NAS_RESTART_SESSIONS = Counter(
     "ocs_radius_nas_restart_sessions", "Sessions closed by Accounting-On/Off"
+)
+# Time from taking a request up to its answer (or drop), per request code; plain
+# ints on the request path like Diameter's (ocs.metrics.FastHistograms).
+LATENCY = registered(
+    FastHistograms(
+        "ocs_radius_request_seconds",
+        "Time from a request's processing start to its answer",
+        ("code",),
+        LATENCY_BUCKETS,
+    )
 )
 NAS_RESTART_SECONDS = Histogram(
     "ocs_radius_nas_restart_seconds",

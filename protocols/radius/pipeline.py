@@ -44,7 +44,8 @@ from protocols.radius.settings import ClientConfig, RadiusConfig
 
 log = structlog.get_logger("ocs.radius")
 
-_CODES = tuple(str(code) for code in range(256))  # metric label of each RADIUS code
+_CODES = m.CODES  # metric label of each RADIUS code
+_LATENCY = tuple(m.LATENCY.child(name) for name in m.CODES)  # per request code
 
 CutOff = Callable[[SessionRef, TerminationCause], None]
 
@@ -133,6 +134,7 @@ class Pipeline:
 
     async def process(self, prep: Prepared) -> bytes | None:
         answer: bytes | None = None
+        started = time.perf_counter()
         try:
             answer = await self._answer(prep)
         except RadiusDrop as exc:
@@ -145,6 +147,7 @@ class Pipeline:
         self._dups.complete(prep.dup_key, answer, self._clock())
         if answer is not None:
             m.inc(m.RESPONSES, prep.client.name, _CODES[answer[0]])
+        _LATENCY[prep.request.code].observe(time.perf_counter() - started)
         return answer
 
     async def _answer(self, prep: Prepared) -> bytes:
@@ -168,7 +171,7 @@ class Pipeline:
     async def _account(self, prep: Prepared, received: int) -> bytes:
         rec = parse_wire(prep.request.raw, prep.request.first)
         result = await self._accounting.handle(rec, prep.client, prep.source, received)
-        m.inc(m.ACCT_OUTCOMES, prep.client.name, str(rec.status), result.outcome.value)
+        m.inc(m.ACCT_OUTCOMES, prep.client.name, m.status_name(rec.status), result.outcome.value)
         self._debug(
             "radius_accounted",
             nas=prep.client.name,

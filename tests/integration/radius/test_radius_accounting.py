@@ -262,9 +262,9 @@ async def test_accounting_on_off_closes_every_session_of_the_nas(
 
 async def test_unknown_user_is_acknowledged_without_charge(server: Server, nas: Nas) -> None:
     """The NAS cannot act on an unknown user: acknowledge, count, charge nobody."""
-    before = m.ACCT_OUTCOMES.labels("nas1", "1", "rejected")._value.get()
+    before = m.ACCT_OUTCOMES.labels("nas1", "start", "rejected")._value.get()
     assert await exchange(nas, server, acct("0000000000", acct_session(), "Start", 1))
-    assert m.ACCT_OUTCOMES.labels("nas1", "1", "rejected")._value.get() == before + 1
+    assert m.ACCT_OUTCOMES.labels("nas1", "start", "rejected")._value.get() == before + 1
 
 
 async def test_wrong_secret_gets_no_answer(server: Server, nas: Nas) -> None:
