@@ -137,7 +137,7 @@ class Authorizer:
         nas_id = at.get_text(pkt, at.NAS_IDENTIFIER)
         nas = ss.nas_key(nas_ip, nas_id, source)
         acct_sid = at.get_text(pkt, at.ACCT_SESSION_ID)
-        sid = ss.accounting_session_id(nas, acct_sid) if acct_sid else ss.generated_session_id(nas)
+        sid = ss.authorised_session_id(nas, acct_sid)
         attrs = ss.pack_attributes(
             {
                 ss.A_NAS_IP: nas_ip,

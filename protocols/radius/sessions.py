@@ -3,7 +3,8 @@
 The charging session id is ``radius:<nas>:<Acct-Session-Id>``; an
 Access-Request without Acct-Session-Id gets a generated id. Either way the id
 goes back to the NAS in Class (25), which the NAS echoes in its accounting
-(RFC 2865 §5.25), so the Start continues the session the Access-Request opened.
+(RFC 2865 §5.25), so the Start continues the session the Access-Request opened;
+an id too long for Class (253 octets) is replaced by digests of the NAS and the id.
 A Class naming another NAS's session is ignored (a NAS cannot charge onto
 another's session). ``owner`` is ``radius:<nas>``: Accounting-On/Off closes
 every session of that owner, and notifications come back tagged with it.
@@ -18,6 +19,7 @@ kept as text for logs (backslash escapes, which are not reversible) and, under
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -59,9 +61,31 @@ def class_for(session_id: str) -> bytes:
     return CLASS_PREFIX + session_id.encode()
 
 
+MAX_ATTRIBUTE = 253  # octets of one attribute's value (RFC 2865 §5)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def authorised_session_id(nas: str, acct_session_id: str | None) -> str:
+    """The session id an Access-Request opens: as :func:`accounting_session_id` (or
+    generated), unless Class could not carry it (more than 253 octets with its prefix:
+    a long NAS-Identifier or Acct-Session-Id, or a binary one written 4 characters an
+    octet); then ``radius:#<digest of nas>:#<digest of the id>``, which the NAS echoes."""
+    if acct_session_id:
+        sid = accounting_session_id(nas, acct_session_id)
+    else:
+        sid = generated_session_id(nas)
+    if len(class_for(sid)) <= MAX_ATTRIBUTE:
+        return sid
+    return f"{OWNER_PREFIX}#{_digest(nas)}:#{_digest(sid)}"
+
+
 def session_from_class(nas: str, classes: tuple[bytes, ...]) -> str | None:
-    """The charging session id we put in Class, if the NAS echoed one of ours."""
-    own = f"{OWNER_PREFIX}{nas}:".encode()
+    """The charging session id we put in Class, if the NAS echoed one of ours (a Class
+    naming another NAS's session is ignored)."""
+    own = (f"{OWNER_PREFIX}{nas}:".encode(), f"{OWNER_PREFIX}#{_digest(nas)}:".encode())
     for value in classes:
         if value.startswith(CLASS_PREFIX) and value[len(CLASS_PREFIX) :].startswith(own):
             try:

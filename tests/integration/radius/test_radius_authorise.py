@@ -230,3 +230,27 @@ async def test_status_server_is_answered(server: Server, nas: Nas) -> None:
     assert answer is not None
     assert answer[0] == rp.AccessAccept
     assert pkt.VerifyReply(pkt.CreateReply(packet=answer), answer, enforce_ma=True)
+
+
+async def test_a_long_or_binary_acct_session_id_still_gets_an_accept_whose_class_fits(
+    server: Server,
+    nas: Nas,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """An Access-Request whose Acct-Session-Id makes `ocs:radius:<nas>:<id>` longer than an
+    attribute can be (250 octets, or 80 non-UTF-8 ones written 4 characters each) gets its
+    Accept with a Class of at most 253 octets, and the Start echoing it continues the same
+    reservation (found by the wire fuzz: no answer, radius_internal_error ValueError)."""
+    for sid in ("L" * 250, bytes(range(0x80, 0xD0))):
+        a = await new_account(money=1_000_000)
+        ans = await authorise(nas, server, access(a.identity.value, Acct_Session_Id=sid))
+        assert ans is not None and ans.code == rp.AccessAccept
+        (klass,) = ans["Class"]
+        assert len(klass) <= 253
+        reserved = (await money(accounts, a.account_id))[1]
+        assert reserved > 0
+        start = acct(a.identity.value, "x", "Start", 6, Class=klass)
+        start["Acct-Session-Id"] = sid
+        assert await exchange(nas, server, start)
+        assert (await money(accounts, a.account_id))[1] == reserved  # continued, not doubled
