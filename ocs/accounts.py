@@ -6,12 +6,20 @@ events), an amount, what is reserved of it, an optional expiry, a priority
 (lower is consumed first) and the services it applies to (rating group
 and/or service id; none = all). Several identities (E.164, IMSI, NAI, SIP
 URI) point to one account. Every balance change is one Lua script
-(credit.lua, status.lua, create.lua); identity indexes live in their own
-Cluster slots and are written beside them.
+(credit.lua, status.lua, create.lua, plan.lua, identity.lua, expire.lua,
+kick.lua); identity indexes live in their own Cluster slots and are written
+beside them.
+
+Each of those scripts appends the change's audit entry (:mod:`ocs.audit`)
+in the same call, with the :class:`~ocs.audit.Actor` the caller names
+(``system`` when it names none). A call with a reference (the CLI's
+``--ref``, the admin API's ``Idempotency-Key``) is applied once: a repeat
+answers the first reply with ``dup`` set and changes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Sequence
@@ -21,6 +29,7 @@ from typing import Any
 import msgpack
 from redis.asyncio import Redis
 
+from ocs.audit import Actor
 from ocs.store.client import blob, storage_errors, text
 from ocs.store.client import partitions as read_partitions
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys, identity_index
@@ -28,9 +37,33 @@ from ocs.store.scripts import Scripts
 from ocs.vocabulary.errors import ChargingError, UserUnknown
 from ocs.vocabulary.types import Identity, NotificationKind, UnitType
 
+AccountIds = list[str]
+
 
 class AccountError(ChargingError):
     """An administrative request that cannot be done (message says why)."""
+
+
+class Conflict(AccountError):
+    """The request contradicts the account's state (exists, identity taken, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """The account a create made, and whether it was a repeat of a referenced create."""
+
+    account_id: str
+    replayed: bool = False
+
+
+def id_for_reference(ref: str) -> str:
+    """The account id a referenced create without an id gets: the same on every repeat."""
+    return hashlib.sha256(f"ocs-create:{ref}".encode()).hexdigest()[:16]
+
+
+def _pack(request: dict[str, Any]) -> bytes:
+    packed: bytes = msgpack.packb(request, use_bin_type=True)
+    return packed
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,39 +135,78 @@ class Accounts:
         currency: str,
         buckets: Sequence[BucketSpec] = (),
         account_id: str | None = None,
+        *,
+        actor: Actor | None = None,
+        ref: str = "",
+        test: bool = False,
     ) -> str:
         """Create an account; every identity must be free. Returns its id."""
+        made = await self.create_account(
+            identities, plan, currency, buckets, account_id, actor=actor, ref=ref, test=test
+        )
+        return made.account_id
+
+    async def create_account(
+        self,
+        identities: Sequence[Identity],
+        plan: str,
+        currency: str,
+        buckets: Sequence[BucketSpec] = (),
+        account_id: str | None = None,
+        *,
+        actor: Actor | None = None,
+        ref: str = "",
+        test: bool = False,
+    ) -> Created:
+        """Create an account (see :meth:`create`); a referenced repeat is a replay.
+
+        ``test`` marks a load-test account: ``ocs export`` leaves its records
+        out (``export.exclude_test_accounts``).
+        """
         if not identities:
             raise AccountError("an account needs at least one identity")
-        acct = account_id or uuid.uuid4().hex[:16]
-        claimed: list[str] = []
+        acct = account_id or (id_for_reference(ref) if ref else uuid.uuid4().hex[:16])
         async with storage_errors():
-            for ident in identities:
-                if not await self.redis.set(identity_index(ident.key()), acct, nx=True):
-                    for key in claimed:
-                        await self.redis.delete(key)
-                    raise AccountError(f"identity {ident.key()} already belongs to an account")
-                claimed.append(identity_index(ident.key()))
+            claimed = await self._claim(identities, acct)
             keys = self.keys(acct)
             request = {
                 "now": int(time.time()),
+                "acct": acct,
                 "currency": currency,
                 "plan": plan,
                 "ids": [i.key() for i in identities],
                 "buckets": [b.to_lua() for b in buckets],
+                "test": 1 if test else 0,
+                "ref": ref,
+                "au": (actor or Actor.system()).to_lua(),
             }
             reply = _decode(
                 await self.scripts.create(
-                    keys=[keys.account, keys.balance, keys.ids],
-                    args=[msgpack.packb(request, use_bin_type=True)],
+                    keys=[keys.account, keys.balance, keys.ids, keys.ref(ref), keys.audit],
+                    args=[_pack(request)],
                 )
             )
             if reply.get("e") == "exists":
                 for key in claimed:
                     await self.redis.delete(key)
-                raise AccountError(f"account {acct} already exists")
+                raise Conflict(f"account {acct} already exists")
             await self.redis.sadd(ACCOUNTS_INDEX, acct)
-        return acct
+        return Created(acct, bool(reply.get("dup")))
+
+    async def _claim(self, identities: Sequence[Identity], acct: str) -> list[str]:
+        """Point every identity at ``acct`` (those already pointing there count:
+        a repeat after a crash); returns the index keys this call set."""
+        claimed: list[str] = []
+        for ident in identities:
+            index = identity_index(ident.key())
+            if await self.redis.set(index, acct, nx=True):
+                claimed.append(index)
+                continue
+            if await self.redis.get(index) != acct.encode():
+                for key in claimed:
+                    await self.redis.delete(key)
+                raise Conflict(f"identity {ident.key()} already belongs to an account")
+        return claimed
 
     async def resolve(self, ref: str) -> str:
         """An account id from an id or an identity (``e164:336...``)."""
@@ -155,16 +227,24 @@ class Accounts:
         delta: int,
         kind: NotificationKind = NotificationKind.TOPUP,
         ref: str = "",
+        *,
+        actor: Actor | None = None,
     ) -> dict[str, Any]:
         """Add ``delta`` (negative for an adjustment down) to one bucket, and
-        notify the account's live sessions. ``ref`` makes it idempotent."""
+        notify the account's live sessions. ``ref`` makes it idempotent (a
+        repeat answers ``dup``). An adjustment needs a reason (the actor's)."""
+        who = actor or Actor.system()
+        if kind is NotificationKind.ADJUST and not who.reason.strip():
+            raise AccountError("an adjustment needs a reason")
         keys = self.keys(account_id)
         request = {
             "now": int(time.time()),
+            "acct": account_id,
             "delta": delta,
             "b": spec.to_lua(),
             "kind": kind.value,
             "ref": ref,
+            "au": who.to_lua(),
         }
         async with storage_errors():
             reply = _decode(
@@ -173,10 +253,11 @@ class Accounts:
                         keys.account,
                         keys.balance,
                         keys.sessions,
-                        f"{keys.base}:ref:{ref}",
+                        keys.ref(ref),
                         keys.notifications,
+                        keys.audit,
                     ],
-                    args=[msgpack.packb(request, use_bin_type=True)],
+                    args=[_pack(request)],
                 )
             )
         err = reply.get("e")
@@ -194,8 +275,17 @@ class Accounts:
             )
         return reply
 
-    async def set_status(self, account_id: str, status: str) -> int:
+    async def set_status(
+        self, account_id: str, status: str, *, actor: Actor | None = None, ref: str = ""
+    ) -> int:
         """Activate, block or delete; returns how many live sessions were told."""
+        reply = await self.change_status(account_id, status, actor=actor, ref=ref)
+        return int(reply.get("sessions", 0))
+
+    async def change_status(
+        self, account_id: str, status: str, *, actor: Actor | None = None, ref: str = ""
+    ) -> dict[str, Any]:
+        """Activate, block or delete (see :meth:`set_status`); the script's reply."""
         kind = {
             "blocked": NotificationKind.BLOCKED,
             "deleted": NotificationKind.DELETED,
@@ -204,25 +294,200 @@ class Accounts:
         keys = self.keys(account_id)
         request = {
             "now": int(time.time()),
+            "acct": account_id,
             "status": status,
             "kind": kind.value,
+            "ref": ref,
+            "au": (actor or Actor.system()).to_lua(),
         }
         async with storage_errors():
             reply = _decode(
                 await self.scripts.status(
-                    keys=[keys.account, keys.sessions, keys.notifications],
-                    args=[msgpack.packb(request, use_bin_type=True)],
+                    keys=[
+                        keys.account,
+                        keys.sessions,
+                        keys.notifications,
+                        keys.balance,
+                        keys.ref(ref),
+                        keys.audit,
+                    ],
+                    args=[_pack(request)],
                 )
             )
             if reply.get("e") == "user_unknown":
                 raise UserUnknown(f"no account {account_id}")
-            if status == "deleted":
+            if status == "deleted" and not reply.get("dup"):
                 for ident in await self.redis.smembers(keys.ids):
                     index = identity_index(text(ident))
                     if await self.redis.get(index) == account_id.encode():
                         await self.redis.delete(index)
                 await self.redis.srem(ACCOUNTS_INDEX, account_id)
-        return int(reply.get("sessions", 0))
+        return reply
+
+    async def assign_plan(
+        self,
+        account_id: str,
+        plan: str,
+        currency: str,
+        *,
+        actor: Actor | None = None,
+        ref: str = "",
+    ) -> dict[str, Any]:
+        """Move an account to ``plan`` (of the account's ``currency``); live
+        sessions are re-authorised. The caller renews the new plan's allowances."""
+        keys = self.keys(account_id)
+        request = {
+            "now": int(time.time()),
+            "acct": account_id,
+            "plan": plan,
+            "currency": currency,
+            "ref": ref,
+            "au": (actor or Actor.system()).to_lua(),
+        }
+        reply = await self._run(
+            "plan",
+            [
+                keys.account,
+                keys.sessions,
+                keys.notifications,
+                keys.balance,
+                keys.ref(ref),
+                keys.audit,
+            ],
+            request,
+        )
+        if reply.get("e") == "currency":
+            raise Conflict(
+                f"plan {plan} charges in {currency}, account {account_id} holds "
+                f"{reply.get('currency')}"
+            )
+        return reply
+
+    async def add_identity(
+        self, account_id: str, ident: Identity, *, actor: Actor | None = None, ref: str = ""
+    ) -> dict[str, Any]:
+        """Give the account one more identity (free, or already its own)."""
+        keys = self.keys(account_id)
+        async with storage_errors():
+            if not await self.redis.exists(keys.account):
+                raise UserUnknown(f"no account {account_id}")
+            claimed = await self._claim([ident], account_id)
+        request = self._identity_request(account_id, ident, False, actor, ref)
+        try:
+            reply = await self._run(
+                "identity", [keys.account, keys.ids, keys.ref(ref), keys.audit], request
+            )
+        except BaseException:
+            async with storage_errors():
+                for key in claimed:
+                    await self.redis.delete(key)
+            raise
+        if reply.get("e") == "present":
+            raise Conflict(f"account {account_id} already has identity {ident.key()}")
+        return reply
+
+    async def remove_identity(
+        self, account_id: str, ident: Identity, *, actor: Actor | None = None, ref: str = ""
+    ) -> dict[str, Any]:
+        """Take one identity from the account (never its last), and free it."""
+        keys = self.keys(account_id)
+        request = self._identity_request(account_id, ident, True, actor, ref)
+        reply = await self._run(
+            "identity", [keys.account, keys.ids, keys.ref(ref), keys.audit], request
+        )
+        if reply.get("e") == "not_found":
+            raise UserUnknown(f"account {account_id} has no identity {ident.key()}")
+        if reply.get("e") == "last_identity":
+            raise Conflict(f"{ident.key()} is the last identity of account {account_id}")
+        async with storage_errors():
+            index = identity_index(ident.key())
+            if await self.redis.get(index) == account_id.encode():
+                await self.redis.delete(index)
+        return reply
+
+    @staticmethod
+    def _identity_request(
+        account_id: str, ident: Identity, remove: bool, actor: Actor | None, ref: str
+    ) -> dict[str, Any]:
+        return {
+            "now": int(time.time()),
+            "acct": account_id,
+            "ident": ident.key(),
+            "remove": 1 if remove else 0,
+            "ref": ref,
+            "au": (actor or Actor.system()).to_lua(),
+        }
+
+    async def expire_bucket(
+        self,
+        account_id: str,
+        bucket_id: str,
+        at: int,
+        *,
+        actor: Actor | None = None,
+        ref: str = "",
+    ) -> dict[str, Any]:
+        """Give a bucket a new expiry; at or before now it expires at once and
+        what it held is forfeited (see expire.lua)."""
+        keys = self.keys(account_id)
+        request = {
+            "now": int(time.time()),
+            "acct": account_id,
+            "bucket": bucket_id,
+            "at": at,
+            "ref": ref,
+            "au": (actor or Actor.system()).to_lua(),
+        }
+        reply = await self._run(
+            "expire",
+            [
+                keys.account,
+                keys.balance,
+                keys.sessions,
+                keys.notifications,
+                keys.ref(ref),
+                keys.audit,
+            ],
+            request,
+        )
+        if reply.get("e") == "no_bucket":
+            raise UserUnknown(f"account {account_id} has no bucket {bucket_id}")
+        return reply
+
+    async def terminate_session(
+        self, account_id: str, session_id: str, *, actor: Actor | None = None, ref: str = ""
+    ) -> dict[str, Any]:
+        """Ask the session's front end to end it (ASR, Disconnect, abort notify)."""
+        keys = self.keys(account_id)
+        request = {
+            "now": int(time.time()),
+            "acct": account_id,
+            "sid": session_id,
+            "ref": ref,
+            "au": (actor or Actor.system()).to_lua(),
+        }
+        reply = await self._run(
+            "kick",
+            [
+                keys.account,
+                keys.session(session_id),
+                keys.notifications,
+                keys.ref(ref),
+                keys.audit,
+            ],
+            request,
+        )
+        if reply.get("e") == "no_session":
+            raise UserUnknown(f"account {account_id} has no live session {session_id}")
+        return reply
+
+    async def _run(self, script: str, keys: list[str], request: dict[str, Any]) -> dict[str, Any]:
+        """One administration script; user_unknown raised, other replies returned."""
+        async with storage_errors():
+            reply = _decode(await getattr(self.scripts, script)(keys=keys, args=[_pack(request)]))
+        if reply.get("e") == "user_unknown":
+            raise UserUnknown(f"no account {request['acct']}")
+        return reply
 
     async def show(self, account_id: str) -> dict[str, Any]:
         """Everything about one account: status, identities, buckets, sessions."""
@@ -255,6 +520,17 @@ class Accounts:
         async with storage_errors():
             members = await self.redis.smembers(ACCOUNTS_INDEX)
         return sorted(text(m) for m in members)[:limit]
+
+    async def page(self, cursor: int = 0, count: int = 100) -> tuple[int, AccountIds]:
+        """One page of account ids (SSCAN: no order; each id once over a whole
+        walk begun at 0, cursor 0 back at the end)."""
+        out: list[str] = []
+        async with storage_errors():
+            while True:
+                cursor, members = await self.redis.sscan(ACCOUNTS_INDEX, cursor, count=count)
+                out.extend(text(m) for m in members)
+                if cursor == 0 or len(out) >= count:
+                    return int(cursor), out
 
 
 def _bucket_view(b: dict[str, Any]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ PUSH_KINDS = frozenset(
         NotificationKind.POLICY_CHANGE,
         NotificationKind.BLOCKED,
         NotificationKind.DELETED,
+        NotificationKind.TERMINATE,
     }
 )
 

@@ -20,6 +20,7 @@ import msgpack
 import structlog
 from redis.asyncio import Redis
 
+from ocs.audit import Actor
 from ocs.policy.loader import PolicySet
 from ocs.policy.models import Allowance
 from ocs.store.client import storage_errors, text
@@ -117,11 +118,18 @@ class Renewals:
             args = _allowance_args(self.policies, name, allowance, ts)
             groups.setdefault(args["period"], []).append(args)
         for period, allowances in groups.items():
-            request = {"now": ts, "plan": text(raw), "period": period, "allowances": allowances}
+            request = {
+                "now": ts,
+                "acct": account_id,
+                "plan": text(raw),
+                "period": period,
+                "allowances": allowances,
+                "au": Actor.system().to_lua(),  # its audit entry (ocs/audit.py)
+            }
             async with storage_errors():
                 reply = msgpack.unpackb(
                     await self.scripts.renew(
-                        keys=[keys.account, keys.balance],
+                        keys=[keys.account, keys.balance, keys.audit],
                         args=[msgpack.packb(request, use_bin_type=True)],
                     ),
                     raw=False,

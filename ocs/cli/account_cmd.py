@@ -68,10 +68,11 @@ def create(
 
     async def go(accounts: Accounts) -> None:
         from ocs.accounts import BucketSpec
+        from ocs.audit import Actor
         from ocs.plans import Renewals
 
         buckets = [BucketSpec(UnitType.MONEY, opening)]
-        acct = await accounts.create(ids, plan, currency, buckets, account_id)
+        acct = await accounts.create(ids, plan, currency, buckets, account_id, actor=Actor.cli())
         # The plan's recurring bundles start with the account (idempotent).
         await Renewals(accounts.redis, accounts.partitions, policies).renew_account(acct)
         click.echo(acct)
@@ -164,8 +165,10 @@ def _credit(
     negative: bool,
     kind: NotificationKind,
     payment_ref: str,
+    reason: str,
 ) -> None:
     from ocs.accounts import BucketSpec
+    from ocs.audit import Actor
 
     u = UnitType(unit)
     try:
@@ -192,7 +195,12 @@ def _credit(
         )
 
     async def go(accounts: Accounts) -> None:
-        reply = await accounts.credit(await accounts.resolve(ref), spec, delta, kind, payment_ref)
+        reply = await accounts.credit(
+            await accounts.resolve(ref), spec, delta, kind, payment_ref, actor=Actor.cli(reason)
+        )
+        if reply.get("dup"):
+            click.echo(f"already applied (--ref {payment_ref}): bucket {reply.get('bucket')}")
+            return
         click.echo(f"bucket {reply.get('bucket')} now {reply.get('amt')}")
 
     run_with_store(obj, go)
@@ -212,6 +220,13 @@ def _credit_command(name: str, negative: bool, kind: NotificationKind, help_text
         callback=values.callback(values.reference),
         help="idempotency reference (a payment id)",
     )
+    @click.option(
+        "--reason",
+        callback=values.callback(values.reason),
+        help="why (kept in the audit trail)" + ("; required" if negative else ""),
+        # click >= 8.3 counts an explicit default of None as given: none at all when required.
+        **({"required": True} if negative else {"default": ""}),
+    )
     @click.pass_obj
     def cmd(obj: dict[str, Any], /, ref: str, amount: str, **opts: Any) -> None:
         _credit(
@@ -226,6 +241,7 @@ def _credit_command(name: str, negative: bool, kind: NotificationKind, help_text
             negative,
             kind,
             opts["payment_ref"],
+            opts["reason"] or "",
         )
 
 
@@ -248,8 +264,10 @@ def _status_command(name: str, status: str, help_text: str) -> None:
     @click.argument("ref", callback=values.callback(values.account_ref))
     @click.pass_obj
     def cmd(obj: dict[str, Any], ref: str) -> None:
+        from ocs.audit import Actor
+
         async def go(accounts: Accounts) -> None:
-            n = await accounts.set_status(await accounts.resolve(ref), status)
+            n = await accounts.set_status(await accounts.resolve(ref), status, actor=Actor.cli())
             click.echo(f"{status}; {n} live session(s) notified")
 
         run_with_store(obj, go)

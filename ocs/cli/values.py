@@ -86,6 +86,18 @@ def reference(text: str) -> str:
     return text
 
 
+MAX_REASON = 500  # an audit reason: a sentence, not a document
+
+
+def reason(text: str) -> str:
+    """Why a change is made (audit trail): printable text, spaces allowed, one line."""
+    if len(text) > MAX_REASON or any(c in text for c in "\r\n\x00") or not text.isprintable():
+        raise click.BadParameter(
+            f"{text[:40]!r}: expected one line of up to {MAX_REASON} printable characters"
+        )
+    return text
+
+
 def amount(text: str, unit: UnitType, negative: bool = False, zero: bool = False) -> int:
     """An amount in the unit's notation: money '10.50', octets '1GB', seconds '1h',
     events '3'. A sign only where ``negative`` is allowed; zero only where ``zero``."""

@@ -45,11 +45,21 @@ def notifications_stream(partition: int) -> str:
     return f"{PREFIX}:{tag(partition)}:notifications"
 
 
+def audit_stream(partition: int) -> str:
+    """Operator changes of one partition's accounts (XADD by the account scripts, ocs/audit.py)."""
+    return f"{PREFIX}:{tag(partition)}:audit"
+
+
+def audit_dead_letter_stream(partition: int) -> str:
+    return f"{PREFIX}:{tag(partition)}:audit:dead"
+
+
 class AccountKeys:
     """All keys of one account, under its partition's hash tag."""
 
     __slots__ = (
         "account",
+        "audit",
         "balance",
         "base",
         "events",
@@ -70,6 +80,11 @@ class AccountKeys:
         self.events = f"{self.base}:ev"  # hash: event id -> stored answer
         self.records = records_stream(self.partition)  # the partition's record stream
         self.notifications = notifications_stream(self.partition)
+        self.audit = audit_stream(self.partition)
+
+    def ref(self, reference: str) -> str:
+        """The reply of an idempotent administration call (--ref, Idempotency-Key)."""
+        return f"{self.base}:ref:{reference}"
 
     def session(self, session_id: str) -> str:
         return f"{self.base}:s:{session_id}"

@@ -32,10 +32,15 @@ _PARTS: dict[str, tuple[str, ...]] = {
     "abandon": ("lib", "abandon"),
     "event": ("lib", "event_common", "event"),
     "refund": ("lib", "event_common", "refund"),
-    "credit": ("lib", "credit"),
-    "status": ("lib", "status"),
-    "create": ("lib", "create"),
-    "renew": ("lib", "renew"),
+    # Account administration: audit.lua appends the audit entry in the same call.
+    "credit": ("lib", "audit", "credit"),
+    "status": ("lib", "audit", "status"),
+    "create": ("lib", "audit", "create"),
+    "renew": ("lib", "audit", "renew"),
+    "plan": ("lib", "audit", "plan"),
+    "identity": ("lib", "audit", "identity"),
+    "expire": ("lib", "audit", "expire"),
+    "kick": ("lib", "audit", "kick"),
 }
 
 
@@ -57,6 +62,10 @@ class Scripts:
     status: AsyncScript
     create: AsyncScript
     renew: AsyncScript
+    plan: AsyncScript
+    identity: AsyncScript
+    expire: AsyncScript
+    kick: AsyncScript
 
     def all(self) -> list[AsyncScript]:
         return [getattr(self, name) for name in _PARTS]

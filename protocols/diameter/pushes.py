@@ -41,6 +41,7 @@ _COMMANDS = {
     NotificationKind.POLICY_CHANGE: Command.RE_AUTH,
     NotificationKind.BLOCKED: Command.ABORT_SESSION,
     NotificationKind.DELETED: Command.ABORT_SESSION,
+    NotificationKind.TERMINATE: Command.ABORT_SESSION,
 }
 
 

@@ -87,7 +87,7 @@ _FUA_NAMES = {
 _REAUTHORIZE = frozenset(
     {NotificationKind.TOPUP, NotificationKind.ADJUST, NotificationKind.POLICY_CHANGE}
 )
-_ABORT = frozenset({NotificationKind.BLOCKED, NotificationKind.DELETED})
+_ABORT = frozenset({NotificationKind.BLOCKED, NotificationKind.DELETED, NotificationKind.TERMINATE})
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 

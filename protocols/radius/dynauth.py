@@ -62,6 +62,7 @@ log = structlog.get_logger("ocs.radius.dae")
 DISCONNECT_KINDS = {
     NotificationKind.BLOCKED: TerminationCause.ADMIN,
     NotificationKind.DELETED: TerminationCause.ADMIN,
+    NotificationKind.TERMINATE: TerminationCause.ADMIN,
 }
 
 

@@ -1,6 +1,7 @@
 -- renew.lua: renew a plan's recurring allowances for one billing period.
--- KEYS: 1 account hash, 2 balance. ARGV[1] = msgpack {now, plan, period,
--- allowances = [{name, unit, amount, svc, exp, pct, max, pri}]}.
+-- KEYS: 1 account hash, 2 balance, 3 audit stream. ARGV[1] = msgpack {now,
+-- plan, period, allowances = [{name, unit, amount, svc, exp, pct, max, pri}],
+-- au}. A renewal that changed something appends one audit entry.
 -- Idempotent: the account remembers the period each allowance was renewed
 -- for, so running it twice in a period renews once. The previous period's
 -- bucket keeps only what is reserved from it (sessions in flight finish on
@@ -11,7 +12,8 @@ local acct = hash_to_table(redis.call('HGETALL', KEYS[1]))
 if not acct.status or acct.status == 'deleted' then return cmsgpack.pack({e = 'user_unknown'}) end
 if (acct.plan or '') ~= req.plan then return cmsgpack.pack({e = 'stale', plan = acct.plan}) end
 local bal = load_balance(KEYS[2])
-local renewed = 0
+local mb = money_total(bal)
+local renewed, names = 0, {}
 for _, a in ipairs(req.allowances) do
   local field = 'renewed:' .. a.name
   if acct[field] ~= req.period then
@@ -30,7 +32,12 @@ for _, a in ipairs(req.allowances) do
       res = 0, exp = a.exp, pri = a.pri, svc = a.svc, floor = 0}
     redis.call('HSET', KEYS[1], field, req.period)
     renewed = renewed + 1
+    names[#names + 1] = a.name
   end
 end
-if renewed > 0 then save_balance(KEYS[2], bal, now) end
+if renewed > 0 then
+  save_balance(KEYS[2], bal, now)
+  audit(KEYS[3], req, {op = 'renew', acct = req.acct, cur = acct.currency, plan = req.plan,
+    period = req.period, allowances = names, mb = mb, ma = money_total(bal)})
+end
 return cmsgpack.pack({ok = 1, renewed = renewed})

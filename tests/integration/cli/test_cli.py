@@ -86,7 +86,9 @@ def test_create_topup_show_block_delete(config_file: Path) -> None:
         {"rating_group": 10, "service_id": None}
     ]
     assert sorted(view["identities"]) == sorted([ident, "imsi:" + ident[5:]])
-    assert ocs(config_file, "account", "adjust", acct, "-0.75").returncode == 0
+    assert (
+        ocs(config_file, "account", "adjust", acct, "-0.75", "--reason", "goodwill").returncode == 0
+    )
     assert (
         json.loads(ocs(config_file, "account", "show", acct, "--json").stdout)["buckets"][0][
             "amount"
