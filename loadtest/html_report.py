@@ -43,13 +43,17 @@ max-width:1200px;color:#222;line-height:1.4}
 h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.4em 0 .4em}
 table{border-collapse:collapse;margin:.4em 0 1em;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right}
-th:first-child,td:first-child{text-align:left}thead th{background:#f4f4f4}
+th:first-child,td:first-child{text-align:left}td:first-child{white-space:nowrap}
+thead th{background:#f4f4f4}
 .pass{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}
 figure{margin:1em 0}figure svg{width:100%;height:auto;display:block}
 figcaption{color:#555;font-size:.9em}.grid{display:grid;gap:16px;
 grid-template-columns:repeat(auto-fit,minmax(min(100%,480px),1fr))}
 pre{background:#f6f6f6;padding:8px;overflow:auto}.note{color:#555}
 #summary td{text-align:left}#summary th{text-align:left;padding-right:24px}
+.scroll{overflow-x:auto;max-width:100%}
+@media (max-width:640px){body{padding:8px}th,td{padding:3px 5px}
+table{font-size:.85em}#summary th{padding-right:8px}}
 """
 
 
@@ -123,7 +127,7 @@ def summary_table(result: dict[str, Any]) -> str:
                               f"{spec.get('updates', '?')} updates per session")),
     ]  # fmt: skip
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return f'<table id="summary"><tbody>{body}</tbody></table>'
+    return f'<div class="scroll"><table id="summary"><tbody>{body}</tbody></table></div>'
 
 
 def latency_table(title: str, rows: dict[str, dict[str, Any]], table_id: str) -> str:
@@ -134,9 +138,8 @@ def latency_table(title: str, rows: dict[str, dict[str, Any]], table_id: str) ->
         + [_ms(row["max_us"])]
         for name, row in rows.items()
     ]
-    return f"<h2>{html.escape(title)}</h2>" + _table(head, cells).replace(
-        "<table>", f'<table id="{table_id}">', 1
-    )
+    table = _table(head, cells).replace("<table>", f'<table id="{table_id}">', 1)
+    return f'<h2>{html.escape(title)}</h2><div class="scroll">{table}</div>'  # wide: scrolls itself
 
 
 # --- plots ---------------------------------------------------------------------

@@ -63,7 +63,7 @@ def run_stats(seed: int = 7) -> tuple[dict[str, object], Stats]:
     rng = random.Random(seed)
     stats = Stats()
     for second in range(20):
-        for _ in range(400):
+        for _ in range(1200):  # five-digit counts, as a real run's tables have
             command = rng.choice(["CCR-I", "CCR-U", "CCR-U", "CCR-T"])
             micros = int(rng.lognormvariate(7.3, 0.5)) * (20 if rng.random() < 0.01 else 1)
             result = "2001" if rng.random() > 0.003 else "4012"
