@@ -29,17 +29,21 @@ class AllowedPeerConfig(_Strict):
 
 class LimitsConfig(_Strict):
     """Bounds on what one peer may make us hold (issue 13 item 5). Per connection: one
-    partial message (< max_message_size + one read) and the requests being served (count
-    and octets); per process: the in-flight octets of all connections and the duplicate
-    cache (``DiameterConfig.duplicate_cache_bytes``). A refused message holds nothing."""
+    partial message (< max_message_size + one read), the requests being served or whose
+    answers it has not read (count and octets), and the answers of one read (we stop
+    reading once 64 KiB are queued); per process: the in-flight octets of all connections
+    and the duplicate cache (``DiameterConfig.duplicate_cache_bytes``). A refused message
+    holds nothing once answered."""
 
     max_message_size: int = Field(default=DEFAULT_MAX_MESSAGE, ge=64, le=16 << 20)
     max_depth: int = Field(default=10, ge=2, le=16)
     max_avps: int = Field(default=4096, ge=16)
     max_mscc: int = Field(default=64, ge=1)
     max_in_flight: int = Field(default=1000, ge=1)  # per connection; past it: 3004 TOO_BUSY
-    # Octets of the requests being served on one connection / in the whole process;
-    # past either: 3004 TOO_BUSY (the client retries or fails over; nothing was done).
+    # Octets of the requests being served on one connection / in the whole process, and
+    # of those whose answers wait for a peer that does not read them; past either: 3004
+    # TOO_BUSY (the client retries or fails over; nothing was done). A peer that stops
+    # reading holds at most its own share, until it reads or its watchdog closes it.
     max_in_flight_bytes: int = Field(default=16 << 20, ge=64)
     max_in_flight_bytes_total: int = Field(default=128 << 20, ge=64)
     # True: 5001 also for unknown M-bit AVPs inside containers we never read

@@ -263,6 +263,7 @@ class DiameterServer:
             "connections": len(node.connections) if node else 0,
             "in_flight": sum(c.in_flight for c in node.connections) if node else 0,
             "in_flight_bytes": node.in_flight_bytes if node else 0,
+            "write_buffer_bytes": sum(c.write_buffer_size for c in node.connections) if node else 0,
             "duplicate_cache": {
                 "entries": len(node.duplicates) if node else 0,
                 "bytes": node.duplicates.bytes if node else 0,

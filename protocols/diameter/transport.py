@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger("ocs.diameter")
 
 CCR = int(Command.CREDIT_CONTROL)
+# Answers queued in one loop pass past which we stop reading this peer until they are
+# written: libuv reads up to 32 chunks of 256 KB in one pass before our flush runs, and
+# the transport's own high-water mark (pause_writing) only sees what was written.
+OUT_PAUSE = 64 << 10
 
 
 class Connection(asyncio.Protocol):
@@ -54,11 +58,18 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.machine: PeerMachine | None = None
         self.in_flight = 0
-        self.in_flight_bytes = 0  # octets of the requests being served on this connection
+        # Octets of the requests being served on this connection, and of those answered
+        # whose answers may still wait in our write buffer (a peer that does not read):
+        # both are memory this peer makes us hold (issue 13 item 5).
+        self.in_flight_bytes = 0
+        self._answered_bytes = 0  # the second part: released once the buffer drained
         self.pending: dict[int, asyncio.Future[Decoded]] = {}
         self.closed = asyncio.Event()
         self._out: list[bytes] = []
+        self._out_bytes = 0
         self._flush_scheduled = False
+        self._paused_for_output = False  # we stopped reading: answers queued this pass
+        self._writing_paused = False  # the transport stopped us: the peer does not read
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closing = False
@@ -99,10 +110,17 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The peer does not read its answers: stop reading its requests until it does,
         # rather than buffering answers without bound.
+        self._writing_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._release_answered()  # the write buffer drained: the answers have left
+        if not self._paused_for_output:
+            self._resume_reading()
+
+    def _resume_reading(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
@@ -118,6 +136,7 @@ class Connection(asyncio.Protocol):
             if not fut.done():
                 fut.set_exception(ConnectionError("connection closed"))
         self.pending.clear()
+        self._release_answered()
         self.closed.set()
         self.node.connection_lost(self)
 
@@ -239,8 +258,7 @@ class Connection(asyncio.Protocol):
             )
         finally:
             self.in_flight -= 1
-            self.in_flight_bytes -= len(msg.raw)
-            self.node.in_flight_bytes -= len(msg.raw)
+            self._answered_bytes += len(msg.raw)  # held until the answer has left
             self._counts.in_flight -= 1
         cacheable = not answer[4] & FLAG_ERROR  # a 3004 must not be replayed to a retry
         cache = self.node.duplicates
@@ -251,6 +269,8 @@ class Connection(asyncio.Protocol):
         )
         self._counts.seconds(msg.header.command_code).observe(self.loop.time() - started)
         self.send(answer)
+        if not self._flush_scheduled:
+            self._flush()  # nothing queued (the connection is closing): release the octets
         for conn, copy in copies:
             conn.send(copy)  # a repeat may have come on another connection of the peer
         if self._close_when_idle and self.in_flight == 0:
@@ -285,16 +305,37 @@ class Connection(asyncio.Protocol):
             command = int.from_bytes(data[5:8], "big")
             self._counts.answer(command, result_code_of(data))
         self._out.append(data)
+        self._out_bytes += len(data)
+        if self._out_bytes > OUT_PAUSE and not self._paused_for_output:
+            self._paused_for_output = True  # until the flush: see OUT_PAUSE
+            self.transport.pause_reading()
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._out and self.transport is not None and not self.transport.is_closing():
+        transport = self.transport
+        if self._out and transport is not None and not transport.is_closing():
             data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
-            self.transport.write(data)
+            transport.write(data)  # may call pause_writing
         self._out.clear()
+        self._out_bytes = 0
+        if self._paused_for_output:
+            self._paused_for_output = False
+            if not self._writing_paused:
+                self._resume_reading()
+        if self._answered_bytes and (
+            transport is None or transport.is_closing() or not transport.get_write_buffer_size()
+        ):
+            self._release_answered()  # the kernel took every answer (or they never will leave)
+
+    def _release_answered(self) -> None:
+        held = self._answered_bytes
+        if held:
+            self._answered_bytes = 0
+            self.in_flight_bytes -= held
+            self.node.in_flight_bytes -= held
 
     def close(self, reason: str, drain: bool = False) -> None:
         if self._closing:
@@ -316,6 +357,14 @@ class Connection(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Octets written but not yet taken by the kernel (a peer that does not read)."""
+        transport = self.transport
+        return (
+            0 if transport is None or transport.is_closing() else transport.get_write_buffer_size()
+        )
 
     @property
     def open_peer(self) -> str | None:
