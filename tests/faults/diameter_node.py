@@ -40,14 +40,17 @@ class Node:
         kib = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
         return kib / 1024
 
+    def metrics(self) -> list[str]:
+        """The lines of /metrics."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.read().decode().splitlines()  # type: ignore[no-any-return]
+
     def metric(self, name: str, labels: str = "") -> float:
         """A sample of /metrics (0 when absent), e.g. ``metric("ocs_diameter_answers_total",
         'command="credit_control",result_code="2001"')``."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            text = resp.read().decode()
         total = 0.0
-        for line in text.splitlines():
+        for line in self.metrics():
             if line.startswith(name) and not line.startswith("#"):
                 head, _, value = line.rpartition(" ")
                 if head == name or (labels and head == f"{name}{{{labels}}}"):

@@ -99,6 +99,7 @@ async def test_large_refused_messages_then_fuzz_keep_memory_bounded(tmp_path: Pa
 
 
 @pytest.mark.faults
+@pytest.mark.timeout(600)
 async def test_the_issues_probe_keeps_memory_bounded(tmp_path: Path) -> None:
     """The issue's probe: 600 refused 120 KB CCRs, then 20,000 fuzz cases."""
     await probe(tmp_path, large=600, fuzz_cases=20_000, seed=13)
