@@ -375,7 +375,9 @@ class Accounts:
         request = self._identity_request(account_id, ident, False, actor, ref)
         try:
             reply = await self._run(
-                "identity", [keys.account, keys.ids, keys.ref(ref), keys.audit], request
+                "identity",
+                [keys.account, keys.ids, keys.ref(ref), keys.audit, keys.balance],
+                request,
             )
         except BaseException:
             async with storage_errors():
@@ -393,7 +395,7 @@ class Accounts:
         keys = self.keys(account_id)
         request = self._identity_request(account_id, ident, True, actor, ref)
         reply = await self._run(
-            "identity", [keys.account, keys.ids, keys.ref(ref), keys.audit], request
+            "identity", [keys.account, keys.ids, keys.ref(ref), keys.audit, keys.balance], request
         )
         if reply.get("e") == "not_found":
             raise UserUnknown(f"account {account_id} has no identity {ident.key()}")
@@ -474,6 +476,7 @@ class Accounts:
                 keys.notifications,
                 keys.ref(ref),
                 keys.audit,
+                keys.balance,
             ],
             request,
         )

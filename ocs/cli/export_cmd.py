@@ -1,4 +1,4 @@
-"""``ocs export``: run the charged-session exporter, or verify its files.
+"""``ocs export``: run the charged-session and audit exporters, or verify their files.
 
 * ``ocs export``          follow the streams until SIGTERM / SIGINT (clean stop)
 * ``ocs export --once``   drain what is there, close complete periods, exit (cron)
@@ -6,6 +6,9 @@
   against batch metadata and manifests; exit 1 with one line on stderr on
   any mismatch.
 
+Two exporters run in one process, one per feed (:mod:`ocs.export.feeds`):
+the charged records (invoice rows) on the main thread, the audit entries
+(operator changes) on a second one; each acknowledges only what it wrote.
 The exporter reads the ``export:`` section of the configuration and the same
 ``redis:`` section as ``ocs serve`` (attaching to the embedded server when no
 URL is set). It serves its own ``/metrics`` and ``/health`` on
@@ -175,6 +178,7 @@ def _run(
     import redis
 
     from ocs.export.exporter import Exporter
+    from ocs.export.feeds import AUDIT
     from ocs.export.layout import LayoutMismatch
     from ocs.http import register_health, set_listeners_up, unregister_health
     from ocs.service_manager import notify
@@ -182,6 +186,7 @@ def _run(
     try:
         client = _redis(config, redis_url, once, stack)
         exporter = Exporter(client, cfg)
+        audit = Exporter(client, cfg, feed=AUDIT)
         if not once and config.metrics.enabled and cfg.metrics_port is not None:
             host = cfg.metrics_host or config.metrics.host
             _serve_http(host, cfg.metrics_port, config.metrics.health_details, stack)
@@ -189,6 +194,8 @@ def _run(
         fail(f"export: {exc}")
     register_health("export", exporter.health)
     stack.callback(unregister_health, "export")
+    register_health("export_audit", audit.health)
+    stack.callback(unregister_health, "export_audit")
     set_listeners_up(True)  # connected to the store: ready once writes succeed
     if not once:
         notify("READY=1", "STATUS=exporting")  # systemd Type=notify
@@ -196,22 +203,51 @@ def _run(
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         exporter.stop()
+        audit.stop()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    side = _AuditThread(audit, once)
+    side.start()
     try:
-        status = exporter.run(once=once)
+        try:
+            status = exporter.run(once=once)
+        finally:
+            if not once:
+                audit.stop()  # the records exporter stopped: so does the audit one
+            side.join()
+        if side.error is not None:
+            raise side.error
     except LayoutMismatch as exc:
         fail(str(exc))
     except redis.RedisError as exc:
         fail(f"export: redis: {exc}")
-    if status != 0:
-        click.echo(
-            f"ocs export: stopped, nothing acknowledged past the failure: "
-            f"{exporter.health()['reason']}",
-            err=True,
-        )
-    return status
+    for which, ran, code in (("records", exporter, status), ("audit", audit, side.status)):
+        if code != 0:
+            click.echo(
+                f"ocs export: {which} stopped, nothing acknowledged past the failure: "
+                f"{ran.health()['reason']}",
+                err=True,
+            )
+    return max(status, side.status)
+
+
+class _AuditThread(threading.Thread):
+    """The audit exporter beside the records one (its own thread, same process)."""
+
+    def __init__(self, exporter: Any, once: bool) -> None:
+        super().__init__(name="export-audit", daemon=True)
+        self.exporter = exporter
+        self.once = once
+        self.status = 0
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self.status = self.exporter.run(once=self.once)
+        except Exception as exc:  # raised again on the main thread, as the records one's
+            self.error = exc
+            self.status = 1
 
 
 @export_cli.command("verify")
@@ -236,7 +272,8 @@ def verify_cmd(directory: Path) -> None:
         sys.exit(1)
     click.echo(
         f"export verify: ok: {report.periods} periods ({report.closed} closed), "
-        f"{report.batches} batches, {report.rows} rows, {report.records} records"
+        f"{report.batches} batches, {report.rows} rows, {report.records} records, "
+        f"{report.audit_entries} audit entries"
     )
 
 

@@ -2,9 +2,10 @@
 
 For each batch of entries taken from one partition stream:
 
-1. decode every entry; one that is not a valid record goes to the
-   partition's dead-letter stream with the reason, acknowledged in the same
-   MULTI (counted, never written);
+1. decode every entry (the feed's decoder, :mod:`ocs.export.feeds`); one that
+   is not a valid item goes to the partition's dead-letter stream with the
+   reason, acknowledged in the same MULTI (counted, never written); entries of
+   load-test accounts are acknowledged only (``export.exclude_test_accounts``);
 2. group the rest by billing period (:meth:`PeriodSpec.assign`); a period
    already closed takes no new batch: such entries are dead-lettered too;
 3. entries that were delivered before (reclaimed after a crash or taken over
@@ -22,15 +23,16 @@ buffer and pending in Redis.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
 
-from ocs.charging.records import RECORD_FIELD, ChargedRecord, RecordDecodeError, decode_record
 from ocs.export import metrics
+from ocs.export.feeds import DecodeError, Item
 from ocs.export.layout import BatchExists, Layout, id_key
 from ocs.export.periods import PeriodSpec
-from ocs.export.rows import RowStyle, record_rows
+from ocs.export.rows import RowStyle
 from ocs.export.streams import Entry, GroupStreams
 
 log = structlog.get_logger("ocs.export")
@@ -53,18 +55,11 @@ class CommitStats:
 @dataclass
 class _Item:
     entry: Entry
-    record: ChargedRecord
+    item: Item
 
 
-def decode_entry(entry: Entry) -> ChargedRecord:
-    """The record of an entry; RecordDecodeError if absent, malformed or inconsistent."""
-    raw = entry.fields.get(RECORD_FIELD)
-    if raw is None:
-        raise RecordDecodeError(f"no {RECORD_FIELD.decode()!r} field")
-    rec = decode_record(raw)
-    if rec.net + rec.tax != rec.charged:
-        raise RecordDecodeError(f"net {rec.net} + tax {rec.tax} != charged {rec.charged}")
-    return rec
+def _no_exclusion(accounts: Iterable[str]) -> set[str]:
+    return set()
 
 
 @dataclass
@@ -75,19 +70,34 @@ class Committer:
     style: RowStyle
     token: str
     done: set[str] = field(default_factory=set)
+    # Which of these accounts are load-test accounts (export.exclude_test_accounts):
+    # their entries are acknowledged and written nowhere.
+    excluded: Callable[[Iterable[str]], set[str]] = _no_exclusion
 
     def commit(self, partition: int, entries: list[Entry]) -> CommitStats:
         """Resolve ``entries``; ids resolved so far are in ``self.done`` even on error."""
         stats = CommitStats()
-        by_period: dict[str, list[_Item]] = {}
+        feed = self.layout.feed
+        decoded: list[_Item] = []
         for entry in sorted(entries, key=lambda e: id_key(e.entry_id)):
             try:
-                rec = decode_entry(entry)
-            except RecordDecodeError as exc:
+                item = feed.decode(entry.entry_id, partition, entry.fields)
+            except DecodeError as exc:
                 self._dead_letter(partition, entry, str(exc), "undecodable", stats)
                 continue
-            label = self.spec.assign(rec.end, id_key(entry.entry_id)[0]).label
-            by_period.setdefault(label, []).append(_Item(entry, rec))
+            decoded.append(_Item(entry, item))
+        skip = self.excluded({i.item.account for i in decoded}) if decoded else set()
+        if skip:
+            ids = [i.entry.entry_id for i in decoded if i.item.account in skip]
+            self.streams.ack(partition, ids)
+            self.done.update(ids)
+            metrics.EXCLUDED.labels(feed.name).inc(len(ids))
+        by_period: dict[str, list[_Item]] = {}
+        for i in decoded:
+            if i.item.account in skip:
+                continue
+            label = self.spec.assign(i.item.end, id_key(i.entry.entry_id)[0]).label
+            by_period.setdefault(label, []).append(i)
         for label, items in by_period.items():
             self._commit_period(partition, label, items, stats)
         return stats
@@ -98,7 +108,7 @@ class Committer:
         self.streams.dead_letter(p, entry, reason)
         self.done.add(entry.entry_id)
         stats.dead_letters += 1
-        metrics.DEAD_LETTERS.labels(kind).inc()
+        self.layout.feed.metrics.dead_letters.labels(kind).inc()
         log.warning("export_dead_letter", partition=p, entry=entry.entry_id, reason=reason)
 
     def _commit_period(self, p: int, label: str, items: list[_Item], stats: CommitStats) -> None:
@@ -126,13 +136,14 @@ class Committer:
             self.streams.ack(p, on_disk)
             self.done.update(on_disk)
             stats.reconciled += len(on_disk)
-            metrics.RECONCILED.inc(len(on_disk))
+            self.layout.feed.metrics.reconciled.inc(len(on_disk))
             log.info("export_reconciled", partition=p, period=label, entries=len(on_disk))
 
     def _write(self, p: int, label: str, items: list[_Item], stats: CommitStats) -> set[str]:
         """Stage, fence, publish, ack; returns ids lost to another consumer (nothing written)."""
+        feed = self.layout.feed
         rows = [
-            row for i in items for row in record_rows(i.entry.entry_id, p, i.record, self.style)
+            row for i in items for row in feed.rows(i.entry.entry_id, p, i.item.value, self.style)
         ]
         ids = [i.entry.entry_id for i in items]
         staged = self.layout.stage(self.token, label, p, ids, rows)
@@ -156,9 +167,10 @@ class Committer:
         stats.records += len(items)
         stats.rows += len(rows)
         stats.batches += 1
-        metrics.RECORDS_EXPORTED.inc(len(items))
-        metrics.ROWS_EXPORTED.inc(len(rows))
-        metrics.FILES_WRITTEN.labels("rows").inc(len(self.layout.formats))
+        feed.metrics.exported.inc(len(items))
+        if feed.metrics.rows is not None:
+            feed.metrics.rows.inc(len(rows))
+        metrics.FILES_WRITTEN.labels(feed.stem).inc(len(self.layout.formats))
         log.debug(
             "export_batch_written",
             partition=p,

@@ -60,6 +60,9 @@ class ExportConfig(BaseModel):
     # port); host defaults to metrics.host; null disables, 0 picks a free port.
     metrics_host: str | None = None
     metrics_port: int | None = Field(default=9465, ge=0, le=65535)
+    # Leave out the records and audit entries of load-test accounts (created
+    # by `ocs loadtest`, flagged in the store): they are acknowledged, never written.
+    exclude_test_accounts: bool = True
     # In --once mode, give up (exit 1, nothing acknowledged) after this many
     # failed write attempts in a row.
     once_max_attempts: int = Field(default=5, ge=1)

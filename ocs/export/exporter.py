@@ -1,8 +1,10 @@
 """``ocs export``: the charged-session exporter process (follow or --once).
 
 Exactly-once protocol (DESIGN.md "Data flow" 4). The exporter reads every
-partition's record stream through one consumer group; several exporters
-sharing the group (and the output directory) split the entries between them.
+partition's stream of its feed (charged records, or audit entries:
+:mod:`ocs.export.feeds`; ``ocs export`` runs one exporter per feed) through
+one consumer group; several exporters sharing the group (and the output
+directory) split the entries between them.
 
 * An entry is acknowledged (XACK) only after the batch holding its rows is
   on disk: files written, flushed and fsync'd in ``.tmp/``, published by one
@@ -36,7 +38,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -46,13 +48,14 @@ from ocs.export import metrics
 from ocs.export.commit import CommitStats, Committer
 from ocs.export.config import ExportConfig
 from ocs.export.consumer import consumer_of_token, is_dead_local, new_consumer_name, staging_token
+from ocs.export.feeds import RECORDS, Feed
 from ocs.export.layout import Layout, id_key
 from ocs.export.manifest import close_period
 from ocs.export.money import Currencies
 from ocs.export.periods import PeriodSpec
 from ocs.export.rows import RowStyle
 from ocs.export.streams import Entry, GroupStreams, partition_count
-from ocs.store.keys import DEFAULT_PARTITIONS, META_PARTITIONS
+from ocs.store.keys import DEFAULT_PARTITIONS, META_PARTITIONS, AccountKeys
 
 log = structlog.get_logger("ocs.export")
 
@@ -69,13 +72,16 @@ class Exporter:
         cfg: ExportConfig,
         consumer: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        feed: Feed = RECORDS,
     ) -> None:
         self.client = client
         self.cfg = cfg
+        self.feed = feed
+        self.m = feed.metrics
         self.consumer = consumer or new_consumer_name()
         self.token = staging_token(self.consumer)
         self.spec = PeriodSpec(cfg.period, cfg.zone, cfg.close_grace_seconds)
-        self.layout = Layout(cfg.output_dir, cfg.formats)
+        self.layout = Layout(cfg.output_dir, cfg.formats, feed)
         self.currencies = Currencies(cfg.currency_exponents, cfg.default_currency_exponent)
         self.style = RowStyle(cfg.zone, self.currencies, cfg.mask_identities, cfg.mask_keep_last)
         self.clock = clock
@@ -101,12 +107,20 @@ class Exporter:
     def start(self) -> None:
         self.client.set(META_PARTITIONS, DEFAULT_PARTITIONS, nx=True)
         partitions = partition_count(self.client)
-        self.streams = GroupStreams(self.client, self.cfg.group, self.consumer, partitions)
+        self.streams = GroupStreams(
+            self.client,
+            self.cfg.group,
+            self.consumer,
+            partitions,
+            self.feed.stream,
+            self.feed.dead_stream,
+        )
         self.streams.ensure_groups()
         self._guarded(self._prepare_disk)
         self.reconcile()
         log.info(
             "export_started",
+            feed=self.feed.name,
             consumer=self.consumer,
             partitions=partitions,
             output=str(self.cfg.output_dir),
@@ -194,6 +208,7 @@ class Exporter:
             self._guarded(self._leave_group)
         log.info(
             "export_stopped",
+            feed=self.feed.name,
             consumer=self.consumer,
             records=self.stats.records,
             dead_letters=self.stats.dead_letters,
@@ -208,7 +223,12 @@ class Exporter:
             s.drop_consumer_if_empty(p, self.consumer)
 
     def _give_up(self) -> int:
-        log.error("export_gave_up", reason=self._failure, attempts=self._failures_in_row)
+        log.error(
+            "export_gave_up",
+            feed=self.feed.name,
+            reason=self._failure,
+            attempts=self._failures_in_row,
+        )
         return 1
 
     def _guarded(self, step: Callable[[], Any]) -> Any:
@@ -227,18 +247,22 @@ class Exporter:
         )
         self._retry_at = self.clock() + delay
         self._failure = f"{type(exc).__name__}: {exc}"
-        metrics.WRITE_ERRORS.inc()
-        metrics.HEALTHY.set(0)
+        self.m.write_errors.inc()
+        self.m.healthy.set(0)
         log.error(
-            "export_write_failed", reason=self._failure, retry_in=delay, buffered=self.buffered()
+            "export_write_failed",
+            feed=self.feed.name,
+            reason=self._failure,
+            retry_in=delay,
+            buffered=self.buffered(),
         )
 
     def _recovered(self) -> None:
         if self._failure is not None:
-            log.info("export_recovered", after=self._failures_in_row)
+            log.info("export_recovered", feed=self.feed.name, after=self._failures_in_row)
         self._failure = None
         self._failures_in_row = 0
-        metrics.HEALTHY.set(1)
+        self.m.healthy.set(1)
 
     # -- health ----------------------------------------------------------------
 
@@ -326,7 +350,9 @@ class Exporter:
                 self._commit(p, buf)
 
     def _commit(self, p: int, buf: dict[str, Entry]) -> None:
-        committer = Committer(self._streams(), self.layout, self.spec, self.style, self.token)
+        committer = Committer(
+            self._streams(), self.layout, self.spec, self.style, self.token, excluded=self.excluded
+        )
         try:
             stats = committer.commit(p, list(buf.values()))
             self.stats.add(stats)
@@ -335,6 +361,20 @@ class Exporter:
                 buf.pop(entry_id, None)
             if not buf:
                 self._since.pop(p, None)
+
+    def excluded(self, accounts: Iterable[str]) -> set[str]:
+        """Load-test accounts among ``accounts`` (export.exclude_test_accounts):
+        flagged ``test`` in their hash at creation (``ocs loadtest``); a
+        deleted account keeps its hash, so its late records are left out too."""
+        if not self.cfg.exclude_test_accounts:
+            return set()
+        names = sorted(accounts)
+        s = self._streams()
+        pipe = self.client.pipeline(transaction=False)
+        for account in names:
+            pipe.hget(AccountKeys(account, s.partitions).account, "test")
+        flags: list[Any] = pipe.execute()
+        return {a for a, flag in zip(names, flags, strict=True) if flag not in (None, b"0")}
 
     # -- periods, lag, trim ----------------------------------------------------
 
@@ -345,7 +385,7 @@ class Exporter:
         oldest = [s.oldest_unacked(p) for p in range(s.partitions)]
         ages = [now_ms - id_key(o)[0] for o in oldest if o is not None]
         self._lag = max(ages, default=0) / 1000
-        metrics.LAG.set(self._lag)
+        self.m.lag.set(self._lag)
         floor = min((id_key(o)[0] for o in oldest if o is not None), default=None)
         for label in self.layout.period_labels():
             if label in self._closed:
@@ -362,9 +402,9 @@ class Exporter:
                 self._closed.add(label)
                 if manifest is None:
                     continue  # another exporter closed it meanwhile
-                metrics.PERIODS_CLOSED.inc()
+                self.m.periods_closed.inc()
                 metrics.FILES_WRITTEN.labels("period").inc(len(manifest["files"]) + 1)
-                log.info("export_period_closed", period=label)
+                log.info("export_period_closed", feed=self.feed.name, period=label)
 
     def trim(self) -> None:
         """XTRIM MINID below min(now - retention, oldest unacknowledged entry)."""

@@ -15,8 +15,10 @@
         manifest.json                  written last: the period is closed
 
 A batch holds entries of one partition stream and one period; its directory
-is named ``p<partition>_<first id>_<last id>``. It is staged complete in
-``.tmp/`` (every file written, flushed and fsync'd, then the staging
+is named ``p<partition>_<first id>_<last id>`` (charged records) or
+``a<partition>_...`` (audit entries, beside them: ``audit.csv``,
+``audit.jsonl`` and ``audit-manifest.json`` at close; :mod:`ocs.export.feeds`).
+It is staged complete in ``.tmp/`` (every file written, flushed and fsync'd, then the staging
 directory fsync'd) and published by one ``rename(2)`` into the period
 directory, which is then fsync'd. A batch directory therefore exists whole or
 not at all, and ``batch.json`` inside it lists exactly the entries it holds:
@@ -36,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocs.export.formats import file_name, read_rows, write_file
-from ocs.export.rows import COLUMNS, Row
-from ocs.export.summary import currency_totals
+from ocs.export.feeds import RECORDS, Feed
+from ocs.export.formats import file_name, iter_raw, write_file
+from ocs.export.rows import Row
 
 TMP_DIR = ".tmp"
 BATCH_META = "batch.json"
@@ -57,14 +59,15 @@ class BatchName:
     partition: int
     first: str
     last: str
+    prefix: str = "p"  # the feed's (p: charged records, a: audit entries)
 
     def __str__(self) -> str:
-        return f"p{self.partition:02d}_{self.first}_{self.last}"
+        return f"{self.prefix}{self.partition:02d}_{self.first}_{self.last}"
 
     @classmethod
-    def parse(cls, name: str) -> BatchName | None:
+    def parse(cls, name: str, prefix: str = "p") -> BatchName | None:
         parts = name.split("_")
-        if len(parts) != 3 or not parts[0].startswith("p"):
+        if len(parts) != 3 or not parts[0].startswith(prefix) or not parts[0][1:].isdigit():
             return None
         try:
             partition = int(parts[0][1:])
@@ -72,7 +75,7 @@ class BatchName:
             id_key(parts[2])
         except ValueError:
             return None
-        return cls(partition, parts[1], parts[2])
+        return cls(partition, parts[1], parts[2], prefix)
 
     def covers(self, entry_id: str) -> bool:
         return id_key(self.first) <= id_key(entry_id) <= id_key(self.last)
@@ -114,9 +117,10 @@ class Staged:
 class Layout:
     """Paths, staging, publishing and look-ups under one output directory."""
 
-    def __init__(self, root: Path, formats: Sequence[str]) -> None:
+    def __init__(self, root: Path, formats: Sequence[str], feed: Feed = RECORDS) -> None:
         self.root = root
         self.formats = tuple(formats)
+        self.feed = feed
         self.tmp = root / TMP_DIR
         self._seq = 0
 
@@ -142,7 +146,8 @@ class Layout:
         return self.root / label
 
     def is_closed(self, label: str) -> bool:
-        return (self.period_dir(label) / MANIFEST).exists()
+        """Is this feed's part of the period closed (its manifest written)?"""
+        return (self.period_dir(label) / self.feed.manifest).exists()
 
     def period_labels(self) -> list[str]:
         if not self.root.is_dir():
@@ -156,8 +161,9 @@ class Layout:
         pdir = self.period_dir(label)
         if not pdir.is_dir():
             return []
+        prefix = self.feed.batch_prefix
         return sorted(
-            p for p in pdir.iterdir() if p.is_dir() and BatchName.parse(p.name) is not None
+            p for p in pdir.iterdir() if p.is_dir() and BatchName.parse(p.name, prefix) is not None
         )
 
     def committed(self, label: str, partition: int, ids: Iterable[str]) -> set[str]:
@@ -165,7 +171,7 @@ class Layout:
         wanted = set(ids)
         found: set[str] = set()
         for path in self.batches(label):
-            name = BatchName.parse(path.name)
+            name = BatchName.parse(path.name, self.feed.batch_prefix)
             if name is None or name.partition != partition:
                 continue
             if not any(name.covers(i) for i in wanted - found):
@@ -178,23 +184,24 @@ class Layout:
     ) -> Staged:
         """Write a complete batch into ``.tmp/`` and fsync it (not yet visible)."""
         ordered = sorted(entries, key=id_key)
-        name = BatchName(partition, ordered[0], ordered[-1])
+        name = BatchName(partition, ordered[0], ordered[-1], self.feed.batch_prefix)
         self._seq += 1
         tmp = self.tmp / f"{token}~{self._seq}"
         tmp.mkdir()
         try:
             files = {}
+            feed = self.feed
             for fmt in self.formats:
-                fname = file_name("rows", fmt)
-                files[fname] = write_file(tmp / fname, fmt, COLUMNS, rows)
+                fname = file_name(feed.stem, fmt)
+                files[fname] = write_file(tmp / fname, fmt, feed.columns, rows)
             meta = {
                 "period": label,
                 "partition": partition,
                 "entries": ordered,
                 "rows": len(rows),
-                "records": len({r["record_id"] for r in rows}),
+                "records": len({r[feed.unique_column] for r in rows}),
                 "files": files,
-                "totals": currency_totals(rows),
+                "totals": feed.totals(rows),
                 "writer": token,
             }
             write_durable(tmp / BATCH_META, json.dumps(meta, indent=1).encode())
@@ -244,10 +251,11 @@ def batch_meta(batch_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def batch_rows(batch_dir: Path) -> list[Row]:
+def batch_rows(batch_dir: Path, feed: Feed = RECORDS) -> list[Row]:
     """Rows of a published batch (JSON Lines if it has them, else CSV)."""
     files = batch_meta(batch_dir)["files"]
     for fmt in ("jsonl", "csv", "parquet"):
-        if file_name("rows", fmt) in files:
-            return read_rows(batch_dir / file_name("rows", fmt))
+        name = file_name(feed.stem, fmt)
+        if name in files:
+            return [feed.coerce(r) for r in iter_raw(batch_dir / name)]
     raise ValueError(f"{batch_dir}: no readable row file")

@@ -11,6 +11,10 @@ lock on the period (two exporters may try at once), the exporter:
    means the period is closed and its files complete;
 3. removes the batch directories (the rows files now hold every row).
 
+Each feed (:mod:`ocs.export.feeds`) closes its own part of a period: the
+charged records their ``rows.*``, ``summary.*`` and ``manifest.json``, the
+audit entries their ``audit.*`` and ``audit-manifest.json`` (no summary).
+
 The manifest lists each file with its sha256, size and row count, the ISO
 4217 exponent used for each currency, per-currency totals, and the batches
 merged. A crash before the manifest leaves the period open (the next close
@@ -33,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from ocs.export.formats import RowFile, file_name, write_file
-from ocs.export.layout import MANIFEST, Layout, batch_meta, batch_rows, fsync_dir, write_durable
+from ocs.export.layout import Layout, batch_meta, batch_rows, fsync_dir, write_durable
 from ocs.export.periods import Period, PeriodSpec, iso_local
-from ocs.export.rows import COLUMNS
+from ocs.export.rows import Row
 from ocs.export.summary import SUMMARY_TYPES, PeriodTotals
 
 SUMMARY_FORMATS = ("csv", "jsonl")
@@ -59,7 +63,7 @@ def close_period(
     """Close a period (see module docstring); returns the manifest, None if already closed."""
     pdir = layout.period_dir(period.label)
     with period_lock(pdir):
-        if (pdir / MANIFEST).exists():
+        if (pdir / layout.feed.manifest).exists():
             remove_batches(layout, period.label)
             return None
         manifest = _write_closed(layout, spec, period, exponent, token)
@@ -82,21 +86,26 @@ def _write_closed(
     layout: Layout, spec: PeriodSpec, period: Period, exponent: Callable[[str], int], token: str
 ) -> dict[str, Any]:
     pdir = layout.period_dir(period.label)
+    feed = layout.feed
     totals = PeriodTotals()
+    kept: list[Row] = []  # audit rows, for their totals (a few per operator change)
     batches = []
     staged: dict[str, Path] = {}
     writers = {}
     for fmt in layout.formats:
-        name = file_name("rows", fmt)
+        name = file_name(feed.stem, fmt)
         staged[name] = _staging(layout, token, name)
-        writers[name] = RowFile(staged[name], fmt, COLUMNS)
+        writers[name] = RowFile(staged[name], fmt, feed.columns)
     try:
         for bdir in layout.batches(period.label):
-            rows = batch_rows(bdir)  # one batch in memory at a time
+            rows = batch_rows(bdir, feed)  # one batch in memory at a time
             for out in writers.values():
                 out.write(rows)
-            for row in rows:
-                totals.add(row)
+            if feed.summary:
+                for row in rows:
+                    totals.add(row)
+            else:
+                kept.extend(rows)
             meta = batch_meta(bdir)
             batches.append({"name": bdir.name, "entries": len(meta["entries"]), "rows": len(rows)})
         files = {name: out.finish() for name, out in writers.items()}
@@ -105,11 +114,12 @@ def _write_closed(
             out.abort()
         raise
     exponents = {c: exponent(c) for c in totals.currencies()}
-    summary = totals.summary(exponents)
-    for fmt in (f for f in layout.formats if f in SUMMARY_FORMATS):
-        name = file_name("summary", fmt)
-        staged[name] = _staging(layout, token, name)
-        files[name] = write_file(staged[name], fmt, SUMMARY_TYPES, summary)
+    if feed.summary:
+        summary = totals.summary(exponents)
+        for fmt in (f for f in layout.formats if f in SUMMARY_FORMATS):
+            name = file_name("summary", fmt)
+            staged[name] = _staging(layout, token, name)
+            files[name] = write_file(staged[name], fmt, SUMMARY_TYPES, summary)
     for name, path in staged.items():
         os.replace(path, pdir / name)
     manifest = {
@@ -121,14 +131,14 @@ def _write_closed(
         "closed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "exponents": exponents,
         "files": files,
-        "totals": totals.totals(exponents),
+        "totals": totals.totals(exponents) if feed.summary else feed.totals(kept),
         "batches": batches,
     }
     data = json.dumps(manifest, indent=1).encode()
-    path = _staging(layout, token, MANIFEST)
+    path = _staging(layout, token, feed.manifest)
     write_durable(path, data)
     fsync_dir(pdir)  # the rows and summary renames first, then the manifest
-    os.replace(path, pdir / MANIFEST)
+    os.replace(path, pdir / feed.manifest)
     fsync_dir(pdir)
     return manifest
 

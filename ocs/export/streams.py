@@ -1,8 +1,9 @@
-"""Consumer-group operations on the partition record streams.
+"""Consumer-group operations on one feed's partition streams.
 
-Every command names one partition stream (``ocs:{pNN}:records``, or its
-dead-letter twin under the same hash tag), so the exporter works unchanged
-against Redis Cluster. Two small Lua scripts make ownership checks atomic:
+Every command names one partition stream (``ocs:{pNN}:records`` or
+``ocs:{pNN}:audit``, :mod:`ocs.export.feeds`, or its dead-letter twin under
+the same hash tag), so the exporter works unchanged against Redis Cluster.
+Two small Lua scripts make ownership checks atomic:
 
 * ``FENCE``: before publishing a batch, check that this consumer still owns
   every entry (none was taken over by another exporter's XAUTOCLAIM) and
@@ -14,7 +15,7 @@ against Redis Cluster. Two small Lua scripts make ownership checks atomic:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +77,20 @@ def _sid(value: bytes | str) -> str:
 
 
 class GroupStreams:
-    """The record streams of all partitions, read through one consumer group."""
+    """One feed's streams of all partitions, read through one consumer group."""
 
-    def __init__(self, client: redis.Redis, group: str, consumer: str, partitions: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        group: str,
+        consumer: str,
+        partitions: int,
+        stream: Callable[[int], str] = records_stream,
+        dead_stream: Callable[[int], str] = dead_letter_stream,
+    ) -> None:
         self.client = client
+        self.stream = stream
+        self.dead_stream = dead_stream
         self.group = group
         self.consumer = consumer
         self.partitions = partitions
@@ -90,7 +101,7 @@ class GroupStreams:
         """XGROUP CREATE ... 0 MKSTREAM on every partition (existing groups kept)."""
         for p in range(self.partitions):
             try:
-                self.client.xgroup_create(records_stream(p), self.group, id="0", mkstream=True)
+                self.client.xgroup_create(self.stream(p), self.group, id="0", mkstream=True)
             except redis.ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -100,7 +111,7 @@ class GroupStreams:
         parts = list(partitions)
         pipe = self.client.pipeline(transaction=False)
         for p in parts:
-            pipe.xreadgroup(self.group, self.consumer, {records_stream(p): ">"}, count=count)
+            pipe.xreadgroup(self.group, self.consumer, {self.stream(p): ">"}, count=count)
         out: list[Entry] = []
         replies: Any = pipe.execute()
         for p, reply in zip(parts, replies, strict=True):
@@ -109,19 +120,19 @@ class GroupStreams:
         return out
 
     def consumers(self, p: int) -> list[ConsumerInfo]:
-        rows: Any = self.client.xinfo_consumers(records_stream(p), self.group)
+        rows: Any = self.client.xinfo_consumers(self.stream(p), self.group)
         return [ConsumerInfo(_sid(r["name"]), int(r["pending"]), int(r["idle"])) for r in rows]
 
     def claim_from(self, p: int, owner: str, count: int) -> list[Entry]:
         """Take up to ``count`` pending entries of ``owner`` (a dead consumer) now."""
         pending: Any = self.client.xpending_range(
-            records_stream(p), self.group, min="-", max="+", count=count, consumername=owner
+            self.stream(p), self.group, min="-", max="+", count=count, consumername=owner
         )
         ids = [_sid(e["message_id"]) for e in pending]
         if not ids:
             return []
         claimed: Any = self.client.xclaim(
-            records_stream(p), self.group, self.consumer, 0, list[Any](ids)
+            self.stream(p), self.group, self.consumer, 0, list[Any](ids)
         )
         return [Entry(p, _sid(i), f or {}, True) for i, f in claimed if f is not None]
 
@@ -131,7 +142,7 @@ class GroupStreams:
         cursor = "0-0"
         while len(out) < count:
             reply: Any = self.client.xautoclaim(
-                records_stream(p),
+                self.stream(p),
                 self.group,
                 self.consumer,
                 min_idle_ms,
@@ -147,7 +158,7 @@ class GroupStreams:
     def own_pending(self, p: int, count: int) -> list[Entry]:
         """Entries delivered to this consumer and not acknowledged (history ``0``)."""
         reply: Any = self.client.xreadgroup(
-            self.group, self.consumer, {records_stream(p): "0"}, count=count
+            self.group, self.consumer, {self.stream(p): "0"}, count=count
         )
         out: list[Entry] = []
         for _stream, items in reply or []:
@@ -156,13 +167,13 @@ class GroupStreams:
 
     def fence(self, p: int, ids: Sequence[str]) -> set[str]:
         """Refresh ownership of ``ids``; returns the ids this consumer no longer owns."""
-        lost = self._fence(keys=[records_stream(p)], args=[self.group, self.consumer, *ids])
+        lost = self._fence(keys=[self.stream(p)], args=[self.group, self.consumer, *ids])
         return {_sid(i) for i in lost}
 
     def ack(self, p: int, ids: Sequence[str]) -> int:
         if not ids:
             return 0
-        return int(self.client.xack(records_stream(p), self.group, *ids))
+        return int(self.client.xack(self.stream(p), self.group, *ids))
 
     def dead_letter(self, p: int, entry: Entry, reason: str) -> None:
         """Copy the entry to the dead-letter stream with the reason, and ack it, atomically."""
@@ -170,29 +181,29 @@ class GroupStreams:
         fields.update(
             {
                 "dead_entry": entry.entry_id,
-                "dead_stream": records_stream(p),
+                "dead_stream": self.stream(p),
                 "dead_reason": reason,
                 "dead_consumer": self.consumer,
             }
         )
         pipe = self.client.pipeline(transaction=True)
-        pipe.xadd(dead_letter_stream(p), fields)
-        pipe.xack(records_stream(p), self.group, entry.entry_id)
+        pipe.xadd(self.dead_stream(p), fields)
+        pipe.xack(self.stream(p), self.group, entry.entry_id)
         pipe.execute()
 
     def drop_consumer_if_empty(self, p: int, name: str) -> bool:
-        return bool(self._drop(keys=[records_stream(p)], args=[self.group, name]))
+        return bool(self._drop(keys=[self.stream(p)], args=[self.group, name]))
 
     def oldest_unacked(self, p: int) -> str | None:
         """Smallest id not yet acknowledged by the group (pending or undelivered)."""
-        stream = records_stream(p)
+        stream = self.stream(p)
         summary: Any = self.client.xpending(stream, self.group)
         if summary and summary.get("pending"):
             return _sid(summary["min"])
         return self.first_undelivered(p)
 
     def last_delivered(self, p: int) -> str:
-        groups: Any = self.client.xinfo_groups(records_stream(p))
+        groups: Any = self.client.xinfo_groups(self.stream(p))
         for g in groups:
             if _sid(g["name"]) == self.group:
                 return _sid(g["last-delivered-id"])
@@ -202,18 +213,18 @@ class GroupStreams:
         """The newest entry id of every non-empty partition stream."""
         out = {}
         for p in range(self.partitions):
-            items: Any = self.client.xrevrange(records_stream(p), count=1)
+            items: Any = self.client.xrevrange(self.stream(p), count=1)
             if items:
                 out[p] = _sid(items[0][0])
         return out
 
     def first_undelivered(self, p: int) -> str | None:
         after = self.last_delivered(p)
-        items: Any = self.client.xrange(records_stream(p), min=f"({after}", max="+", count=1)
+        items: Any = self.client.xrange(self.stream(p), min=f"({after}", max="+", count=1)
         return _sid(items[0][0]) if items else None
 
     def trim_below(self, p: int, min_id: str) -> int:
-        return int(self.client.xtrim(records_stream(p), minid=min_id, approximate=False))
+        return int(self.client.xtrim(self.stream(p), minid=min_id, approximate=False))
 
     def time_ms(self) -> int:
         reply: Any = self.client.time()

@@ -11,7 +11,10 @@ DIR is the output root or one period directory. Checks:
   summary file equals the summary recomputed from the rows; no batch
   directory is left behind (it would be counted twice by a reader);
 * everywhere under DIR: no stream entry in two places and no record id
-  from two entries (exactly once).
+  from two entries (exactly once);
+* the audit files beside them (:mod:`ocs.export.feeds`), the same way:
+  batches ``aNN_...`` against their ``batch.json``, a closed period's
+  ``audit.*`` against ``audit-manifest.json``, each audit stream entry once.
 
 Rows are streamed (one batch, or one row of each format, at a time); the
 exactly-once check keeps one key per row in memory.
@@ -32,6 +35,8 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
+from ocs.export.audit_rows import audit_totals, coerce_audit_row
+from ocs.export.feeds import AUDIT
 from ocs.export.formats import file_name, iter_raw, iter_rows, read_rows, sha256_file
 from ocs.export.layout import BATCH_META, LAYOUT, MANIFEST, TMP_DIR, BatchName, id_key
 from ocs.export.rows import Row
@@ -46,6 +51,8 @@ class Report:
     batches: int = 0
     rows: int = 0
     records: int = 0
+    audit_batches: int = 0
+    audit_entries: int = 0
 
     empty: bool = False  # nothing here is an export (no layout.json, no period)
 
@@ -85,8 +92,14 @@ class _Seen:
 
 def period_dirs(target: Path) -> list[Path]:
     """The period directories under DIR (DIR itself if it is one)."""
-    if (target / MANIFEST).exists() or any(
-        BatchName.parse(p.name) for p in target.iterdir() if p.is_dir()
+    if (
+        (target / MANIFEST).exists()
+        or (target / AUDIT.manifest).exists()
+        or any(
+            BatchName.parse(p.name) or BatchName.parse(p.name, AUDIT.batch_prefix)
+            for p in target.iterdir()
+            if p.is_dir()
+        )
     ):
         return [target]
     return sorted(
@@ -102,10 +115,12 @@ def verify(target: Path) -> Report:
         report.problems.append(f"{target}: not a directory")
         return report
     seen = _Seen()
+    audit_seen: dict[tuple[int, str], str] = {}
     periods = period_dirs(target)
     report.empty = not periods and not (target / LAYOUT).exists()
     for pdir in periods:
         report.periods += 1
+        _check_audit(pdir, audit_seen, report)
         batches = sorted(p for p in pdir.iterdir() if p.is_dir() and BatchName.parse(p.name))
         if (pdir / MANIFEST).exists():
             report.closed += 1
@@ -291,3 +306,105 @@ def _check_closed(pdir: Path, seen: _Seen, report: Report) -> None:
                 continue
             if found != expected:
                 report.problems.append(f"{where}/{name}: differs from the summary of the rows")
+
+
+# -- the audit files (ocs.export.feeds.AUDIT) ------------------------------------
+
+
+def _audit_rows(path: Path) -> list[Row]:
+    return [coerce_audit_row(r) for r in iter_raw(path)]
+
+
+def _check_audit(pdir: Path, seen: dict[tuple[int, str], str], report: Report) -> None:
+    """The audit part of one period directory: batches, or merged files and manifest."""
+    batches = sorted(
+        p for p in pdir.iterdir() if p.is_dir() and BatchName.parse(p.name, AUDIT.batch_prefix)
+    )
+    if (pdir / AUDIT.manifest).exists():
+        if batches:
+            report.problems.append(
+                f"{pdir.name}: audit closed, but {len(batches)} audit batch directories remain "
+                "(an interrupted close: run `ocs export --once` to finish it)"
+            )
+        _check_audit_closed(pdir, seen, report)
+        return
+    merged = sorted(p.name for p in pdir.iterdir() if p.is_file() and p.name.startswith("audit."))
+    if merged:
+        report.problems.append(
+            f"{pdir.name}: {', '.join(merged)} without {AUDIT.manifest} (an interrupted close: "
+            "run `ocs export --once` to finish it)"
+        )
+    for bdir in batches:
+        _check_audit_batch(bdir, seen, report)
+
+
+def _audit_seen(where: str, rows: list[Row], seen: dict[tuple[int, str], str], r: Report) -> None:
+    for row in rows:
+        key = (row["partition"], row["entry_id"])
+        first = seen.setdefault(key, where)
+        if first != where:
+            r.problems.append(
+                f"{where}: audit entry {key[1]} of partition {key[0]} also in {first}"
+            )
+        r.audit_entries += 1
+
+
+def _same_versions(where: str, folder: Path, names: list[str], report: Report) -> list[Row] | None:
+    versions: list[list[Row]] = []
+    for name in names:
+        try:
+            versions.append(_audit_rows(folder / name))
+        except _ROW_ERRORS as exc:
+            report.problems.append(f"{where}/{name}: unreadable audit rows: {exc}")
+    if not versions:
+        return None
+    if any(v != versions[0] for v in versions[1:]):
+        report.problems.append(f"{where}: the audit formats hold different rows")
+    return versions[0]
+
+
+def _check_audit_batch(bdir: Path, seen: dict[tuple[int, str], str], report: Report) -> None:
+    where = f"{bdir.parent.name}/{bdir.name}"
+    meta = _load_listing(bdir / BATCH_META, _BATCH_FIELDS, where, report)
+    if meta is None:
+        return
+    report.audit_batches += 1
+    names = [n for n, info in meta["files"].items() if _check_file(bdir, n, info, where, report)]
+    rows = _same_versions(where, bdir, names, report)
+    if rows is None:
+        return
+    ordered = sorted(meta["entries"], key=id_key)
+    name = BatchName.parse(bdir.name, AUDIT.batch_prefix)
+    if name is None or (name.partition, name.first, name.last) != (
+        meta["partition"],
+        ordered[0],
+        ordered[-1],
+    ):
+        report.problems.append(f"{where}: name does not match its entries")
+    if len(rows) != meta["rows"] or {r["entry_id"] for r in rows} != set(ordered):
+        report.problems.append(f"{where}: audit rows differ from {BATCH_META} entries")
+    if audit_totals(rows) != meta["totals"]:
+        report.problems.append(f"{where}: audit totals recomputed differ from {BATCH_META}")
+    _audit_seen(where, rows, seen, report)
+
+
+def _check_audit_closed(pdir: Path, seen: dict[tuple[int, str], str], report: Report) -> None:
+    where = pdir.name
+    manifest = _load_listing(pdir / AUDIT.manifest, _MANIFEST_FIELDS, where, report)
+    if manifest is None:
+        return
+    files: dict[str, Any] = manifest["files"]
+    present = [n for n, info in files.items() if _check_file(pdir, n, info, where, report)]
+    row_files = sorted(n for n in present if n.startswith("audit."))
+    if not row_files:
+        report.problems.append(f"{where}: no audit file")
+        return
+    rows = _same_versions(where, pdir, row_files, report)
+    if rows is None:
+        return
+    for name in row_files:
+        if files[name].get("rows") != len(rows):
+            report.problems.append(f"{where}/{name}: row count differs from {AUDIT.manifest}")
+    if audit_totals(rows) != manifest["totals"]:
+        report.problems.append(f"{where}/{AUDIT.manifest}: totals differ from the audit rows")
+    _audit_seen(where, rows, seen, report)

@@ -1,7 +1,7 @@
 -- identity.lua: add an identity to an account, or remove one (never its
 -- last). The identity index (its own slot) is claimed before an add and
 -- freed after a removal by the caller; this script owns the account's set.
--- KEYS: 1 account hash, 2 identities, 3 reference key, 4 audit stream.
+-- KEYS: 1 account hash, 2 identities, 3 reference key, 4 audit stream, 5 balance.
 local req = cmsgpack.unpack(ARGV[1])
 local dup = replayed(req.ref, KEYS[3])
 if dup then return dup end
@@ -19,5 +19,7 @@ elseif redis.call('SADD', KEYS[2], req.ident) == 0 then
   return cmsgpack.pack({e = 'present'})
 end
 redis.call('HSET', KEYS[1], 'updated', req.now)
-audit(KEYS[4], req, {op = op, acct = req.acct, cur = acct.currency, ident = req.ident})
+local money = money_total(load_balance(KEYS[5]))
+audit(KEYS[4], req, {op = op, acct = req.acct, cur = acct.currency, ident = req.ident,
+  mb = money, ma = money})
 return remember_ref(req.ref, KEYS[3], cmsgpack.pack({ok = 1}))

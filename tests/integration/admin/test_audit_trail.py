@@ -90,8 +90,8 @@ async def test_every_change_appends_one_entry(
         (2_350_000, 2_250_000),
         *[(2_250_000, 2_250_000)] * 2,
         (2_250_000, 2_250_000),
-        (None, None),
-        (None, None),
+        (2_250_000, 2_250_000),
+        (2_250_000, 2_250_000),
         (2_250_000, 2_250_000),
     ]
     create, topup, adjust, promo, expire = entries[:5]

@@ -74,8 +74,8 @@ def all_rows(out: Path) -> list[Row]:
         if (pdir / "manifest.json").exists():
             rows.extend(read_rows(pdir / "rows.jsonl"))
             continue
-        for bdir in sorted(b for b in pdir.iterdir() if b.is_dir()):
-            rows.extend(batch_rows(bdir))
+        for bdir in sorted(b for b in pdir.iterdir() if b.is_dir() and b.name.startswith("p")):
+            rows.extend(batch_rows(bdir))  # the records' batches (a..: audit entries)
     return rows
 
 
