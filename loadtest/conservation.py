@@ -74,9 +74,9 @@ async def close_leftover_sessions(charging: ChargingService, account_ids: Iterab
     """Abandon (debit, release, record) every session still open on these accounts."""
     closed = 0
     for acct in account_ids:
-        for raw in await charging.redis.smembers(charging.keys(acct).sessions):
+        for raw in await charging.redis.smembers(charging.store.keys(acct).sessions):
             reply = await charging.abandon(acct, text(raw), TerminationCause.OTHER, force=True)
-            closed += int(bool(reply.get("closed")))
+            closed += int(reply.closed)
     return closed
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import subprocess
 import tempfile
 import time
@@ -44,7 +43,7 @@ from ocs.logging import configure
 from ocs.policy.loader import load_policies
 from ocs.store.client import connect
 from ocs.store.embedded import find_binary, free_port, start_for_tests
-from ocs.store.scripts import _PARTS, HOT_FUNCTIONS
+from ocs.store.scripts import library, part_names
 from ocs.vocabulary.types import (
     Identity,
     IdentityType,
@@ -96,7 +95,7 @@ def _scenarios() -> dict[str, Scenario]:
 def variant_sources(spec: str) -> dict[str, str]:
     """Lua part name -> source, from ``dir:PATH`` or ``rev:GIT-REVISION``."""
     kind, _, where = spec.partition(":")
-    parts = {p for ps in _PARTS.values() for p in ps}
+    parts = part_names()
     if kind == "dir":
         return {p: (Path(where) / f"{p}.lua").read_text() for p in parts}
     if kind == "rev":
@@ -114,16 +113,8 @@ def variant_sources(spec: str) -> dict[str, str]:
 
 
 def assemble(src: Mapping[str, str], tag: str) -> tuple[str, str]:
-    """(name, source) of a function library, as ocs.store.scripts.library() builds it."""
-    bodies = [(n, "\n".join(src[p] for p in _PARTS[n][1:])) for n in HOT_FUNCTIONS]
-    digest = hashlib.sha1((tag + src["lib"] + "".join(b for _, b in bodies)).encode()).hexdigest()[
-        :12
-    ]
-    name = f"lb_{digest}"
-    out = [f"#!lua name={name}", src["lib"]]
-    for fn, body in bodies:
-        out.append(f"redis.register_function('{name}_{fn}', function(KEYS, ARGV)\n{body}\nend)")
-    return name, "\n".join(out) + "\n"
+    """(name, source) of a function library of one variant, named apart from the shipped one."""
+    return library(src, prefix="lb", salt=tag)
 
 
 def _services(usage: int) -> list[ServiceRequest]:
@@ -300,7 +291,7 @@ async def main(args: argparse.Namespace) -> None:
             best: dict[str, dict[str, float]] = {spec: {} for spec, _ in libs}
             for r in range(args.rounds):
                 for v, (spec, name) in enumerate(libs):
-                    cs.library = name
+                    cs.store.library = name
                     tag = f"7{r:02d}{v:02d}"
                     got = await _round(cs, sc, tag, args.sessions, args.updates, cg)
                     print(f"round {r} {spec}: " + _line(got, cg is not None))

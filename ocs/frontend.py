@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from ocs.charging.api import ChargingService
+    from ocs.charging.port import ChargingApi
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +50,7 @@ class Frontend(Protocol):
 
     name: str
 
-    async def start(self, charging: ChargingService) -> None: ...
+    async def start(self, charging: ChargingApi) -> None: ...
 
     async def stop(self, drain_timeout: float) -> None: ...
 

@@ -1,27 +1,27 @@
 """One-shot events: direct debit, refund and balance check in one script call.
 
-RFC 4006 §5.4 and §6.3-6.4 (CC-Request-Type EVENT, Requested-Action). The
-facade (:meth:`ocs.charging.api.ChargingService.event`) rates the units
-(:func:`event_charge`); this module builds the script's request and reads
-its reply. Events are idempotent by event id: the script stores its answer
-for a week.
+RFC 4006 §5.4 and §6.3-6.4 (CC-Request-Type EVENT, Requested-Action). Python
+rates the units (the policy's service, unit and price at the event's time,
+:func:`event_charge`); one script call debits, refunds or checks, and
+records. A price enquiry needs no balance and never reaches the store.
+Events are idempotent by event id: the script keeps its answer for a week.
 
-What an event charges and what its record states are one value
-(``EventCall.used``): the quantity in the service's rated unit, or for a
-refund in money that money. Units the service is not rated in are refused
-(RATING_FAILED) rather than charged as some other amount.
+What an event charges and what its record states are one value: the
+quantity in the service's rated unit, or for a refund in money that money.
+Units the service is not rated in are refused (RATING_FAILED) rather than
+charged as some other amount.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
-import msgpack
-
-from ocs.charging.rating import TariffParams, cost, rated_amount, saturate
-from ocs.charging.resolver import Target
+from ocs.charging.rating import cost, rated_amount, saturate, tariff_params
+from ocs.charging.resolver import Resolver, Target
 from ocs.policy.loader import PolicySet
+from ocs.store.calls import EventArgs, EventReply, ReportArg, ServiceArg, Stale
+from ocs.store.gateway import ScriptGateway
+from ocs.vocabulary.errors import PlanUnknown, UserUnknown
 from ocs.vocabulary.types import (
     EventAction,
     EventAnswer,
@@ -32,29 +32,9 @@ from ocs.vocabulary.types import (
     Usage,
 )
 
-if TYPE_CHECKING:
-    from ocs.charging.api import ChargingService
-
 EVENT_TTL = 7 * 86400  # an event id is answered identically for a week
 
-
-@dataclass(frozen=True, slots=True)
-class EventCall:
-    """One rated event, ready for its script."""
-
-    event_id: str
-    action: EventAction
-    target: Target
-    ids: list[Identity]
-    service: ServiceKey
-    name: str  # the policy's service name
-    unit: UnitType
-    amount: int  # units in the service's rated unit
-    used: Usage  # what is charged, as the record states it (event_charge)
-    params: TariffParams
-    now: int
-    owner: str
-    policies: PolicySet
+_OPS = {EventAction.REFUND: "refund", EventAction.CHECK_BALANCE: "check"}
 
 
 def event_charge(
@@ -80,72 +60,134 @@ def event_charge(
     return amount, Usage.of(unit, amount)
 
 
-async def run_event_script(svc: ChargingService, call: EventCall) -> dict[str, Any]:
-    """Debit, refund or check in one atomic script call; the script's reply."""
-    keys = svc.keys(call.target.account_id)
-    money = call.used.money
-    request = {
-        "eid": call.event_id,
-        "now": call.now,
-        "acct": call.target.account_id,
-        "ik": call.target.identity_key,
-        "plan": call.target.plan,
-        "ids": [i.key() for i in call.ids],
-        "owner": call.owner,
-        "pv": call.policies.version,
-        "ttl": EVENT_TTL,
-        "tax": call.policies.tax_ppm(call.target.plan),
-        "cause": call.action.name.lower(),
-        "op": "check" if call.action is EventAction.CHECK_BALANCE else "debit",
-        "svc": {
-            "k": call.service.key(),
-            "nm": call.name,
-            "rg": call.service.rating_group,
-            "sid": call.service.service_id,
-            "ru": call.unit.value,
-            "u": call.amount,
-            "t": call.params.to_lua(),
-            "used": call.used.as_dict(),
-        },
-        # A refund of money is that money; a refund of units is their price.
-        "amount": money if money is not None else cost(call.params, call.amount),
-    }
-    script = "refund" if call.action is EventAction.REFUND else "event"
-    event_keys = [
-        keys.account,
-        keys.balance,
-        keys.ids,
-        f"{keys.events}:{call.event_id}",
-        keys.records,
-    ]
-    (raw,) = await svc.submit([svc.call(script, event_keys, msgpack.packb(request))])
-    value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    return value if isinstance(value, dict) else {}
-
-
-def event_answer(call: EventCall, reply: dict[str, Any]) -> EventAnswer:
-    """The protocol-neutral answer from the script's reply."""
-    account = call.target.account_id
-    if call.action is EventAction.CHECK_BALANCE:
-        return EventAnswer(
-            call.event_id,
-            account,
-            call.action,
-            ServiceStatus.GRANTED,
-            call.service,
-            cost=int(reply.get("cost", 0)),
-            currency=str(reply.get("cur", "")),
-            enough_credit=bool(reply.get("enough")),
+async def charge_event(
+    store: ScriptGateway,
+    resolver: Resolver,
+    policies: PolicySet,
+    event_id: str,
+    ids: Sequence[Identity],
+    service: ServiceKey,
+    action: EventAction,
+    units: Usage | None,
+    owner: str,
+    now: int,
+) -> EventAnswer:
+    """Rate and run one event; a service unknown to the policy answers
+    RATING_FAILED, changing nothing."""
+    for attempt in (0, 1):
+        target = await resolver.by_identity(ids)
+        answer = await _charge(
+            store, policies, target, event_id, ids, service, action, units, owner, now
         )
-    u = int(reply.get("u", 0))
+        if answer is not None:
+            return answer
+        if attempt == 0:
+            resolver.forget(ids)
+    raise UserUnknown(event_id)  # stale twice: the data keeps moving
+
+
+async def _charge(
+    store: ScriptGateway,
+    policies: PolicySet,
+    target: Target,
+    event_id: str,
+    ids: Sequence[Identity],
+    service: ServiceKey,
+    action: EventAction,
+    units: Usage | None,
+    owner: str,
+    now: int,
+) -> EventAnswer | None:
+    """The answer, or None when the script found the resolved target stale."""
+    account = target.account_id
+    plan = policies.plans.get(target.plan)
+    if plan is None:
+        raise plan_unknown(target, policies)
+    name = policies.service_name(service)
+    price = policies.price(target.plan, name, now) if name else None
+    if name is None or price is None:
+        return EventAnswer(event_id, account, action, ServiceStatus.RATING_FAILED, service)
+    unit = policies.services[name].unit
+    charge = event_charge(action, units, unit)
+    if charge is None:  # units the service is not rated in: never guessed
+        return EventAnswer(event_id, account, action, ServiceStatus.RATING_FAILED, service)
+    amount, used = charge
+    params = tariff_params(price)
+    if action is EventAction.PRICE_ENQUIRY:
+        return EventAnswer(
+            event_id,
+            account,
+            action,
+            ServiceStatus.GRANTED,
+            service,
+            Usage.of(unit, amount),
+            cost(params, amount),
+            plan.currency,
+        )
+    money = used.money
+    args = EventArgs(
+        event_id=event_id,
+        op=_OPS.get(action, "debit"),
+        cause=action.name.lower(),
+        now=now,
+        account_id=account,
+        identity_key=target.identity_key,
+        plan=target.plan,
+        ids=tuple(i.key() for i in ids),
+        owner=owner,
+        policy_version=policies.version,
+        ttl=EVENT_TTL,
+        tax_ppm=policies.tax_ppm(target.plan),
+        service=ServiceArg(
+            service.key(),
+            name,
+            service.rating_group,
+            service.service_id,
+            unit.value,
+            amount,
+            params.ints(),
+            (ReportArg(used.as_dict()),),
+        ),
+        # A refund of money is that money; a refund of units is their price.
+        amount=money if money is not None else cost(params, amount),
+    )
+    try:
+        reply = await store.event(args)
+    except Stale:
+        return None
+    return event_answer(args, action, service, unit, reply)
+
+
+def event_answer(
+    args: EventArgs, action: EventAction, service: ServiceKey, unit: UnitType, reply: EventReply
+) -> EventAnswer:
+    """The protocol-neutral answer from the script's reply."""
+    if action is EventAction.CHECK_BALANCE:
+        return EventAnswer(
+            args.event_id,
+            args.account_id,
+            action,
+            ServiceStatus.GRANTED,
+            service,
+            cost=reply.cost,
+            currency=reply.currency,
+            enough_credit=reply.enough,
+        )
     return EventAnswer(
-        call.event_id,
-        account,
-        call.action,
-        ServiceStatus(str(reply.get("st", "granted"))),
-        call.service,
-        units=Usage.of(call.unit, u) if u else None,
-        cost=int(reply.get("cost", 0)),
-        currency=str(reply.get("cur", "")),
-        replayed=bool(reply.get("replay")),
+        args.event_id,
+        args.account_id,
+        action,
+        ServiceStatus(reply.status),
+        service,
+        units=Usage.of(unit, reply.units) if reply.units else None,
+        cost=reply.cost,
+        currency=reply.currency,
+        replayed=reply.replayed,
+    )
+
+
+def plan_unknown(target: Target, policies: PolicySet) -> PlanUnknown:
+    """The account's plan is not in the policy set in force (Gy 5030)."""
+    return PlanUnknown(
+        f"account {target.account_id}: plan {target.plan!r} is not in policy set {policies.version}"
     )

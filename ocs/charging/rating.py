@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ocs.policy.models import Price, Quota
 from ocs.policy.quantities import MAX_QUANTITY
+from ocs.store.calls import TariffInts
 from ocs.vocabulary.types import UnitType, Usage
 
 _ROUNDING = {"up": 0, "down": 1, "nearest": 2}
@@ -31,15 +32,16 @@ class TariffParams:
     rounding: int = 0
     free: bool = False
 
-    def to_lua(self) -> dict[str, int]:
-        return {
-            "fu": self.first_units,
-            "fp": self.first_price,
-            "bu": self.block_units,
-            "bp": self.block_price,
-            "r": self.rounding,
-            "free": int(self.free),
-        }
+    def ints(self) -> TariffInts:
+        """The six integers the scripts take (:data:`ocs.store.calls.TariffInts`)."""
+        return (
+            self.first_units,
+            self.first_price,
+            self.block_units,
+            self.block_price,
+            self.rounding,
+            int(self.free),
+        )
 
 
 FREE = TariffParams(free=True)

@@ -18,6 +18,7 @@ from ocs.policy.loader import PolicySet
 from ocs.policy.models import Price, Quota
 from ocs.policy.quantities import MAX_QUANTITY
 from ocs.policy.timebands import Schedule
+from ocs.store.calls import ReportArg, ServiceArg, ServiceReply, SessionReply, TariffInts
 from ocs.vocabulary.types import (
     FinalUnit,
     FinalUnitAction,
@@ -38,7 +39,7 @@ _FUA = {"terminate": 0, "redirect": 1, "restrict": 2}
 class RatedRequest:
     """The services of one request, split into scripted and decided-here."""
 
-    lua: list[dict[str, Any]] = field(default_factory=list)
+    services: list[ServiceArg] = field(default_factory=list)
     fixed: dict[int, ServiceOutcome] = field(default_factory=dict)  # index -> outcome
     units: dict[str, UnitType] = field(default_factory=dict)  # service key -> rated unit
     supervision: int = 0
@@ -71,7 +72,7 @@ class _Rated:
     quota: Quota | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     banded: bool = False
-    params: dict[str, int] | None = None  # the unbanded tariff's integers
+    params: TariffInts | None = None  # the unbanded tariff's integers
 
 
 _RATED_KEPT = 4096  # (plan, service) pairs: bounded, the service key comes off the wire
@@ -107,7 +108,7 @@ def _make_rated(policies: PolicySet, plan: str, service: ServiceKey) -> _Rated:
         policies.quota(name),
         _make_extras(name, policies),
         banded,
-        None if banded else lua_tariff(price),
+        None if banded else script_tariff(price),
     )
 
 
@@ -134,41 +135,43 @@ def rate_request(
             if price is None:
                 rated.fixed[index] = ServiceOutcome(service, ServiceStatus.RATING_FAILED)
                 continue
-            params = lua_tariff(price)
+            params = script_tariff(price)
             extras = dict(extras)  # this request's own copy: the switch depends on `now`
             _announce_switch(schedule, name, now, extras)
-        reports = [_report(u, unit, schedule, name, now, quota.supervision) for u in req.used]
+        reports = tuple(_report(u, unit, schedule, name, now, quota.supervision) for u in req.used)
         if reports and _unratable(reports, unit):
             rated.fixed[index] = ServiceOutcome(service, ServiceStatus.RATING_FAILED)
             continue
+        assert params is not None  # unbanded: made with the memo; banded: just above
         key = service._key
         rated.supervision = max(rated.supervision, quota.supervision)
         rated.units[key] = unit
-        item: dict[str, Any] = {
-            "k": key,
-            "nm": name,
-            "rg": service.rating_group,
-            "sid": service.service_id,
-            "ru": unit.value,
-            "want": grant_size(req.requested, unit, quota),
-            "t": params,
-            "rep": reports,
-        }
+        share = quota.balance_share_percent
         rated.extras[key] = extras
-        if quota.balance_share_percent is not None:
-            item["dyn"] = {"pct": quota.balance_share_percent, "min": quota.min_grant or 0}
-        rated.lua.append(item)
+        rated.services.append(
+            ServiceArg(
+                key,
+                name,
+                service.rating_group,
+                service.service_id,
+                unit._value_,
+                grant_size(req.requested, unit, quota),
+                params,
+                reports,
+                None if share is None else (share, quota.min_grant or 0),
+            )
+        )
     return rated
 
 
-def _unratable(reports: list[dict[str, Any]], unit: UnitType) -> bool:
+def _unratable(reports: Sequence[ReportArg], unit: UnitType) -> bool:
     """A usage report with positive quantities but none in the service's
-    unit: the script would record it and charge nothing (issue 13 item 3),
-    so the service gets RATING_FAILED instead (standards §2.8, 5031). One
-    dict lookup per report on the normal path (usage_map fills the rated
-    unit whenever the report has it)."""
+    unit: the script would record it and charge nothing, so the service gets
+    RATING_FAILED instead (standards §2.8, 5031). One dict lookup per report
+    on the normal path (usage_map fills the rated unit whenever the report
+    has it)."""
     ru = unit._value_
-    return any(ru not in r["u"] and any(v > 0 for v in r["u"].values()) for r in reports)
+    return any(ru not in r.used and any(v > 0 for v in r.used.values()) for r in reports)
 
 
 def _announce_switch(schedule: Schedule, name: str, now: int, extras: dict[str, Any]) -> None:
@@ -189,7 +192,7 @@ def _report(
     name: str,
     now: int,
     lookback: int,
-) -> dict[str, Any]:
+) -> ReportArg:
     """One usage report with the tariff(s) that rate it.
 
     BEFORE (and INDETERMINATE, rated as before) use the price in force just
@@ -198,34 +201,34 @@ def _report(
     switches carries every segment; the script splits it by time.
     """
 
-    out: dict[str, Any] = {"u": usage_map(used.usage, unit), "cum": int(used.cumulative)}
+    out = ReportArg(usage_map(used.usage, unit), used.cumulative)
     if schedule is None or used.tariff_change is TariffChange.AFTER:
         return out  # the service's own tariff (the script's default): not sent twice
 
-    def params_at(ts: int) -> dict[str, int]:
+    def params_at(ts: int) -> TariffInts:
         assert schedule is not None
-        return lua_tariff(schedule.price_at(name, ts))
+        return script_tariff(schedule.price_at(name, ts))
 
     if used.tariff_change is not None:  # BEFORE or INDETERMINATE
         last = schedule.last_switch(name, now, lookback)
-        out["t"] = params_at(last - 1 if last is not None else now)
-        return out
+        return out._replace(tariff=params_at(last - 1 if last is not None else now))
     start = now - lookback
     switches = schedule.switches(name, start, now)
     if switches:
-        out["segs"] = [[start, params_at(start)]] + [[ts, params_at(ts)] for ts in switches]
+        segments = ((start, params_at(start)), *((ts, params_at(ts)) for ts in switches))
+        return out._replace(segments=segments)
     return out
 
 
-_LUA_TARIFFS: dict[int, tuple[Price | None, dict[str, int]]] = {}
+_LUA_TARIFFS: dict[int, tuple[Price | None, TariffInts]] = {}
 
 
-def lua_tariff(price: Price | None) -> dict[str, int]:
+def script_tariff(price: Price | None) -> TariffInts:
     """The script's integers for a policy price, computed once per price object."""
     hit = _LUA_TARIFFS.get(id(price))
     if hit is not None and hit[0] is price:
         return hit[1]
-    params = tariff_params(price).to_lua()
+    params = tariff_params(price).ints()
     if len(_LUA_TARIFFS) > 10_000:  # many reloads: start afresh
         _LUA_TARIFFS.clear()
     _LUA_TARIFFS[id(price)] = (price, params)  # keeps `price` alive, so its id stays unique
@@ -247,9 +250,9 @@ def _make_extras(quota_name: str, policies: PolicySet) -> dict[str, Any]:
     }
 
 
-def outcomes(rated: RatedRequest, reply: dict[str, Any]) -> tuple[ServiceOutcome, ...]:
+def outcomes(rated: RatedRequest, reply: SessionReply) -> tuple[ServiceOutcome, ...]:
     """Per-service outcomes in the order the gateway asked."""
-    by_key = {str(s["k"]): s for s in reply.get("svcs") or ()}
+    by_key = reply.services
     out: list[ServiceOutcome] = []
     for index, key in enumerate(rated.order):
         if index in rated.fixed:
@@ -268,15 +271,14 @@ _STATUS = {s.value: s for s in ServiceStatus}
 
 
 def _outcome(
-    key: ServiceKey, item: dict[str, Any], unit: UnitType, x: dict[str, Any]
+    key: ServiceKey, item: ServiceReply, unit: UnitType, x: dict[str, Any]
 ) -> ServiceOutcome:
-    # The script's integers arrive as ints (msgpack); only missing keys default.
-    status = _STATUS.get(item["st"]) or ServiceStatus(item["st"])
-    granted_units = item.get("g", 0)
+    status = _STATUS.get(item.status) or ServiceStatus(item.status)
+    granted_units = item.granted
     is_granted = status is ServiceStatus.GRANTED
     granted = Usage.of(unit, granted_units) if is_granted and granted_units > 0 else None
     final = None
-    if is_granted and item.get("fin", 0) == 1:
+    if is_granted and item.final:
         final = FinalUnit(
             action=FinalUnitAction(int(x.get("fua", 0))),
             redirect_url=str(x.get("url")) or None,
@@ -296,9 +298,9 @@ def _outcome(
         quota_holding_time=x.get("qht") or None,
         final_unit=final,
         tariff_time_change=x.get("ttc") if granted is not None else None,
-        charged=item.get("ch", 0),
-        shortfall=item.get("sf", 0),
+        charged=item.charged,
+        shortfall=item.shortfall,
     )
 
 
-__all__ = ["RatedRequest", "outcomes", "rate_request", "threshold", "usage_map"]
+__all__ = ["RatedRequest", "outcomes", "rate_request", "script_tariff", "threshold", "usage_map"]

@@ -30,24 +30,24 @@ log = structlog.get_logger("ocs.supervision")
 async def sweep(charging: ChargingService, now: int | None = None, batch: int = 200) -> int:
     """Abandon every session past its deadline; returns how many were closed."""
     ts = int(time.time()) if now is None else now
+    store = charging.store
     closed = 0
     for shard in range(SUPERVISION_SHARDS):
         key = supervision_shard_key(shard)
         async with storage_errors():
-            due = await charging.redis.zrangebyscore(key, "-inf", ts, start=0, num=batch)
+            due = await store.redis.zrangebyscore(key, "-inf", ts, start=0, num=batch)
         for raw in due:
             member = text(raw)
             account_id, _, session_id = member.partition("\0")
             reply = await charging.abandon(
                 account_id, session_id, TerminationCause.ABANDONED, now=ts
             )
-            async with storage_errors():
-                if "alive" in reply:
-                    # Moved on since the index was written: re-arm at the real deadline.
-                    await charging.redis.zadd(key, {member: int(reply["alive"])})
-                else:
-                    await charging.redis.zrem(key, member)
-            if reply.get("closed"):
+            if reply.alive is not None:
+                # Moved on since the index was written: re-arm at the real deadline.
+                await store.submit([("ZADD", key, reply.alive, member)])
+            else:
+                await store.submit([("ZREM", key, member)])
+            if reply.closed:
                 closed += 1
                 SESSIONS_ABANDONED.inc()
                 log.info("session_abandoned", session=session_id, account=account_id)

@@ -18,7 +18,7 @@ their own. On a server without functions the scripts are used as before.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 
@@ -75,21 +75,31 @@ class Scripts:
         return cls(**{name: client.register_script(script_source(name)) for name in _PARTS})
 
 
-HOT_FUNCTIONS = ("initiate", "update", "terminate", "event", "refund")
+# The scripts of the function library: those the charging API runs (the
+# account administration scripts stay EVALSHA: rare, and run by other tools).
+HOT_FUNCTIONS = ("initiate", "update", "terminate", "event", "refund", "abandon")
 
 
-def library() -> tuple[str, str]:
-    """(name, source) of the function library of the hot-path scripts."""
-    lua = files("ocs.store") / "lua"
-    lib = (lua / "lib.lua").read_text()
-    bodies = []
-    for name in HOT_FUNCTIONS:
-        body = "\n".join((lua / f"{part}.lua").read_text() for part in _PARTS[name][1:])
-        bodies.append((name, body))
+def part_names() -> frozenset[str]:
+    """Every Lua file the scripts are made of (without ``.lua``)."""
+    return frozenset(p for parts in _PARTS.values() for p in parts)
+
+
+def library(
+    sources: Mapping[str, str] | None = None, prefix: str = "ocs", salt: str = ""
+) -> tuple[str, str]:
+    """(name, source) of the function library of the hot-path scripts, from
+    the shipped Lua files or from ``sources`` (part name -> Lua source: a
+    variant under measurement, :mod:`loadtest.luabench`)."""
+    if sources is None:
+        lua = files("ocs.store") / "lua"
+        sources = {p: (lua / f"{p}.lua").read_text() for p in part_names()}
+    lib = sources["lib"]
+    bodies = [(n, "\n".join(sources[p] for p in _PARTS[n][1:])) for n in HOT_FUNCTIONS]
     digest = hashlib.sha1(  # noqa: S324 - a name, not security
-        (lib + "".join(b for _, b in bodies)).encode()
+        (salt + lib + "".join(b for _, b in bodies)).encode()
     ).hexdigest()[:12]
-    lib_name = f"ocs_{digest}"
+    lib_name = f"{prefix}_{digest}"
     parts = [f"#!lua name={lib_name}", lib]
     for name, body in bodies:
         parts.append(

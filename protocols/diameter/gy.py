@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import structlog
 from diameter.message.avp import Avp
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.vocabulary import errors
 from ocs.vocabulary.types import (
     ChargingAnswer,
@@ -49,7 +49,7 @@ def owner_of(origin_host: str) -> str:
 
 @dataclass(slots=True)
 class GyApplication:
-    charging: ChargingService
+    charging: ChargingApi
     local: LocalNode
     contexts: Sequence[str] = DEFAULT_CONTEXTS
     # 3004 by default: see protocols.diameter.config.DiameterConfig.storage_failure_result_code.

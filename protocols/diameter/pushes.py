@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 from diameter.message.avp import Avp
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.vocabulary.types import Notification, NotificationKind
 from protocols.diameter import avps as A
 from protocols.diameter.capabilities import PeerInfo
@@ -64,7 +64,7 @@ def push_avps(
 
 
 class PushSender:
-    def __init__(self, node: DiameterNode, charging: ChargingService) -> None:
+    def __init__(self, node: DiameterNode, charging: ChargingApi) -> None:
         self.node = node
         self.charging = charging
         self._task: asyncio.Task[None] | None = None

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.frontend import Listener
 from ocs.vocabulary.types import TerminationCause
 from protocols.diameter.capabilities import AllowedPeer, PeerInfo
@@ -176,7 +176,7 @@ class DiameterServer:
         self.pushes: PushSender | None = None
         self._servers: list[asyncio.Server] = []
 
-    async def start(self, charging: ChargingService) -> None:
+    async def start(self, charging: ChargingApi) -> None:
         cfg = self.config
         data_dir = cfg.data_dir
         state_id = next_origin_state_id(

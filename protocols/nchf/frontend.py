@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.frontend import FrontendContext
 from protocols.nchf.config import NchfConfig
 from protocols.nchf.notify import NotifySender
@@ -34,7 +34,7 @@ class NchfFrontend:
         self.server: HttpServer | None = None
         self.notifier: NotifySender | None = None
 
-    async def start(self, charging: ChargingService) -> None:
+    async def start(self, charging: ChargingApi) -> None:
         cfg = self.config
         self.app = NchfApplication(charging, cfg)
         tls = None

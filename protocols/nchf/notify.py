@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import structlog
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.vocabulary.types import Notification
 from protocols.nchf import codec
 from protocols.nchf.config import NotifyConfig
@@ -45,7 +45,7 @@ def backoff_delays(cfg: NotifyConfig) -> list[float]:
 class NotifySender:
     def __init__(
         self,
-        charging: ChargingService,
+        charging: ChargingApi,
         cfg: NotifyConfig,
         client: httpx.AsyncClient | None = None,
     ) -> None:

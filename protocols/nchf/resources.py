@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.vocabulary import errors
 from ocs.vocabulary.types import SessionRef
 from protocols.nchf import codec, problems, schema
@@ -64,7 +64,7 @@ def _bad(pointer: str, reason: str, cause: str) -> Response:
 class NchfApplication:
     """Routes one HTTP request to the charging API and maps the outcome back."""
 
-    def __init__(self, charging: ChargingService, cfg: NchfConfig) -> None:
+    def __init__(self, charging: ChargingApi, cfg: NchfConfig) -> None:
         self.charging = charging
         self.cfg = cfg
         self.root = cfg.api_root

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.vocabulary.errors import (
     AccountBlocked,
     ChargingError,
@@ -141,7 +141,7 @@ _RESTARTS = frozenset({int(StatusType.ACCOUNTING_ON), int(StatusType.ACCOUNTING_
 class AccountingMapper:
     """Turns one parsed Accounting-Request into one charging call."""
 
-    def __init__(self, charging: ChargingService, cfg: RadiusConfig) -> None:
+    def __init__(self, charging: ChargingApi, cfg: RadiusConfig) -> None:
         self._charging = charging
         self._cfg = cfg
         self._service = service_key(cfg)

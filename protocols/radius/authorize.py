@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from pyrad import packet as rp
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.vocabulary.errors import (
     AccountBlocked,
     ChargingError,
@@ -92,7 +92,7 @@ class Authorizer:
     """Answers Access-Requests from the balance (one ``initiate`` per request)."""
 
     def __init__(
-        self, charging: ChargingService, cfg: RadiusConfig, live: LiveSessions | None = None
+        self, charging: ChargingApi, cfg: RadiusConfig, live: LiveSessions | None = None
     ) -> None:
         self._charging = charging
         self._cfg = cfg

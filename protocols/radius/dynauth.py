@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.vocabulary.errors import ChargingError
 from ocs.vocabulary.types import (
     Notification,
@@ -72,7 +72,7 @@ class DynAuth:
         cfg: RadiusConfig,
         clients: ClientTable,
         live: LiveSessions,
-        charging: ChargingService,
+        charging: ChargingApi,
         client: DaeClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.frontend import FrontendContext, Listener
 from protocols.radius.clients import ClientTable
 from protocols.radius.codec import PortKind
@@ -37,7 +37,7 @@ class RadiusFrontend:
         self._consumer: asyncio.Task[None] | None = None
         self.pipeline: Pipeline | None = None
 
-    async def start(self, charging: ChargingService) -> None:
+    async def start(self, charging: ChargingApi) -> None:
         live = LiveSessions()
         dynauth = DynAuth(self.config, ClientTable(self.config.clients), live, charging)
         pipeline = Pipeline(self.config, charging, live, dynauth.cut_off)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import structlog
 
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.vocabulary.errors import StorageUnavailable
 from ocs.vocabulary.types import SessionRef, TerminationCause
 from protocols.radius import metrics as m
@@ -64,7 +64,7 @@ class Pipeline:
     def __init__(
         self,
         cfg: RadiusConfig,
-        charging: ChargingService,
+        charging: ChargingApi,
         live: LiveSessions,
         on_cut_off: CutOff,
         clock: Callable[[], float] = time.time,

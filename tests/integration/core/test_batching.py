@@ -89,14 +89,14 @@ async def test_requests_survive_a_flushed_function_library(
     charging: ChargingService, new_account: NewAccount
 ) -> None:
     """FUNCTION FLUSH (library gone): the next request loads it again and is served once."""
-    assert charging.library is not None  # the suite's Valkey has functions
+    assert charging.store.library is not None  # the suite's Valkey has functions
     acct = await new_account()
     await charging.redis.function_flush()
     a = await charging.initiate(
         SessionRef(unique_session()), acct.identity, [ServiceRequest(ServiceKey(10), Usage())]
     )
     assert a.services[0].granted == Usage(total_octets=10_000)
-    assert await charging.redis.function_list(library=charging.library)
+    assert await charging.redis.function_list(library=charging.store.library)
 
 
 async def test_scripts_are_used_where_functions_are_not(
@@ -105,7 +105,9 @@ async def test_scripts_are_used_where_functions_are_not(
     """Without a function library (Redis < 7) the same requests run as EVALSHA scripts."""
     acct = await new_account()
     plain = ChargingService(charging.redis, charging.policies, charging.partitions)
-    assert plain.library is None and plain.call("initiate", ["k"], b"x")[0] == "EVALSHA"
+    assert (
+        plain.store.library is None and plain.store.command("initiate", ["k"], b"x")[0] == "EVALSHA"
+    )
     a = await plain.initiate(
         SessionRef(unique_session()), acct.identity, [ServiceRequest(ServiceKey(10), Usage())]
     )

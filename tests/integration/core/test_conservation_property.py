@@ -160,7 +160,7 @@ async def test_money_is_conserved(
             await charging.terminate(SessionRef(f"{tag}-s{slot}"), "final", [])
     view = await accounts.show(acct)
     check_floors(view)
-    entries = await charging.redis.xrange(charging.keys(acct).records)
+    entries = await charging.redis.xrange(charging.store.keys(acct).records)
     records = [r for r in (decode_record(f[b"r"]) for _, f in entries) if r.account == acct]
     balance = sum(b["amount"] for b in view["buckets"] if b["unit"] == "money")
     charged = sum(r.charged for r in records)

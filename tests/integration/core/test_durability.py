@@ -61,7 +61,7 @@ async def test_acknowledged_debits_survive_kill_9(tmp_path: Path, test_policies:
     try:
         accounts = await Accounts.connect(client)
         charging = await ChargingService.connect(client, test_policies)
-        stream = charging.keys(acct).records
+        stream = charging.store.keys(acct).records
         records = [decode_record(f[b"r"]) for _, f in await client.xrange(stream)]
         recorded = {r.session for r in records}
         assert set(acknowledged) <= recorded  # nothing acknowledged was lost

@@ -44,7 +44,7 @@ usage = st.builds(
 
 
 async def records_of(charging: ChargingService, account: str) -> list[ChargedRecord]:
-    entries = await charging.redis.xrange(charging.keys(account).records)
+    entries = await charging.redis.xrange(charging.store.keys(account).records)
     found = (decode_record(fields[b"r"]) for _, fields in entries)
     return [r for r in found if r.account == account]
 

@@ -34,7 +34,7 @@ async def balance(accounts: Accounts, account_id: str) -> int:
 
 
 async def records_of(charging: ChargingService, account_id: str) -> list:
-    entries = await charging.redis.xrange(charging.keys(account_id).records)
+    entries = await charging.redis.xrange(charging.store.keys(account_id).records)
     return [r for r in (decode_record(f[b"r"]) for _, f in entries) if r.account == account_id]
 
 

@@ -31,7 +31,7 @@ def utc(text: str) -> int:
 
 
 async def records_of(charging: ChargingService, account_id: str) -> list:  # type: ignore[type-arg]
-    entries = await charging.redis.xrange(charging.keys(account_id).records)
+    entries = await charging.redis.xrange(charging.store.keys(account_id).records)
     return [r for r in (decode_record(f[b"r"]) for _, f in entries) if r.account == account_id]
 
 
@@ -77,7 +77,7 @@ async def test_low_balance_and_exhaustion_events_on_the_stream(
     acct = await new_account(money=600)
     s = SessionRef(unique_session(), owner="radius:10.0.0.1")
     await charging.initiate(s, acct.identity, [ServiceRequest(DATA, Usage())])  # reserves 100
-    stream = charging.keys(acct.account_id).notifications
+    stream = charging.store.keys(acct.account_id).notifications
     await charging.update(
         s, "1", [ServiceRequest(DATA, Usage(), (UsedUnits(Usage(total_octets=60_000)),))]
     )

@@ -36,7 +36,9 @@ async def test_lua_cost_equals_python_cost(
 ) -> None:
     """cost() in lib.lua equals ocs.charging.rating.cost; affordable() is the largest affordable grant."""
     lib = script_source("abandon").split("-- abandon.lua")[0]
-    arg = msgpack.packb({"t": t.to_lua(), "u": u, "c0": c0, "want": want, "money": money})
+    fu, fp, bu, bp, r, free = t.ints()
+    lua_t = {"fu": fu, "fp": fp, "bu": bu, "bp": bp, "r": r, "free": free}
+    arg = msgpack.packb({"t": lua_t, "u": u, "c0": c0, "want": want, "money": money})
     lua_cost, grant = await charging.redis.eval(lib + PROBE, 0, arg)
     assert lua_cost == cost(t, u)
     base = cost(t, c0)

@@ -46,7 +46,7 @@ async def money(accounts: Accounts, account_id: str) -> tuple[int, int]:
 
 
 async def records_of(charging: ChargingService, account_id: str) -> list:
-    stream = charging.keys(account_id).records
+    stream = charging.store.keys(account_id).records
     entries = await charging.redis.xrange(stream)
     recs = [decode_record(fields[b"r"]) for _, fields in entries]
     return [r for r in recs if r.account == account_id]
@@ -387,17 +387,17 @@ async def test_interims_of_a_known_session_send_only_the_script_call(
     assert await charging.redis.get(session_index(s.session_id)) == acct.account_id.encode()
     assert await charging.redis.zscore(supervision_shard(acct.account_id), member) is not None
     sent: list[list[tuple[object, ...]]] = []
-    submit = charging.submit
+    submit = charging.store.submit
 
     async def recording(commands: list[tuple[object, ...]]) -> list[object]:
         sent.append(list(commands))
         return await submit(commands)
 
-    charging.submit = recording  # type: ignore[method-assign]
+    charging.store.submit = recording  # type: ignore[method-assign]
     try:
         await charging.update(s, "i2", [ask(DATA, Usage(), used=2, cumulative=True)], acct.identity)
     finally:
-        charging.submit = submit  # type: ignore[method-assign]
+        charging.store.submit = submit  # type: ignore[method-assign]
     assert [[c[0] for c in batch] for batch in sent] == [["FCALL"]]
 
 
@@ -410,7 +410,7 @@ async def test_reopened_session_gets_its_index_entries(
     acct = await new_account()
     s = SessionRef(unique_session(), owner="radius:10.0.0.2")
     await charging.update(s, "i1", [ask(DATA, Usage(), used=1, cumulative=True)], acct.identity)
-    keys = charging.keys(acct.account_id)
+    keys = charging.store.keys(acct.account_id)
     blob, answers, order = keys.session_keys(s.session_id)
     member = f"{acct.account_id}\0{s.session_id}"
     await charging.redis.delete(blob, answers, order, session_index(s.session_id))

@@ -33,7 +33,7 @@ async def money(accounts: Accounts, account_id: str) -> int:
 
 
 async def records(charging: ChargingService, account_id: str) -> list[ChargedRecord]:
-    entries = await charging.redis.xrange(charging.keys(account_id).records)
+    entries = await charging.redis.xrange(charging.store.keys(account_id).records)
     found = (decode_record(fields[b"r"]) for _, fields in entries)
     return [r for r in found if r.account == account_id]
 

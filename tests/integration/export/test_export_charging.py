@@ -46,7 +46,7 @@ async def test_session_and_event_records_become_rows(
     await charging.event(
         "ev-" + uuid.uuid4().hex, acct.identity, SMS, EventAction.DIRECT_DEBIT, Usage(events=3)
     )
-    stream = charging.keys(acct.account_id).records
+    stream = charging.store.keys(acct.account_id).records
     records = {
         r.record_id: (eid.decode(), r)
         for eid, f in await charging.redis.xrange(stream)

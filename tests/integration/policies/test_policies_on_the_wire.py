@@ -75,7 +75,7 @@ async def test_gy_session_across_a_tariff_switch(
     u = await gy.call(gy.ccr(s, 2, 1, None, [mscc(DATA, rsu(), used)]))
     assert u.result_code == 2001
     await gy.call(gy.ccr(s, 3, 2, None, [mscc(DATA, None, [])]))
-    entries = await clocked.redis.xrange(clocked.keys(acct.account_id).records)
+    entries = await clocked.redis.xrange(clocked.store.keys(acct.account_id).records)
     (rec,) = [
         r for r in (decode_record(f[b"r"]) for _, f in entries) if r.account == acct.account_id
     ]
@@ -130,14 +130,14 @@ async def test_reload_under_load_loses_nothing_and_new_requests_use_the_new_tari
 
     results = await asyncio.gather(*(session(n) for n in range(40)))
     assert all(code == 2001 for codes in results for code in codes)
-    entries = await live.redis.xrange(live.keys(acct.account_id).records)
+    entries = await live.redis.xrange(live.store.keys(acct.account_id).records)
     recs = [r for r in (decode_record(f[b"r"]) for _, f in entries) if r.account == acct.account_id]
     assert len(recs) == 40
     assert {r.policy_version for r in recs} <= {test_policies.version, "reloaded"}
     # after the swap, new sessions are rated at 1 per 1000 octets
     late = await session(99)
     assert all(c == 2001 for c in late)
-    entries = await live.redis.xrange(live.keys(acct.account_id).records)
+    entries = await live.redis.xrange(live.store.keys(acct.account_id).records)
     last = [
         r for r in (decode_record(f[b"r"]) for _, f in entries) if r.account == acct.account_id
     ][-1]

@@ -51,7 +51,7 @@ async def money(accounts: Accounts, account_id: str) -> tuple[int, int]:
 
 
 async def records_of(charging: ChargingService, account_id: str) -> list[ChargedRecord]:
-    entries = await charging.redis.xrange(charging.keys(account_id).records)
+    entries = await charging.redis.xrange(charging.store.keys(account_id).records)
     recs = [decode_record(f[b"r"]) for _, f in entries]
     return [r for r in recs if r.account == account_id]
 

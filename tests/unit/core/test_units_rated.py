@@ -77,6 +77,6 @@ def test_session_report_in_other_units(used: Usage, status: ServiceStatus | None
     voice = ServiceRequest(ServiceKey(30), Usage(), (UsedUnits(used),))
     rated = rate_request(policies, "basic", [voice], 0)
     if status is None:
-        assert rated.fixed == {} and len(rated.lua) == 1
+        assert rated.fixed == {} and len(rated.services) == 1
     else:
-        assert rated.fixed[0].status is status and rated.lua == []
+        assert rated.fixed[0].status is status and rated.services == []
