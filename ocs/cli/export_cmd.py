@@ -275,8 +275,3 @@ def verify_cmd(directory: Path) -> None:
         f"{report.batches} batches, {report.rows} rows, {report.records} records, "
         f"{report.audit_entries} audit entries"
     )
-
-
-def main(argv: list[str] | None = None) -> Any:
-    """``python -m ocs.export`` (same options as ``ocs export``)."""
-    return export_cli.main(args=argv, prog_name="ocs export")

@@ -1,4 +1,7 @@
-"""The ``ocs`` command: serve, account, policy, export.
+"""The ``ocs`` command: serve, account, policy, plan, export, and the
+subcommands other packages register under the entry-point group
+``ocs.commands`` (``ocs loadtest`` comes from :mod:`loadtest.cli`), as front
+ends register under ``ocs.frontends``: the CLI never imports the tools.
 
 The commands import what they use when they run (the store client, pydantic
 models, structlog): a command refused for bad input starts in a fraction of
@@ -8,6 +11,7 @@ the time, and ``ocs --help`` too.
 from __future__ import annotations
 
 from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +20,6 @@ import click
 from ocs.cli.account_cmd import account_cli
 from ocs.cli.common import OneLineGroup, fail
 from ocs.cli.export_cmd import export_cli
-from ocs.cli.loadtest_cmd import loadtest_cli
 from ocs.cli.plan_cmd import plan_cli
 from ocs.cli.policy_cmd import policy_cli
 
@@ -27,7 +30,28 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = Path("config/ocs.yaml")
 
 
-@click.group(cls=OneLineGroup)
+@cache
+def _registered() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group="ocs.commands")}
+
+
+class _Commands(OneLineGroup):
+    """The built-in commands, and those registered under ``ocs.commands``,
+    imported only when named (or listed by ``--help``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_registered()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        if found is None and name in _registered():
+            loaded = _registered()[name].load()
+            if isinstance(loaded, click.Command):
+                found = loaded
+        return found
+
+
+@click.group(cls=_Commands)
 @click.option(
     "--config",
     "-c",
@@ -130,7 +154,6 @@ def serve(
 cli.add_command(account_cli)
 cli.add_command(policy_cli)
 cli.add_command(plan_cli)
-cli.add_command(loadtest_cli)
 cli.add_command(export_cli)
 
 

@@ -117,7 +117,7 @@ def write_config_file(path: Path, cfg: ExportConfig) -> Path:
 
 
 def export_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ocs.export", *args]
+    return [sys.executable, "-m", "ocs", "export", *args]
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -15,12 +15,8 @@ import pytest
 from loadtest.serverproc import OcsServer, start_ocs
 
 POLICIES = Path(__file__).resolve().parents[3] / "policies"
-# The command is registered in ocs/cli/main.py by the lead; add it here too (idempotent)
-# so the test does not depend on that registration.
-OCS = (
-    "from ocs.cli.main import cli; from ocs.cli.loadtest_cmd import loadtest_cli;"
-    "cli.add_command(loadtest_cli); cli(prog_name='ocs')"
-)
+# `ocs` as installed: the load tester registers `loadtest` by entry point.
+OCS = "from ocs.cli.main import main; main()"
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,9 @@
 
 Target, realm, RADIUS secret and Redis come from the same configuration as
 ``ocs serve`` unless given; see :mod:`loadtest` for the models, the report
-and the conservation check.
+and the conservation check. The load tester adds this command to ``ocs``
+itself (entry-point group ``ocs.commands`` in pyproject.toml): the ``ocs``
+CLI does not import the tools built on it.
 """
 
 from __future__ import annotations
