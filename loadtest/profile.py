@@ -1,9 +1,10 @@
 """Where the server's CPU goes: ``python -m loadtest.profile [--protocol gy|radius|nchf]``.
 
-Issue 6 says "profile first": this starts what the benchmark starts (its own
-Redis, ``ocs serve`` on a generated config), drives one closed-model run at
-the bench's shape (2 MSCC per CCR, 64 sessions, 4 connections), samples the
-server with py-spy while it runs, and prints:
+Speed work starts from a profile, not a guess: this starts what the
+benchmark starts (its own Redis, ``ocs serve`` on a generated config),
+drives one closed-model run at the bench's shape (2 MSCC per CCR, 64
+sessions, 4 connections), samples the server with py-spy while it runs, and
+prints:
 
 - the run's rate, the server's and Redis's CPU µs per answered request;
 - the samples by area: the charging core (``ocs/charging``, ``ocs/store``

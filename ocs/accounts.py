@@ -1,6 +1,6 @@
 """Accounts, identities and balance buckets: the administration side.
 
-An account holds buckets (DESIGN.md; issue "charging core" 3): each has a
+An account holds buckets (DESIGN.md "Data flow" 3): each has a
 unit (money in micro-units of the account currency, octets, seconds,
 events), an amount, what is reserved of it, an optional expiry, a priority
 (lower is consumed first) and the services it applies to (rating group

@@ -31,10 +31,6 @@ class UnknownSession(ChargingError):
     or abandoned by supervision (Gy 5002)."""
 
 
-class RequestOutOfOrder(ChargingError):
-    """The request number is older than what the session has already closed."""
-
-
 class StorageUnavailable(ChargingError):
     """Redis could not be reached or failed; nothing was changed or the change
     is unknown and a retry is safe because every script is idempotent."""

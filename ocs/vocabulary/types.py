@@ -284,7 +284,6 @@ class NotificationKind(enum.Enum):
     BLOCKED = "blocked"  # abort the session (ASR / Disconnect)
     DELETED = "deleted"
     TERMINATE = "terminate"  # an operator ends this one session (ASR / Disconnect)
-    SESSION_CLOSED = "session_closed"
     LOW_BALANCE = "low_balance"  # for integrations: money fell below a threshold
     EXHAUSTED = "exhausted"  # for integrations: no money left, or a grant refused
 

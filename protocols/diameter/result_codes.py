@@ -23,7 +23,6 @@ SERVICE_STATUS: dict[ServiceStatus, ResultCode] = {
 EXCEPTIONS: dict[type[errors.ChargingError], ResultCode] = {
     errors.UserUnknown: ResultCode.USER_UNKNOWN,
     errors.UnknownSession: ResultCode.UNKNOWN_SESSION_ID,
-    errors.RequestOutOfOrder: ResultCode.UNKNOWN_SESSION_ID,  # that session is already closed
     errors.AccountBlocked: ResultCode.END_USER_SERVICE_DENIED,
     errors.InvalidRequest: ResultCode.UNABLE_TO_COMPLY,
 }

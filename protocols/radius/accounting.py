@@ -93,12 +93,7 @@ def service_key(cfg: RadiusConfig) -> ServiceKey:
     return ServiceKey(cfg.service.rating_group, cfg.service.service_id)
 
 
-def session_ref(rec: AcctRecord, client: ClientConfig, source: str) -> SessionRef:
-    nas = ss.nas_key(rec.nas_ip, rec.nas_identifier, source)
-    return _session_ref(rec, client.name, source, nas, ss.session_from_class(nas, rec.classes))
-
-
-def _session_ref(
+def session_ref(
     rec: AcctRecord, client: str, source: str, nas: str, from_class: str | None
 ) -> SessionRef:
     named = (
@@ -160,7 +155,7 @@ class AccountingMapper:
             return AcctResult(AcctOutcome.IGNORED, detail=f"status {status}")
         nas = rec.nas_ip or rec.nas_identifier or source  # ss.nas_key
         from_class = ss.session_from_class(nas, rec.classes) if rec.classes else None
-        session = _session_ref(rec, client.name, source, nas, from_class)
+        session = session_ref(rec, client.name, source, nas, from_class)
         subscriber = identity_of(self._cfg, rec.user_name, rec.calling_station_id)
         try:
             answer = await self._charge(rec, session, subscriber, now, from_class is not None)

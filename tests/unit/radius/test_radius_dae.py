@@ -104,7 +104,8 @@ def test_text_attributes_are_echoed_as_the_octets_received() -> None:
     rec = parse_wire(req.raw, req.first)
     assert rec.binary == ((at.USER_NAME, user), (at.CALLING_STATION_ID, calling))
     client = ClientConfig.model_validate({"name": "nas", "address": "127.0.0.1", "secret": "x"})
-    attrs = dict(session_ref(rec, client, "127.0.0.1").attributes)
+    nas = ss.nas_key(rec.nas_ip, rec.nas_identifier, "127.0.0.1")
+    attrs = dict(session_ref(rec, client.name, "127.0.0.1", nas, None).attributes)
     wire = dict(
         attributes_of(encode_request(DaeKind.DISCONNECT, 1, SECRET, identification(attrs), 0))
     )
