@@ -53,7 +53,6 @@ EXCEPTIONS: dict[type[errors.ChargingError], Cause] = {
     errors.UserUnknown: USER_UNKNOWN,
     errors.AccountBlocked: END_USER_REQUEST_DENIED,
     errors.UnknownSession: CONTEXT_NOT_FOUND,
-    errors.RequestOutOfOrder: CONTEXT_NOT_FOUND,  # that session is already closed
     errors.InvalidRequest: CHARGING_FAILED,
 }
 

@@ -90,7 +90,7 @@ async def test_tariff_time_change_and_usage_either_side(
         update = request_body(1, [{"ratingGroup": DATA, "usedUnitContainer": containers}])
         assert (await post(h2, ref + "/update", update)).status_code == 200
         assert (await post(h2, ref + "/release", request_body(2, [unit(DATA)]))).status_code == 204
-    entries = await clocked.redis.xrange(clocked.keys(acct.account_id).records)
+    entries = await clocked.redis.xrange(clocked.store.keys(acct.account_id).records)
     (rec,) = [
         r for r in (decode_record(f[b"r"]) for _, f in entries) if r.account == acct.account_id
     ]

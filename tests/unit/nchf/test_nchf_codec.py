@@ -215,7 +215,7 @@ def test_response_carries_every_grant_attribute_and_validates() -> None:
         (NotificationKind.POLICY_CHANGE, {"notificationType": "REAUTHORIZATION", "reauthorizationDetails": [{"ratingGroup": 10}, {"ratingGroup": 20}]}),
         (NotificationKind.BLOCKED, {"notificationType": "ABORT_CHARGING"}),
         (NotificationKind.DELETED, {"notificationType": "ABORT_CHARGING"}),
-        (NotificationKind.SESSION_CLOSED, None),
+        (NotificationKind.LOW_BALANCE, None),
     ],
 )  # fmt: skip
 def test_notification_bodies(kind: NotificationKind, expected: object) -> None:
@@ -233,7 +233,6 @@ def test_notification_bodies(kind: NotificationKind, expected: object) -> None:
         (errors.UserUnknown("x"), 404, "USER_UNKNOWN"),
         (errors.AccountBlocked("x"), 403, "END_USER_REQUEST_DENIED"),
         (errors.UnknownSession("x"), 404, "CONTEXT_NOT_FOUND"),
-        (errors.RequestOutOfOrder("x"), 404, "CONTEXT_NOT_FOUND"),
         (errors.InvalidRequest("x"), 400, "CHARGING_FAILED"),
         (errors.StorageUnavailable("x"), 503, "NF_CONGESTION"),
     ],
