@@ -61,7 +61,7 @@ async def test_dropping_a_plan_an_account_uses_is_refused_naming_file_and_key(
     named = re.search(r"but account (\S+) uses it", message)
     assert named is not None and "\n" not in message
     # this test's account, or another test's: either way one on that plan
-    keys = charging.keys(named.group(1))
+    keys = charging.store.keys(named.group(1))
     assert await charging.redis.hget(keys.account, "plan") == b"bundle"
 
 
