@@ -3,7 +3,7 @@
 Sections: ``node`` (Diameter identity), ``redis`` (a URL, or the embedded
 server's data directory), ``policies``, ``logging``, ``metrics``,
 ``supervision``, ``workers``; and the raw sections ``diameter``, ``radius``,
-``nchf`` and ``export`` that their own front ends validate through
+``nchf``, ``export`` and ``admin`` that their own modules validate through
 :func:`validate_section` (so this module never imports ``protocols/``).
 
 Environment: every key can be overridden by ``OCS_<SECTION>__<KEY>``
@@ -141,6 +141,7 @@ class Config(_Strict):
     radius: dict[str, Any] | None = None
     nchf: dict[str, Any] | None = None  # 5G converged charging (protocols/nchf)
     export: dict[str, Any] | None = None
+    admin: dict[str, Any] | None = None  # the HTTP admin API (ocs/admin/config.py)
     file: Path | None = None  # where it was loaded from (set by load_config)
     base_dir: Path = Path()  # what relative paths are relative to (set by load_config)
 

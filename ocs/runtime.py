@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ocs import __version__
+from ocs.admin.config import load_admin_config
 from ocs.charging.api import ChargingService
 from ocs.charging.supervision import run_supervisor
 from ocs.config import Config, ConfigError
@@ -217,6 +218,8 @@ class Runtime:
         stop = stop or asyncio.Event()
         policies = load_policy_set(self.config)
         frontends = self.build_frontends()
+        admin_cfg = load_admin_config(self.config.admin, self.config.file)  # refused early
+        admin: Any = None
         async with open_store(self.config) as (client, embedded):
             charging = await ChargingService.connect(client, policies)
             BUILD.info({"version": __version__, "policy_version": policies.version})
@@ -243,6 +246,12 @@ class Runtime:
                         await fe.start(charging)
                     self.frontends.append(fe)
                     register_health(fe.name, fe.health)
+                if self.worker_index == 0 and admin_cfg.enabled:  # once per node: worker 0
+                    from ocs.admin.server import AdminServer
+
+                    admin = AdminServer(admin_cfg, client, charging)
+                    with _bind_conflict(f"admin ({admin_cfg.host}:{admin_cfg.port})"):
+                        await admin.start()
                 set_listeners_up(True)  # /readyz
                 if not self.supervised:  # under --workers N the supervisor says it
                     notify("READY=1", f"STATUS=serving {len(self.frontends)} front ends")
@@ -264,6 +273,8 @@ class Runtime:
                 stop.set()
                 for fe in self.frontends:
                     await fe.stop(drain_timeout=5.0)
+                if admin is not None:
+                    await admin.stop()
                 if http is not None:
                     http.close()
                 for task in tasks:
@@ -324,6 +335,9 @@ def planned_listeners(config: Config) -> list[Listener]:
         out.append(Listener("metrics", "tcp", config.metrics.host, config.metrics.port))
     for fe in Runtime(config).build_frontends():
         out.extend(listeners_of(fe))
+    admin = load_admin_config(config.admin, config.file)
+    if admin.enabled and admin.port:
+        out.append(Listener("admin", "tcp", admin.host, admin.port))
     return out
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ocs.cli.account_cmd import account_cli
+from ocs.cli.admin_cmd import admin_cli
 from ocs.cli.common import OneLineGroup, fail
 from ocs.cli.export_cmd import export_cli
 from ocs.cli.plan_cmd import plan_cli
@@ -152,6 +153,7 @@ def serve(
 
 
 cli.add_command(account_cli)
+cli.add_command(admin_cli)
 cli.add_command(policy_cli)
 cli.add_command(plan_cli)
 cli.add_command(export_cli)

@@ -41,6 +41,7 @@ _PARTS: dict[str, tuple[str, ...]] = {
     "identity": ("lib", "audit", "identity"),
     "expire": ("lib", "audit", "expire"),
     "kick": ("lib", "audit", "kick"),
+    "snapshot": ("lib", "audit", "snapshot"),  # read-only: the account statement's anchor
 }
 
 
@@ -66,6 +67,7 @@ class Scripts:
     identity: AsyncScript
     expire: AsyncScript
     kick: AsyncScript
+    snapshot: AsyncScript
 
     def all(self) -> list[AsyncScript]:
         return [getattr(self, name) for name in _PARTS]

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from ocs.admin.config import AdminConfig, WebhookConfig
 from ocs.config import Config
 from ocs.export.config import ExportConfig
 from protocols.diameter.config import DiameterConfig
@@ -30,9 +31,17 @@ SECTIONS: dict[str, type[BaseModel]] = {
     for name, info in Config.model_fields.items()
     if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
 }
-SECTIONS |= {"diameter": DiameterConfig, "radius": RadiusConfig, "export": ExportConfig}
+SECTIONS |= {
+    "diameter": DiameterConfig,
+    "radius": RadiusConfig,
+    "export": ExportConfig,
+    "admin": AdminConfig,
+}
 # Keys whose list items are documented through one example item.
-ITEMS: dict[tuple[str, str], type[BaseModel]] = {("radius", "clients"): ClientConfig}
+ITEMS: dict[tuple[str, str], type[BaseModel]] = {
+    ("radius", "clients"): ClientConfig,
+    ("admin", "webhooks"): WebhookConfig,
+}
 
 
 def _block(text: str, key: str, indent: int) -> str:
