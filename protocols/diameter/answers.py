@@ -15,7 +15,7 @@ from diameter.message import Message, MessageHeader
 from diameter.message.avp import Avp
 
 from protocols.diameter import avps as A
-from protocols.diameter.codec import Decoded, Header, Problem
+from protocols.diameter.codec import Decoded, Problem
 from protocols.diameter.constants import (
     APP_CREDIT_CONTROL,
     FLAG_ERROR,
@@ -27,7 +27,9 @@ from protocols.diameter.constants import (
     Command,
     ResultCode,
 )
+from protocols.diameter.fastpath import Request, reference
 from protocols.diameter.local import LocalNode
+from protocols.diameter.message import Header
 
 
 def encode(header: MessageHeader, avps: Sequence[Avp]) -> bytes:
@@ -132,8 +134,10 @@ def cca_echo(req: Decoded) -> list[Avp]:
     return out
 
 
-def error_answer(req: Decoded, local: LocalNode, problem: Problem) -> bytes:
-    """The answer to a request the guarded decoder (or a limit) refused."""
+def error_answer(request: Request, local: LocalNode, problem: Problem) -> bytes:
+    """The answer to a request the guarded decoder, the application or a limit refused
+    (whichever decoder read it: these builders need the reference decoding's AVPs)."""
+    req = reference(request)
     code = problem.result_code
     failed, message = problem.failed_avps, problem.detail or None
     if code.is_protocol_error:

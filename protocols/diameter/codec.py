@@ -19,7 +19,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from diameter.message.avp import Avp, AvpGrouped
 from diameter.message.avp.avp import (
@@ -41,19 +40,13 @@ from protocols.diameter.constants import (
     APP_CREDIT_CONTROL,
     AVP_FLAG_MANDATORY,
     AVP_FLAG_VENDOR,
-    FLAG_ERROR,
-    FLAG_PROXYABLE,
-    FLAG_REQUEST,
-    FLAG_RETRANSMIT,
     HEADER_LENGTH,
     VERSION,
     AvpCode,
     Command,
     ResultCode,
 )
-
-if TYPE_CHECKING:
-    from protocols.diameter.fastpath import FastCcr
+from protocols.diameter.message import DEFAULT_LIMITS, Header, Limits
 
 _FIXED_SIZE: dict[type[Avp], int] = {
     AvpUnsigned32: 4,
@@ -69,50 +62,6 @@ _BASE_COMMANDS = frozenset(
     {Command.CAPABILITIES_EXCHANGE, Command.DEVICE_WATCHDOG, Command.DISCONNECT_PEER}
 )
 _NOT_PROXYABLE = _BASE_COMMANDS  # RFC 6733 §5: CER/DWR/DPR never carry P
-
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    """The 20-octet message header (RFC 6733 §3)."""
-
-    version: int
-    length: int
-    flags: int
-    command_code: int
-    application_id: int
-    hop_by_hop: int
-    end_to_end: int
-
-    @classmethod
-    def parse(cls, data: bytes) -> Header:
-        vl, fc, app, hbh, e2e = struct.unpack_from(">IIIII", data)
-        return cls(vl >> 24, vl & 0xFFFFFF, fc >> 24, fc & 0xFFFFFF, app, hbh, e2e)
-
-    @property
-    def is_request(self) -> bool:
-        return bool(self.flags & FLAG_REQUEST)
-
-    @property
-    def is_proxyable(self) -> bool:
-        return bool(self.flags & FLAG_PROXYABLE)
-
-    @property
-    def is_error(self) -> bool:
-        return bool(self.flags & FLAG_ERROR)
-
-    @property
-    def is_retransmit(self) -> bool:
-        return bool(self.flags & FLAG_RETRANSMIT)
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Our own bounds against abuse (standards §1.8, §6: the values are policy)."""
-
-    max_depth: int = 10
-    max_avps: int = 4096
-    max_mscc: int = 64
-    strict_mbit: bool = False  # True: 5001 for unknown M-bit AVPs in every group, read or not
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +81,6 @@ class Decoded:
     avps: list[Avp]
     problem: Problem | None
     raw: bytes = field(repr=False, default=b"")
-    # Set by the fast path (issue 6): ``avps`` is then empty and ``fast.request`` is the
-    # mapped CCR; ``fastpath.expand`` gives the reference decoding when AVPs are needed.
-    fast: FastCcr | None = field(repr=False, default=None)
 
 
 class _Fail(Exception):
@@ -143,7 +89,7 @@ class _Fail(Exception):
         self.problem = problem
 
 
-def decode(data: bytes, limits: Limits = Limits()) -> Decoded:
+def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     """Decode one framed message. Never raises; failures are in ``Decoded.problem``."""
     if len(data) < HEADER_LENGTH:
         padded = data + bytes(HEADER_LENGTH - len(data))
@@ -220,6 +166,13 @@ def check_grammar(
                 ResultCode.MISSING_AVP, parents, sample, f"{sample.name} missing in {rules.name}"
             )
     return None
+
+
+def fixed_size(code: int, vendor: int = 0) -> int | None:
+    """The payload size of a fixed-size AVP type (Unsigned32, Time...) per python-diameter's
+    dictionary, as the walk below checks it; None for other types and unknown AVPs."""
+    entry = get_avp_dictionary_entry(code, vendor)
+    return _FIXED_SIZE.get(entry["type"]) if entry else None
 
 
 def _problem(code: ResultCode, parents: tuple[Avp, ...], avp: Avp, detail: str) -> Problem:

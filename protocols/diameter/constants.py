@@ -172,6 +172,25 @@ class CcRequestType(enum.IntEnum):
     EVENT = 4
 
 
+class CcFailureHandling(enum.IntEnum):
+    """Credit-Control-Failure-Handling (RFC 4006 §8.14), sent in CCA-I when configured."""
+
+    TERMINATE = 0
+    CONTINUE = 1
+    RETRY_AND_TERMINATE = 2
+
+
+class DdFailureHandling(enum.IntEnum):
+    """Direct-Debiting-Failure-Handling (RFC 4006 §8.15), sent in event CCAs when configured."""
+
+    TERMINATE_OR_BUFFER = 0
+    CONTINUE = 1
+
+
+REDIRECT_ADDRESS_URL = 2  # Redirect-Address-Type URL (RFC 4006 §8.38)
+MICRO_EXPONENT = -6  # Unit-Value Exponent of our amounts: money is in micro-units (§8.8)
+
+
 class SubscriptionIdType(enum.IntEnum):
     E164 = 0
     IMSI = 1

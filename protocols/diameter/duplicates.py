@@ -26,13 +26,11 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from protocols.diameter import avps as A
 from protocols.diameter.constants import AvpCode
-
-if TYPE_CHECKING:
-    from protocols.diameter.codec import Decoded
+from protocols.diameter.fastpath import FastCcr, Request
 
 MIN_WINDOW = 240.0
 # (Origin-Host, End-to-End id, command code, Session-Id, CC-Request-Type, CC-Request-Number)
@@ -68,13 +66,12 @@ COLLISION = Miss(collision=True)
 PENDING = Pending()
 
 
-def request_key(origin_host: str, msg: Decoded) -> Key:
+def request_key(origin_host: str, msg: Request) -> Key:
     """The duplicate key of a well-formed application request (a CCR). The fast path
     read the identity already; the reference path's AVPs give it otherwise."""
     header = msg.header
-    fast = msg.fast
-    if fast is not None:
-        req = fast.request
+    if isinstance(msg, FastCcr):
+        req = msg.request
         return (
             origin_host,
             header.end_to_end,

@@ -1,4 +1,4 @@
-"""Fast path for Gy CCA encode: struct bytes equal to the reference builder's (issue 6).
+"""Fast path for Gy CCA encode: struct bytes equal to the reference builder's.
 
 RFC 6733 §3, §4.1 (header, AVP header, zero padding), §7.2 (answer shape);
 RFC 4006 §3.2 (CCA), §8.16-§8.17 (MSCC, GSU), §8.33 (Validity-Time), §8.34
@@ -29,14 +29,14 @@ from ocs.vocabulary.types import (
     ServiceStatus,
     Usage,
 )
-from protocols.diameter.codec import Decoded, Header
 from protocols.diameter.constants import (
     APP_CREDIT_CONTROL,
     FLAG_PROXYABLE,
+    MICRO_EXPONENT,
+    REDIRECT_ADDRESS_URL,
     VENDOR_3GPP,
     VERSION,
     AvpCode,
-    CcRequestType,
     Command,
     TgppAvpCode,
 )
@@ -51,8 +51,6 @@ _U32_MAX = 0xFFFFFFFF
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 _I32 = (-(1 << 31), (1 << 31) - 1)
 _I64 = (-(1 << 63), (1 << 63) - 1)
-_REDIRECT_URL = 2
-_MICRO_EXPONENT = -6
 # python-diameter's AvpTime: NTP seconds, wrapping at the 2036 era boundary.
 _NTP_1900 = ((70 * 365) + 17) * 86400
 _NTP_OVERFLOW = 2085974896
@@ -62,7 +60,7 @@ _STATUS = {status: int(code) for status, code in SERVICE_STATUS.items()}
 
 class _Unsure(Exception):
     """The reference builder decides (and raises where python-diameter refuses a value).
-    Raised as a new instance each time: see ``fastpath_groups.Decline`` (issue 13 item 5)."""
+    Raised as a new instance each time: see ``fastpath_walk.Decline``."""
 
 
 def _flags(code: int, vendor: int = 0) -> int:
@@ -166,7 +164,7 @@ def _gsu(granted: Usage, tariff_time_change: int | None) -> bytes:
     if granted.money is not None:
         unit_value = _C.avp(
             AvpCode.UNIT_VALUE,
-            _C.i64(AvpCode.VALUE_DIGITS, granted.money) + _C.i32(AvpCode.EXPONENT, _MICRO_EXPONENT),
+            _C.i64(AvpCode.VALUE_DIGITS, granted.money) + _C.i32(AvpCode.EXPONENT, MICRO_EXPONENT),
         )
         parts.append(_C.avp(AvpCode.CC_MONEY, unit_value))
     if tariff_time_change is not None:
@@ -182,7 +180,7 @@ def _fui(fu: FinalUnit) -> bytes:
         parts += [_C.text(AvpCode.RESTRICTION_FILTER_RULE, r) for r in fu.restriction_rules]
         parts += [_C.text(AvpCode.FILTER_ID, f) for f in fu.filter_ids]
     if fu.action is FinalUnitAction.REDIRECT and fu.redirect_url:
-        server = _C.i32(AvpCode.REDIRECT_ADDRESS_TYPE, _REDIRECT_URL) + _C.text(
+        server = _C.i32(AvpCode.REDIRECT_ADDRESS_TYPE, REDIRECT_ADDRESS_URL) + _C.text(
             AvpCode.REDIRECT_SERVER_ADDRESS, fu.redirect_url
         )
         parts.append(_C.avp(AvpCode.REDIRECT_SERVER, server))
@@ -234,22 +232,20 @@ class CcaEncoder:
 
     def session_cca(
         self,
-        msg: Decoded,
+        fast: FastCcr,
         answer: ChargingAnswer,
         tgpp: bool,
         failure_handling: int | None = None,
     ) -> bytes | None:
-        """The CCA of a fast-path CCR-I/U/T, or None when the reference builder must make it."""
-        if msg.fast is None:
-            return None
+        """The CCA of a fast-path CCR-I/U/T, or None when the reference builder must make
+        it. ``failure_handling``: the CCFH this answer carries (a CCA-I's, when configured)."""
         try:
-            return self._session_cca(msg.header, msg.fast, answer, tgpp, failure_handling)
+            return self._session_cca(fast, answer, tgpp, failure_handling)
         except (_Unsure, struct.error):
             return None
 
     def _session_cca(
         self,
-        header: Header,
         fast: FastCcr,
         answer: ChargingAnswer,
         tgpp: bool,
@@ -272,9 +268,10 @@ class CcaEncoder:
                 code = _RESULTS[outcome.status]
             _quota(outcome, tgpp, parts)
         body = b"".join(parts)
-        if req.request_type is CcRequestType.INITIAL and failure_handling is not None:
+        if failure_handling is not None:
             body += _C.i32(AvpCode.CREDIT_CONTROL_FAILURE_HANDLING, failure_handling)
         avps = b"".join((fast.session_avp, code, self._after_code, fast.echo_avps, body))
+        header = fast.header
         return (
             _MSG.pack(
                 VERSION << 24 | (20 + len(avps)),

@@ -185,6 +185,12 @@ MSCC = Grammar(
     forbidden=_ANSWER_ONLY | _CCA_ONLY,
 )
 
+# RFC 4006 §8.22-§8.23 as written. The reference decoder does not check them (they are
+# not in GROUPS: an odd CC-Money is read leniently, its missing digits as 0, as it always
+# was); the fast path takes only a CC-Money that meets them.
+UNIT_VALUE = Grammar("Unit-Value", dict([_one(A.VALUE_DIGITS), _opt(A.EXPONENT)]), open=False)
+CC_MONEY = Grammar("CC-Money", dict([_one(A.UNIT_VALUE), _opt(A.CURRENCY_CODE)]), open=False)
+
 PROXY_INFO = Grammar(
     "Proxy-Info",
     dict([_one(A.PROXY_HOST), _one(A.PROXY_STATE)]),

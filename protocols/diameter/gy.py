@@ -32,10 +32,12 @@ from protocols.diameter import avps as A
 from protocols.diameter.capabilities import PeerInfo
 from protocols.diameter.codec import Decoded, Problem, wrap_in_parents
 from protocols.diameter.constants import AvpCode, CcRequestType, ResultCode
-from protocols.diameter.fastpath import FastCcr, expand
+from protocols.diameter.fastpath import FastCcr, Request, fast_decode, reference
 from protocols.diameter.fastpath_cca import CcaEncoder
-from protocols.diameter.gy_request import DEFAULT_CONTEXTS, GyReject, GyRequest, parse_ccr
+from protocols.diameter.gy_parse import GyReject, parse_ccr
+from protocols.diameter.gy_request import DEFAULT_CONTEXTS, GyRequest, Served
 from protocols.diameter.local import LocalNode
+from protocols.diameter.message import DEFAULT_LIMITS, Limits
 from protocols.diameter.result_codes import for_exception, for_status
 
 log = structlog.get_logger("ocs.diameter.gy")
@@ -59,7 +61,9 @@ class GyApplication:
     # own failure handling when it cannot reach us; None sends nothing.
     failure_handling: int | None = None
     direct_debiting_failure_handling: int | None = None
+    limits: Limits = DEFAULT_LIMITS
     encoder: CcaEncoder = field(init=False)
+    served: Served = field(init=False)
     # (origin host, realm, state id) -> (owner, attributes) of their sessions
     _owners: dict[tuple[str, str, int | None], tuple[str, tuple[tuple[str, str], ...]]] = field(
         init=False, default_factory=dict
@@ -67,23 +71,39 @@ class GyApplication:
 
     def __post_init__(self) -> None:
         self.encoder = CcaEncoder(self.local)
+        self.served = Served.of(
+            self.local.origin_host, self.local.origin_realm, self.contexts, self.check_destination
+        )
 
-    async def handle(self, msg: Decoded, peer: PeerInfo) -> bytes:
-        """Serve one well-formed CCR; always returns the CCA (or error answer) bytes."""
-        fast = msg.fast
-        if fast is not None and self._fast_servable(fast):
-            req = fast.request
+    def fast_request(self, raw: bytes) -> FastCcr | None:
+        """The fast path's reading of a CCR when this application serves it as read (the
+        check the reference path makes too: :meth:`Served.refusal`), else None: then the
+        reference decoder reads it and the reference path answers, refusal included."""
+        fast = fast_decode(raw, self.limits)
+        if fast is None:
+            return None
+        req = fast.request
+        refused = self.served.refusal(
+            fast.destination_host,
+            fast.destination_realm,
+            fast.context,
+            req.request_type,
+            bool(req.subscribers),
+        )
+        return fast if refused is None else None
+
+    async def handle(self, request: Request, peer: PeerInfo) -> bytes:
+        """Serve one well-formed CCR; always returns the CCA (or error answer) bytes. A fast
+        request was found servable as read; a reference one is checked here."""
+        if isinstance(request, FastCcr):
+            req = request.request
         else:
-            msg = expand(msg)  # the reference path, unchanged, for anything else
-            if msg.problem is not None:
-                return answers.error_answer(msg, self.local, msg.problem)
-            misrouted = self._destination_problem(msg) if self.check_destination else None
-            if misrouted is not None:
-                return answers.error_answer(msg, self.local, misrouted)
+            if request.problem is not None:
+                return answers.error_answer(request, self.local, request.problem)
             try:
-                req = parse_ccr(msg, self.contexts)
+                req = parse_ccr(request, self.served)
             except GyReject as reject:
-                return answers.error_answer(msg, self.local, reject.problem)
+                return answers.error_answer(request, self.local, reject.problem)
         log.debug(
             "gy_request",
             session=req.session_id,
@@ -93,6 +113,7 @@ class GyApplication:
         )
         try:
             if req.request_type is CcRequestType.EVENT:
+                msg = reference(request)  # an EVENT is never the fast path's
                 return self._event_cca(msg, req, await self._event(req, peer), peer)
             ans = await self._session(req, peer)
         except errors.ChargingError as exc:
@@ -103,37 +124,14 @@ class GyApplication:
                 error=type(exc).__name__,
                 result=int(code),
             )
-            msg = expand(msg)
-            return answers.error_answer(msg, self.local, Problem(code, detail=type(exc).__name__))
-        cca = self.encoder.session_cca(msg, ans, peer.supports_3gpp, self._ccfh(req))
-        if cca is not None:
-            return cca
-        return self._session_cca(expand(msg), req, ans, peer)
-
-    def _ccfh(self, req: GyRequest) -> int | None:
-        return self.failure_handling if req.request_type is CcRequestType.INITIAL else None
-
-    def _fast_servable(self, fast: FastCcr) -> bool:
-        """The checks the reference path makes before charging, on the fast path's fields."""
-        if self.check_destination:
-            host = fast.destination_host
-            if host is not None and host.lower() != self.local.origin_host.lower():
-                return False
-            if fast.destination_realm.lower() != self.local.origin_realm.lower():
-                return False
-        return fast.servable(self.contexts)
-
-    def _destination_problem(self, msg: Decoded) -> Problem | None:
-        """3002 / 3003 for a request routed to another host or realm (RFC 6733 §6.1.4)."""
-        host = A.get_str(msg.avps, AvpCode.DESTINATION_HOST)
-        if host is not None and host.lower() != self.local.origin_host.lower():
-            return Problem(
-                ResultCode.UNABLE_TO_DELIVER, detail=f"Destination-Host {host} is not us"
-            )
-        realm = A.get_str(msg.avps, AvpCode.DESTINATION_REALM)
-        if realm is not None and realm.lower() != self.local.origin_realm.lower():
-            return Problem(ResultCode.REALM_NOT_SERVED, detail=f"realm {realm} not served")
-        return None
+            problem = Problem(code, detail=type(exc).__name__)
+            return answers.error_answer(request, self.local, problem)
+        ccfh = self.failure_handling if req.request_type is CcRequestType.INITIAL else None
+        if isinstance(request, FastCcr):
+            cca = self.encoder.session_cca(request, ans, peer.supports_3gpp, ccfh)
+            if cca is not None:
+                return cca
+        return self._session_cca(reference(request), req, ans, peer, ccfh)
 
     def _session_ref(self, req: GyRequest, peer: PeerInfo) -> SessionRef:
         state = req.origin_state_id or peer.origin_state_id
@@ -174,7 +172,12 @@ class GyApplication:
         )
 
     def _session_cca(
-        self, msg: Decoded, req: GyRequest, ans: ChargingAnswer, peer: PeerInfo
+        self,
+        msg: Decoded,
+        req: GyRequest,
+        ans: ChargingAnswer,
+        peer: PeerInfo,
+        failure_handling: int | None,
     ) -> bytes:
         tgpp = peer.supports_3gpp
         body = answers.cca_echo(msg)
@@ -191,8 +194,8 @@ class GyApplication:
                 failed = self._context_avp(msg)
         else:
             code = ResultCode.SUCCESS
-        if req.request_type is CcRequestType.INITIAL and self.failure_handling is not None:
-            body.append(A.new(AvpCode.CREDIT_CONTROL_FAILURE_HANDLING, self.failure_handling))
+        if failure_handling is not None:
+            body.append(A.new(AvpCode.CREDIT_CONTROL_FAILURE_HANDLING, failure_handling))
         return answers.answer(msg, self.local, code, body, failed=failed)
 
     def _event_cca(self, msg: Decoded, req: GyRequest, ev: EventAnswer, peer: PeerInfo) -> bytes:

@@ -16,11 +16,15 @@ from diameter.message.avp import Avp
 
 from ocs.vocabulary.types import EventAnswer, FinalUnit, FinalUnitAction, ServiceOutcome, Usage
 from protocols.diameter import avps as A
-from protocols.diameter.constants import VENDOR_3GPP, AvpCode, TgppAvpCode
+from protocols.diameter.constants import (
+    MICRO_EXPONENT,
+    REDIRECT_ADDRESS_URL,
+    VENDOR_3GPP,
+    AvpCode,
+    TgppAvpCode,
+)
 from protocols.diameter.result_codes import for_status
 
-_REDIRECT_URL = 2  # Redirect-Address-Type URL (RFC 4006 §8.38)
-MICRO_EXPONENT = -6  # money is in micro-units
 # ISO 4217 numeric codes (Currency-Code is Unsigned32); 999 = "no currency".
 _CURRENCIES = {"EUR": 978, "USD": 840, "GBP": 826, "CHF": 756, "JPY": 392, "SEK": 752, "XXX": 999}
 
@@ -67,7 +71,7 @@ def final_unit_indication(fu: FinalUnit) -> Avp:
         members += [A.new(AvpCode.FILTER_ID, f) for f in fu.filter_ids]
     if fu.action is FinalUnitAction.REDIRECT and fu.redirect_url:
         server = [
-            A.new(AvpCode.REDIRECT_ADDRESS_TYPE, _REDIRECT_URL),
+            A.new(AvpCode.REDIRECT_ADDRESS_TYPE, REDIRECT_ADDRESS_URL),
             A.new(AvpCode.REDIRECT_SERVER_ADDRESS, fu.redirect_url),
         ]
         members.append(A.group(AvpCode.REDIRECT_SERVER, server))

@@ -1,61 +1,46 @@
-"""CCR -> protocol-neutral charging request (RFC 4006 §3.1, §8; 3GPP TS 32.299 §6.3, §7.2).
+"""One CCR in ``ocs.charging`` values, and whether this server serves it (RFC 4006 §3.1, §8;
+RFC 6733 §6.1.4; 3GPP TS 32.299 §6.3, §7.2; standards §2.5).
 
-Reads a CCR the guarded decoder accepted and produces a :class:`GyRequest` of
-``ocs.charging`` values: identities from Subscription-Id, one ServiceRequest per
-MSCC (keyed by Rating-Group / Service-Identifier) or one command-level service
-from RSU/USU when MSCC is absent, Reporting-Reason and Tariff-Change-Usage
-kept with each USU. Requests that are well-formed but not servable raise
-:class:`GyReject` carrying the Problem to answer (5031 unknown
-Service-Context-Id, 5005 no subscriber on CCR-I/EVENT).
+Pure values, no python-diameter: both decoders produce a :class:`GyRequest`
+(the fast path from struct offsets, :mod:`protocols.diameter.fastpath`; the
+reference from python-diameter's AVPs, :mod:`protocols.diameter.gy_parse`),
+and both go through the one check :meth:`Served.refusal` before charging. The
+tables both read values with are here too (Subscription-Id-Type, Termination-
+Cause, CC-Money arithmetic).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from diameter.message.avp import Avp
 
 from ocs.vocabulary.types import (
     EventAction,
     Identity,
     IdentityType,
-    ServiceKey,
     ServiceRequest,
-    TariffChange,
     TerminationCause,
-    Usage,
-    UsedUnits,
 )
-from protocols.diameter import avps as A
-from protocols.diameter.codec import Decoded, Problem, sample_avp
-from protocols.diameter.constants import (
-    VENDOR_3GPP,
-    AvpCode,
-    CcRequestType,
-    ResultCode,
-    TgppAvpCode,
-)
+from protocols.diameter.constants import CcRequestType
 
 DEFAULT_CONTEXTS = ("32251@3gpp.org",)
 
-_IDENTITY_TYPES = {
-    0: IdentityType.E164,
-    1: IdentityType.IMSI,
-    2: IdentityType.SIP_URI,
-    3: IdentityType.NAI,
-    4: IdentityType.PRIVATE,
-}
-
-_TERMINATION_CAUSES = {4: TerminationCause.ADMIN}  # RFC 6733 §8.15 ADMINISTRATIVE
-
-_UNIT_AVPS = (
-    (AvpCode.CC_TIME, "seconds"),
-    (AvpCode.CC_TOTAL_OCTETS, "total_octets"),
-    (AvpCode.CC_INPUT_OCTETS, "input_octets"),
-    (AvpCode.CC_OUTPUT_OCTETS, "output_octets"),
-    (AvpCode.CC_SERVICE_SPECIFIC_UNITS, "events"),
+# Subscription-Id-Type (RFC 4006 §8.47), in value order: END_USER_E164 .. END_USER_PRIVATE.
+IDENTITY_TYPES = (
+    IdentityType.E164,
+    IdentityType.IMSI,
+    IdentityType.SIP_URI,
+    IdentityType.NAI,
+    IdentityType.PRIVATE,
 )
+
+ADMINISTRATIVE = 4  # Termination-Cause DIAMETER_ADMINISTRATIVE (RFC 6733 §8.15)
+
+
+def termination_cause(value: int | None) -> TerminationCause:
+    """Why the gateway ended the session: ADMINISTRATIVE is ours to record, the rest normal."""
+    return TerminationCause.ADMIN if value == ADMINISTRATIVE else TerminationCause.NORMAL
 
 
 MAX_MONEY_EXPONENT = 24  # 10^24: far beyond any currency amount, cheap to compute
@@ -69,12 +54,6 @@ def money_micro(digits: int, exponent: int) -> int:
     if shift >= 0:
         return digits * scale
     return digits // scale if digits >= 0 else -(-digits // scale)
-
-
-class GyReject(Exception):
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(problem.detail)
-        self.problem = problem
 
 
 @dataclass(slots=True)
@@ -101,115 +80,51 @@ class GyRequest:
         return f"{self.session_id};{self.request_number}"
 
 
-def parse_ccr(msg: Decoded, contexts: Sequence[str] = DEFAULT_CONTEXTS) -> GyRequest:
-    avps = msg.avps
-    _check_context(avps, contexts)
-    request_type = CcRequestType(A.get_int(avps, AvpCode.CC_REQUEST_TYPE) or 0)
-    subscribers = tuple(_identities(avps))
-    if not subscribers and request_type in (CcRequestType.INITIAL, CcRequestType.EVENT):
-        sample = sample_avp(AvpCode.SUBSCRIPTION_ID)
-        raise GyReject(Problem(ResultCode.MISSING_AVP, (sample,), "no Subscription-Id"))
-    mscc = A.find_all(avps, AvpCode.MULTIPLE_SERVICES_CREDIT_CONTROL)
-    services = [_mscc_service(m) for m in mscc] if mscc else _command_level(avps, request_type)
-    action = A.get_int(avps, AvpCode.REQUESTED_ACTION)
-    cause = A.get_int(avps, AvpCode.TERMINATION_CAUSE)
-    return GyRequest(
-        session_id=A.get_str(avps, AvpCode.SESSION_ID) or "",
-        request_type=request_type,
-        request_number=A.get_int(avps, AvpCode.CC_REQUEST_NUMBER) or 0,
-        subscribers=subscribers,
-        services=tuple(services),
-        multiple_services=bool(mscc),
-        requested_action=EventAction(action) if action is not None else EventAction.DIRECT_DEBIT,
-        termination_cause=_TERMINATION_CAUSES.get(cause or 1, TerminationCause.NORMAL),
-        origin_state_id=A.get_int(avps, AvpCode.ORIGIN_STATE_ID),
-    )
+class Refusal(enum.Enum):
+    """Why a well-formed CCR is not served; the reference path answers it (naming its AVP)."""
+
+    DESTINATION_HOST = "destination_host"  # 3002: routed to another host
+    DESTINATION_REALM = "destination_realm"  # 3003: a realm we do not serve
+    SERVICE_CONTEXT = "service_context"  # 5031: not a Service-Context-Id we rate
+    NO_SUBSCRIBER = "no_subscriber"  # 5005: a CCR-I / EVENT naming nobody
 
 
-def _check_context(avps: Sequence[Avp], contexts: Sequence[str]) -> None:
-    """PS charging may prefix ``ext.MNC.MCC.release.``: match on the suffix (standards §2.5)."""
-    avp = A.find(avps, AvpCode.SERVICE_CONTEXT_ID)
-    text = A.get_str(avps, AvpCode.SERVICE_CONTEXT_ID) or ""
-    if avp is not None and not any(text.endswith(c) for c in contexts):
-        raise GyReject(
-            Problem(ResultCode.RATING_FAILED, (avp,), f"unknown Service-Context-Id {text}")
-        )
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What this server serves: who it is, and which Service-Context-Ids."""
 
+    origin_host: str
+    origin_realm: str
+    contexts: tuple[str, ...] = DEFAULT_CONTEXTS
+    check_destination: bool = True
 
-def _identities(avps: Sequence[Avp]) -> list[Identity]:
-    out = []
-    for sub in A.find_all(avps, AvpCode.SUBSCRIPTION_ID):
-        inner = A.children(sub)
-        kind = _IDENTITY_TYPES[A.get_int(inner, AvpCode.SUBSCRIPTION_ID_TYPE) or 0]
-        out.append(Identity(kind, A.get_str(inner, AvpCode.SUBSCRIPTION_ID_DATA) or ""))
-    if not out:
-        user = A.get_str(avps, AvpCode.USER_NAME)
-        if user:
-            out.append(Identity(IdentityType.NAI, user))
-    return out
+    @classmethod
+    def of(
+        cls, host: str, realm: str, contexts: Sequence[str] = DEFAULT_CONTEXTS, check: bool = True
+    ) -> Served:
+        return cls(host.lower(), realm.lower(), tuple(contexts), check)
 
-
-def usage_of(units: Sequence[Avp]) -> Usage:
-    values = {name: A.get_int(units, code) for code, name in _UNIT_AVPS}
-    money = A.find(units, AvpCode.CC_MONEY)
-    if money is not None:
-        values["money"] = _money(A.children(money))
-    return Usage(**{k: v for k, v in values.items() if v is not None})
-
-
-def _money(members: Sequence[Avp]) -> int | None:
-    """CC-Money in micro-units: Value-Digits x 10^(Exponent + 6), truncated toward zero."""
-    unit_value = A.find(members, AvpCode.UNIT_VALUE)
-    if unit_value is None:
+    def refusal(
+        self,
+        destination_host: str | None,
+        destination_realm: str | None,
+        context: str | None,
+        request_type: CcRequestType,
+        has_subscriber: bool,
+    ) -> Refusal | None:
+        """The one check both paths make before charging, in the order they answer:
+        Destination-Host, Destination-Realm (RFC 6733 §6.1.4, when checked), then
+        Service-Context-Id on its suffix (PS charging may prefix ``ext.MNC.MCC.release.``,
+        standards §2.5), then a subscriber for CCR-I and EVENT."""
+        if self.check_destination:
+            if destination_host is not None and destination_host.lower() != self.origin_host:
+                return Refusal.DESTINATION_HOST
+            if destination_realm is not None and destination_realm.lower() != self.origin_realm:
+                return Refusal.DESTINATION_REALM
+        if context is not None and not context.endswith(self.contexts):
+            return Refusal.SERVICE_CONTEXT
+        if not has_subscriber and (
+            request_type is CcRequestType.INITIAL or request_type is CcRequestType.EVENT
+        ):
+            return Refusal.NO_SUBSCRIBER
         return None
-    inner = A.children(unit_value)
-    digits = A.get_int(inner, AvpCode.VALUE_DIGITS) or 0
-    exponent = A.get_int(inner, AvpCode.EXPONENT) or 0
-    if abs(exponent) > MAX_MONEY_EXPONENT:
-        # 10**(2**31) would take the process down for seconds: refuse the value
-        # (5004 with the AVP) instead of computing it (never stop answering).
-        bad = A.find(inner, AvpCode.EXPONENT)
-        raise GyReject(
-            Problem(
-                ResultCode.INVALID_AVP_VALUE,
-                (bad,) if bad is not None else (),
-                f"CC-Money Exponent {exponent} out of range",
-            )
-        )
-    return money_micro(digits, exponent)
-
-
-def _used(usu: Avp, extra_reasons: tuple[int, ...]) -> UsedUnits:
-    members = A.children(usu)
-    change = A.get_int(members, AvpCode.TARIFF_CHANGE_USAGE)
-    reasons = tuple(A.get_ints(members, TgppAvpCode.REPORTING_REASON, VENDOR_3GPP))
-    return UsedUnits(
-        usage=usage_of(members),
-        tariff_change=TariffChange(change) if change is not None else None,
-        reporting_reasons=reasons + extra_reasons,
-    )
-
-
-def _mscc_service(mscc: Avp) -> ServiceRequest:
-    members = A.children(mscc)
-    reasons = tuple(A.get_ints(members, TgppAvpCode.REPORTING_REASON, VENDOR_3GPP))
-    service_ids = A.get_ints(members, AvpCode.SERVICE_IDENTIFIER)
-    key = ServiceKey(
-        A.get_int(members, AvpCode.RATING_GROUP), service_ids[0] if service_ids else None
-    )
-    rsu = A.find(members, AvpCode.REQUESTED_SERVICE_UNIT)
-    used = tuple(_used(u, reasons) for u in A.find_all(members, AvpCode.USED_SERVICE_UNIT))
-    return ServiceRequest(key, usage_of(A.children(rsu)) if rsu is not None else None, used)
-
-
-def _command_level(avps: Sequence[Avp], request_type: CcRequestType) -> list[ServiceRequest]:
-    """No MSCC: one service from command-level RSU/USU (RFC 4006 §5.1.1)."""
-    key = ServiceKey(None, A.get_int(avps, AvpCode.SERVICE_IDENTIFIER))
-    rsu = A.find(avps, AvpCode.REQUESTED_SERVICE_UNIT)
-    used = tuple(_used(u, ()) for u in A.find_all(avps, AvpCode.USED_SERVICE_UNIT))
-    requested = usage_of(A.children(rsu)) if rsu is not None else None
-    if requested is None and request_type is CcRequestType.INITIAL:
-        requested = Usage()  # a CCR-I asks for quota even when it names no units
-    if requested is None and not used and request_type is CcRequestType.TERMINATION:
-        return []
-    return [ServiceRequest(key, requested, used)]

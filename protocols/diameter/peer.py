@@ -1,14 +1,37 @@
 """Peer state machine of one accepted connection (RFC 6733 §5.6, responder side; RFC 3539).
 
-Sans-IO: decoded messages, timer expiries and a shutdown request go in;
-actions (send these bytes, close, hand this request to the application, this
-answer to the push sender) come out. Every transition is one row of
-``_TABLE``; anything not in it falls to :meth:`PeerMachine._unexpected`.
+Sans-IO: decoded messages, timer expiries, a shutdown request and the loss of
+the connection go in as events; actions (send these bytes, close, hand this
+request to the application, this answer to the push sender) come out. Every
+(state, event) pair is one row of ``_TABLE``, timers and shutdown included:
 
-    WAIT_CER --CER ok--> OPEN --DPR in--> CLOSING --(peer closes | timeout)--> CLOSED
-    WAIT_CER --non-CER / CER refused / timeout--> CLOSED
-    OPEN --shutdown: DPR out--> CLOSING --DPA in--> CLOSED (after draining)
-    OPEN --watchdog: two Tw expiries unanswered--> CLOSED
+    state     event                         action                              next
+    WAIT_CER  CER acceptable, admitted      CEA 2001, Opened, StateIdSeen       OPEN
+    WAIT_CER  CER refused / malformed       CEA 5010/3010/5012... then Close    CLOSED
+    WAIT_CER  DWR DWA DPR DPA REQUEST ANSWER  Close unanswered ("X before CER")  CLOSED
+    WAIT_CER  TIMER (CER timeout)           Close                               CLOSED
+    WAIT_CER  SHUTDOWN                      Close                               CLOSED
+    OPEN      CER                           CEA 5012 "already open"             OPEN
+    OPEN      DWR                           DWA, StateIdSeen                    OPEN
+    OPEN      DWA, DPA (stray)              nothing (never answer an answer)    OPEN
+    OPEN      DPR                           DPA                                 CLOSING
+    OPEN      REQUEST                       Dispatch (or its error answer)      OPEN
+    OPEN      ANSWER                        AnswerIn                            OPEN
+    OPEN      TIMER (watchdog)              DWR, nothing, or Close              OPEN/CLOSED
+    OPEN      SHUTDOWN                      DPR REBOOTING                       CLOSING
+    CLOSING   CER                           nothing                             CLOSING
+    CLOSING   DWR                           DWA, StateIdSeen                    CLOSING
+    CLOSING   DWA                           nothing                             CLOSING
+    CLOSING   DPR                           DPA                                 CLOSING
+    CLOSING   DPA                           Close after draining                CLOSED
+    CLOSING   REQUEST / ANSWER              Dispatch / AnswerIn (drain)         CLOSING
+    CLOSING   TIMER (closing timeout)       Close                               CLOSED
+    CLOSING   SHUTDOWN                      nothing                             CLOSING
+    any       LOST (connection gone)        nothing                             CLOSED
+    CLOSED    anything else                 nothing                             CLOSED
+
+Every message received is first reported to the watchdog (RFC 3539: any
+message proves the peer alive), in every state it runs in.
 
 standards §1.3 (CER/CEA, 5010, 3010, first message not CER), §1.4 (DWR/DWA,
 Tw), §1.5 (DPR/DPA), §1.7 (Origin-State-Id).
@@ -20,6 +43,7 @@ import enum
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from diameter.message.avp import Avp
 
@@ -54,6 +78,9 @@ class Event(enum.Enum):
     DPA = "dpa"
     REQUEST = "request"  # application request (CCR) or an unsupported one
     ANSWER = "answer"  # answer to one of our requests (RAA, ASA, ...)
+    TIMER = "timer"  # the machine's deadline passed (CER, watchdog, closing)
+    SHUTDOWN = "shutdown"  # our side is stopping
+    LOST = "lost"  # the connection is gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,57 +170,32 @@ class PeerMachine:
     # -- inputs ---------------------------------------------------------------
 
     def receive(self, msg: Decoded, now: float) -> list[Action]:
-        if self.state is PeerState.CLOSED:
-            return []
         if self.watchdog is not None:
             self.watchdog.received(now)
         event = classify(msg)
-        handler = _TABLE.get((self.state, event))
-        if handler is None:
-            return self._unexpected(msg, event)
-        return handler(self, msg, now)
+        return _TABLE[(self.state, event)](self, msg, now)
 
-    def request_in(self, now: float) -> bool:
-        """``receive`` of a well-formed application request (the fast path's CCR), without
-        the action list: True when its row is Dispatch (OPEN, CLOSING), the watchdog told;
-        False when ``receive`` must decide (before CER, closed)."""
-        if self.state is PeerState.OPEN or self.state is PeerState.CLOSING:
+    def accepts_request(self, now: float) -> bool:
+        """The REQUEST row's decision for a request already known well-formed (the fast
+        path's CCR), without building its action list: True where that row dispatches
+        (derived from ``_TABLE``), the watchdog told as :meth:`receive` tells it."""
+        if self.state in _DISPATCHING:
             if self.watchdog is not None:
                 self.watchdog.received(now)
             return True
         return False
 
     def timer(self, now: float) -> list[Action]:
-        if self.state is PeerState.OPEN and self.watchdog is not None:
-            outcome = self.watchdog.expired(now)
-            if outcome is Expiry.SEND_DWR:
-                return [Send(self._request(Command.DEVICE_WATCHDOG, []))]
-            if outcome is Expiry.CLOSE:
-                return self._close("watchdog: two Tw expiries without an answer")
-            return []
-        if self.state in (PeerState.WAIT_CER, PeerState.CLOSING) and now >= self._deadline:
-            why = "no CER in time" if self.state is PeerState.WAIT_CER else "closing timed out"
-            return self._close(why)
-        return []
+        return _TABLE[(self.state, Event.TIMER)](self, None, now)
 
     def shutdown(
         self, now: float, cause: DisconnectCause = DisconnectCause.REBOOTING
     ) -> list[Action]:
         """Our side is stopping: DPR (standards §1.5), then wait for the DPA."""
-        if self.state is PeerState.OPEN:
-            self.state = PeerState.CLOSING
-            self._deadline = now + self.policy.closing_timeout
-            dpr = self._request(
-                Command.DISCONNECT_PEER, [A.new(AvpCode.DISCONNECT_CAUSE, int(cause))]
-            )
-            return [Send(dpr)]
-        if self.state is PeerState.WAIT_CER:
-            return self._close("shutting down")
-        return []
+        return _TABLE[(self.state, Event.SHUTDOWN)](self, cause, now)
 
-    def connection_lost(self) -> None:
-        self.state = PeerState.CLOSED
-        self.watchdog = None
+    def connection_lost(self, now: float = 0.0) -> list[Action]:
+        return _TABLE[(self.state, Event.LOST)](self, None, now)
 
     def deadline(self) -> float | None:
         if self.state is PeerState.OPEN and self.watchdog is not None:
@@ -254,7 +256,7 @@ class PeerMachine:
     def _on_answer(self, msg: Decoded, now: float) -> list[Action]:
         return [AnswerIn(msg)]
 
-    def _ignore(self, msg: Decoded, now: float) -> list[Action]:
+    def _ignore(self, msg: Decoded | None, now: float) -> list[Action]:
         return []
 
     def _on_cer_when_open(self, msg: Decoded, now: float) -> list[Action]:
@@ -266,11 +268,39 @@ class PeerMachine:
             )
         ]
 
-    def _unexpected(self, msg: Decoded, event: Event) -> list[Action]:
-        if self.state is PeerState.WAIT_CER:
-            # The first message must be a CER: close without answering (standards §1.3).
-            return self._close(f"{event.value} before CER")
-        return []  # e.g. a stray DPA: nothing to answer, never answer an answer
+    def _before_cer(self, msg: Decoded, now: float) -> list[Action]:
+        # The first message must be a CER: close without answering (standards §1.3).
+        return self._close(f"{classify(msg).value} before CER")
+
+    def _on_watchdog(self, _: None, now: float) -> list[Action]:
+        if self.watchdog is None:
+            return []
+        outcome = self.watchdog.expired(now)
+        if outcome is Expiry.SEND_DWR:
+            return [Send(self._request(Command.DEVICE_WATCHDOG, []))]
+        if outcome is Expiry.CLOSE:
+            return self._close("watchdog: two Tw expiries without an answer")
+        return []
+
+    def _cer_timeout(self, _: None, now: float) -> list[Action]:
+        return self._close("no CER in time") if now >= self._deadline else []
+
+    def _closing_timeout(self, _: None, now: float) -> list[Action]:
+        return self._close("closing timed out") if now >= self._deadline else []
+
+    def _send_dpr(self, cause: DisconnectCause, now: float) -> list[Action]:
+        self.state = PeerState.CLOSING
+        self._deadline = now + self.policy.closing_timeout
+        avp = A.new(AvpCode.DISCONNECT_CAUSE, int(cause))
+        return [Send(self._request(Command.DISCONNECT_PEER, [avp]))]
+
+    def _shut_before_cer(self, _: DisconnectCause, now: float) -> list[Action]:
+        return self._close("shutting down")
+
+    def _lost(self, _: Decoded | None, now: float) -> list[Action]:
+        self.state = PeerState.CLOSED
+        self.watchdog = None
+        return []
 
     # -- helpers --------------------------------------------------------------
 
@@ -292,20 +322,37 @@ class PeerMachine:
         return self.new_request(command, APP_COMMON, [*body, *extra])[1]
 
 
-_Handler = Callable[[PeerMachine, Decoded, float], list[Action]]
-S, E = PeerState, Event
+_Handler = Callable[[PeerMachine, Any, float], list[Action]]
+S, E, M = PeerState, Event, PeerMachine
+_MESSAGES = (E.CER, E.DWR, E.DWA, E.DPR, E.DPA, E.REQUEST, E.ANSWER)
 _TABLE: dict[tuple[PeerState, Event], _Handler] = {
-    (S.WAIT_CER, E.CER): PeerMachine._on_cer,
-    (S.OPEN, E.CER): PeerMachine._on_cer_when_open,
-    (S.OPEN, E.DWR): PeerMachine._on_dwr,
-    (S.OPEN, E.DWA): PeerMachine._ignore,  # the watchdog already saw the reception
-    (S.OPEN, E.DPR): PeerMachine._on_dpr,
-    (S.OPEN, E.REQUEST): PeerMachine._on_request,
-    (S.OPEN, E.ANSWER): PeerMachine._on_answer,
-    (S.CLOSING, E.DWR): PeerMachine._on_dwr,
-    (S.CLOSING, E.DWA): PeerMachine._ignore,
-    (S.CLOSING, E.DPR): PeerMachine._on_dpr,
-    (S.CLOSING, E.DPA): PeerMachine._on_dpa,
-    (S.CLOSING, E.REQUEST): PeerMachine._on_request,  # drain: in-flight peers still ask
-    (S.CLOSING, E.ANSWER): PeerMachine._on_answer,
+    **{(S.WAIT_CER, e): M._before_cer for e in _MESSAGES},
+    (S.WAIT_CER, E.CER): M._on_cer,
+    (S.WAIT_CER, E.TIMER): M._cer_timeout,
+    (S.WAIT_CER, E.SHUTDOWN): M._shut_before_cer,
+    (S.WAIT_CER, E.LOST): M._lost,
+    (S.OPEN, E.CER): M._on_cer_when_open,
+    (S.OPEN, E.DWR): M._on_dwr,
+    (S.OPEN, E.DWA): M._ignore,  # the watchdog already saw the reception
+    (S.OPEN, E.DPR): M._on_dpr,
+    (S.OPEN, E.DPA): M._ignore,  # a stray DPA: never answer an answer
+    (S.OPEN, E.REQUEST): M._on_request,
+    (S.OPEN, E.ANSWER): M._on_answer,
+    (S.OPEN, E.TIMER): M._on_watchdog,
+    (S.OPEN, E.SHUTDOWN): M._send_dpr,
+    (S.OPEN, E.LOST): M._lost,
+    (S.CLOSING, E.CER): M._ignore,
+    (S.CLOSING, E.DWR): M._on_dwr,
+    (S.CLOSING, E.DWA): M._ignore,
+    (S.CLOSING, E.DPR): M._on_dpr,
+    (S.CLOSING, E.DPA): M._on_dpa,
+    (S.CLOSING, E.REQUEST): M._on_request,  # drain: in-flight peers still ask
+    (S.CLOSING, E.ANSWER): M._on_answer,
+    (S.CLOSING, E.TIMER): M._closing_timeout,
+    (S.CLOSING, E.SHUTDOWN): M._ignore,
+    (S.CLOSING, E.LOST): M._lost,
+    **{(S.CLOSED, e): M._ignore for e in Event},
+    (S.CLOSED, E.LOST): M._lost,
 }
+# Where a well-formed request is dispatched (PeerMachine.accepts_request).
+_DISPATCHING = frozenset(s for (s, e), row in _TABLE.items() if row is M._on_request)

@@ -12,7 +12,8 @@ the connection (standards §1.2).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 import structlog
 from diameter.message.avp import Avp
@@ -25,9 +26,6 @@ from protocols.diameter.codec import Decoded
 from protocols.diameter.constants import APP_CREDIT_CONTROL, AvpCode, Command
 from protocols.diameter.gy import OWNER_PREFIX
 from protocols.diameter.local import LocalNode
-
-if TYPE_CHECKING:
-    from protocols.diameter.server import DiameterNode
 
 log = structlog.get_logger("ocs.diameter.push")
 
@@ -63,10 +61,29 @@ def push_avps(
     return out
 
 
+class PeerLink(Protocol):
+    """An open connection to a peer, as a push needs it (the transport's Connection)."""
+
+    @property
+    def peer(self) -> PeerInfo | None: ...
+
+    def request(
+        self, command: int, application_id: int, avps: list[Avp]
+    ) -> asyncio.Future[Decoded]: ...
+
+
+Lookup = Callable[[str], PeerLink | None]  # Origin-Host -> its open connection here, if any
+Spawn = Callable[[Coroutine[Any, Any, None]], object]
+
+
 class PushSender:
-    def __init__(self, node: DiameterNode, charging: ChargingApi) -> None:
-        self.node = node
+    def __init__(
+        self, lookup: Lookup, local: LocalNode, charging: ChargingApi, spawn: Spawn
+    ) -> None:
+        self.lookup = lookup
+        self.local = local
         self.charging = charging
+        self.spawn = spawn
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -95,14 +112,13 @@ class PushSender:
         command = _COMMANDS.get(note.kind)
         if command is None or not note.owner.startswith(OWNER_PREFIX):
             return False
-        conn = self.node.peers.get(note.owner[len(OWNER_PREFIX) :])
-        if conn is None:
+        link = self.lookup(note.owner[len(OWNER_PREFIX) :])
+        if link is None:
             return False
-        peer = conn.machine.peer if conn.machine is not None else None
-        answer = conn.request(
-            command, APP_CREDIT_CONTROL, push_avps(note, conn.node.local, peer, command)
+        answer = link.request(
+            command, APP_CREDIT_CONTROL, push_avps(note, self.local, link.peer, command)
         )
-        self.node.spawn(self._await_answer(answer, note, command))
+        self.spawn(self._await_answer(answer, note, command))
         return True
 
     async def _await_answer(

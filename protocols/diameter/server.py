@@ -1,10 +1,12 @@
 """The Diameter Gy listener: what all connections of one process share, and its life cycle.
 
-:class:`DiameterNode` holds our identity, the duplicate cache, the peers in
-Open state (for pushes) and the peers' Origin-State-Ids (a higher one closes
-that peer's older sessions, standards §1.7). :class:`DiameterServer` is the
-front end ``ocs serve`` starts: it listens on IPv4 and IPv6, sends DPR
-REBOOTING to every peer on stop and drains requests in flight.
+:class:`DiameterNode` is the connections' owner (:class:`transport.Owner`): it
+holds the application, the traffic (duplicate cache, in-flight bounds), the
+peers in Open state (for pushes: :meth:`DiameterNode.connection_of`) and the
+peers' Origin-State-Ids (a higher one closes that peer's older sessions,
+standards §1.7). :class:`DiameterServer` is the front end ``ocs serve``
+starts: it listens on IPv4 and IPv6, sends DPR REBOOTING to every peer on stop
+and drains requests in flight.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import contextlib
 import contextvars
 import dataclasses
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -24,23 +26,22 @@ from ocs.charging.port import ChargingApi
 from ocs.frontend import Listener
 from ocs.vocabulary.types import TerminationCause
 from protocols.diameter.capabilities import AllowedPeer, PeerInfo
-from protocols.diameter.codec import Limits
 from protocols.diameter.config import DiameterConfig
-from protocols.diameter.constants import ResultCode
+from protocols.diameter.constants import CcFailureHandling, DdFailureHandling, ResultCode
 from protocols.diameter.duplicates import DuplicateCache
+from protocols.diameter.fastpath import Request
 from protocols.diameter.gy import GyApplication, owner_of
 from protocols.diameter.ids import IdGenerator
 from protocols.diameter.local import LocalNode
+from protocols.diameter.message import Limits
 from protocols.diameter.metrics import metrics
 from protocols.diameter.origin_state import PeerRestarts, next_origin_state_id
 from protocols.diameter.peer import PeerPolicy
 from protocols.diameter.pushes import PushSender
-from protocols.diameter.transport import Connection
+from protocols.diameter.traffic import Bounds, Traffic
+from protocols.diameter.transport import Connection, Wiring
 
 log = structlog.get_logger("ocs.diameter")
-
-_CCFH = {"terminate": 0, "continue": 1, "retry_and_terminate": 2}  # RFC 4006 §8.14
-_DDFH = {"terminate_or_buffer": 0, "continue": 1}  # RFC 4006 §8.15
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +83,59 @@ class NodeSettings:
         )
 
 
-@dataclass(slots=True)
 class DiameterNode:
-    local: LocalNode
-    settings: NodeSettings
-    app: GyApplication
-    duplicates: DuplicateCache[Connection]
-    restarts: PeerRestarts
-    connections: set[Connection] = field(default_factory=set)
-    peers: dict[str, Connection] = field(default_factory=dict)
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    ids: IdGenerator = field(default_factory=IdGenerator)
-    in_flight_bytes: int = 0  # octets of the requests being served, all connections
+    """What the connections of one process share; their :class:`transport.Owner`."""
+
+    def __init__(
+        self,
+        local: LocalNode,
+        settings: NodeSettings,
+        app: GyApplication,
+        duplicates: DuplicateCache[Connection],
+        restarts: PeerRestarts,
+    ) -> None:
+        self.local = local
+        self.settings = settings
+        self.app = app
+        self.restarts = restarts
+        self.connections: set[Connection] = set()
+        self.peers: dict[str, Connection] = {}  # Origin-Host -> the connection for pushes
+        self.tasks: set[asyncio.Task[Any]] = set()
+        bounds = Bounds(
+            settings.max_in_flight, settings.max_in_flight_bytes, settings.max_in_flight_bytes_total
+        )
+        self.traffic = Traffic[Connection](local, bounds, duplicates)
+        self.wiring = Wiring(
+            local,
+            settings.policy,
+            settings.limits,
+            settings.max_message_size,
+            settings.advertise_addresses,
+            settings.fast_path,
+            settings.drain_timeout,
+            IdGenerator(),
+            self.traffic,
+        )
+        # The application's own methods: no call of ours between a connection and them.
+        self.fast_request = app.fast_request
+        self.serve: Callable[[Request, PeerInfo], Coroutine[Any, Any, bytes]] = app.handle
+
+    @property
+    def duplicates(self) -> DuplicateCache[Connection]:
+        return self.traffic.duplicates
+
+    @property
+    def in_flight_bytes(self) -> int:
+        """Octets of the requests being served (or whose answers wait), all connections."""
+        return self.traffic.in_flight_bytes
+
+    def connection(self) -> Connection:
+        """A new connection of this node (the listener's protocol factory)."""
+        return Connection(self, self.wiring)
+
+    def connection_of(self, origin_host: str) -> Connection | None:
+        """The open connection that takes pushes for this peer, if it is connected here."""
+        return self.peers.get(origin_host)
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], context: contextvars.Context | None = None
@@ -103,8 +145,9 @@ class DiameterNode:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def connection_made(self, conn: Connection) -> None:
+    def connection_made(self, conn: Connection) -> bool:
         self.connections.add(conn)
+        return True
 
     def connection_lost(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -125,7 +168,7 @@ class DiameterNode:
         old = self.peers.get(peer.origin_host)
         if old is None or old is conn or not self.settings.one_connection_per_peer:
             return None
-        old_info = old.machine.peer if old.machine is not None else None
+        old_info = old.peer
         old_state = old_info.origin_state_id if old_info is not None else None
         if peer.origin_state_id and old_state and peer.origin_state_id > old_state:
             old.close("replaced by the restarted peer's new connection")
@@ -184,18 +227,21 @@ class DiameterServer:
             node_start=self.node_start or None,
         )
         self.local = dataclasses.replace(self.local, origin_state_id=state_id)
+        settings = NodeSettings.from_config(cfg)
+        ccfh, ddfh = cfg.credit_control_failure_handling, cfg.direct_debiting_failure_handling
         app = GyApplication(
             charging,
             self.local,
             tuple(cfg.service_contexts),
             ResultCode(cfg.storage_failure_result_code),
             cfg.check_destination,
-            _CCFH.get(cfg.credit_control_failure_handling or ""),
-            _DDFH.get(cfg.direct_debiting_failure_handling or ""),
+            None if ccfh is None else CcFailureHandling[ccfh.upper()],
+            None if ddfh is None else DdFailureHandling[ddfh.upper()],
+            settings.limits,
         )
         self.node = DiameterNode(
             self.local,
-            NodeSettings.from_config(cfg),
+            settings,
             app,
             DuplicateCache(
                 cfg.duplicate_window, cfg.duplicate_cache_entries, cfg.duplicate_cache_bytes
@@ -205,13 +251,13 @@ class DiameterServer:
         loop = asyncio.get_running_loop()
         node = self.node
         server = await loop.create_server(
-            lambda: Connection(node),
+            node.connection,
             host=cfg.listen,
             port=cfg.port,
             reuse_port=cfg.reuse_port or None,
         )
         self._servers.append(server)
-        self.pushes = PushSender(node, charging)
+        self.pushes = PushSender(node.connection_of, self.local, charging, node.spawn)
         self.pushes.start()
         log.info("diameter_listening", addresses=self.addresses, origin_state_id=state_id)
 

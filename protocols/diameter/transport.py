@@ -1,11 +1,16 @@
 """asyncio transport of one Diameter connection: moves bytes and owns timers, nothing more.
 
-Bytes go to the sans-IO :class:`~protocols.diameter.framing.Framer`, each
-message to the guarded decoder and the :class:`~protocols.diameter.peer.PeerMachine`;
-the actions it returns are carried out here. Application requests run as
-tasks, many in flight per connection, answered as they complete; everything
-written during one loop pass leaves in one ``write`` (coalesced by a
-``call_soon`` flush). One timer handle follows the machine's next deadline.
+Bytes go to the sans-IO :class:`~protocols.diameter.framing.Framer`; each
+message is read once, by the fast path when the application takes it as read
+(:meth:`Owner.fast_request`), else by the guarded decoder, and goes to the
+:class:`~protocols.diameter.peer.PeerMachine`, whose actions are carried out
+here. Application requests pass the sans-IO
+:class:`~protocols.diameter.traffic.Traffic` (duplicates, in-flight bounds,
+3004 / 5012 answers) and run as tasks, many in flight per connection, answered
+as they complete; everything written during one loop pass leaves in one
+``write`` (coalesced by a ``call_soon`` flush). One timer handle follows the
+machine's next deadline. What the connection needs from the node that
+accepted it is the :class:`Owner` protocol.
 """
 
 from __future__ import annotations
@@ -14,17 +19,23 @@ import asyncio
 import contextvars
 import dataclasses
 import time
-from typing import TYPE_CHECKING, cast
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
 
 import structlog
 from diameter.message.avp import Avp
 
 from protocols.diameter import answers
-from protocols.diameter.codec import Decoded, Problem, decode, result_code_of
-from protocols.diameter.constants import FLAG_ERROR, FLAG_REQUEST, Command, ResultCode
-from protocols.diameter.duplicates import COLLISION, MISS, Hit, Key, request_key
-from protocols.diameter.fastpath import expand, fast_decode
+from protocols.diameter.capabilities import PeerInfo
+from protocols.diameter.codec import Decoded, decode, result_code_of
+from protocols.diameter.constants import FLAG_REQUEST, Command, ResultCode
+from protocols.diameter.duplicates import Key
+from protocols.diameter.fastpath import FastCcr, Request
 from protocols.diameter.framing import Framer
+from protocols.diameter.ids import IdGenerator
+from protocols.diameter.local import LocalNode
+from protocols.diameter.message import Limits
 from protocols.diameter.metrics import metrics
 from protocols.diameter.peer import (
     Action,
@@ -33,13 +44,12 @@ from protocols.diameter.peer import (
     Dispatch,
     Opened,
     PeerMachine,
+    PeerPolicy,
     PeerState,
     Send,
     StateIdSeen,
 )
-
-if TYPE_CHECKING:
-    from protocols.diameter.server import DiameterNode
+from protocols.diameter.traffic import Load, Traffic
 
 log = structlog.get_logger("ocs.diameter")
 
@@ -50,19 +60,56 @@ CCR = int(Command.CREDIT_CONTROL)
 OUT_PAUSE = 64 << 10
 
 
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What every connection of a node is built with."""
+
+    local: LocalNode
+    policy: PeerPolicy
+    limits: Limits
+    max_message_size: int
+    advertise_addresses: bool  # Host-IP-Address configured, else the connection's own
+    fast_path: bool
+    drain_timeout: float
+    ids: IdGenerator  # End-to-End ids unique across the node's connections
+    traffic: Traffic[Connection]
+
+
+class Owner(Protocol):
+    """What a connection asks of the node that accepted it."""
+
+    def fast_request(self, raw: bytes) -> FastCcr | None:
+        """The fast path's CCR when the application serves it as read, else None."""
+
+    def serve(self, request: Request, peer: PeerInfo) -> Coroutine[Any, Any, bytes]:
+        """The application's answer to one well-formed request."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None], context: contextvars.Context) -> object:
+        """Run a request's task (the node waits for them on stop)."""
+
+    def admit(self, conn: Connection, peer: PeerInfo) -> ResultCode | None:
+        """None to accept an acceptable CER, or the Result-Code that refuses it."""
+
+    def connection_made(self, conn: Connection) -> bool:
+        """False: the node takes no more connections (this one is closed at once)."""
+
+    def connection_lost(self, conn: Connection) -> None: ...
+
+    def peer_opened(self, conn: Connection, peer: PeerInfo) -> None: ...
+
+    def state_id_seen(self, origin_host: str, value: int) -> None: ...
+
+
 class Connection(asyncio.Protocol):
-    def __init__(self, node: DiameterNode) -> None:
-        self.node = node
+    def __init__(self, owner: Owner, wiring: Wiring) -> None:
+        self.owner = owner
+        self.wiring = wiring
+        self.traffic = wiring.traffic
         self.loop = asyncio.get_running_loop()
-        self.framer = Framer(node.settings.max_message_size)
+        self.framer = Framer(wiring.max_message_size)
         self.transport: asyncio.Transport | None = None
         self.machine: PeerMachine | None = None
-        self.in_flight = 0
-        # Octets of the requests being served on this connection, and of those answered
-        # whose answers may still wait in our write buffer (a peer that does not read):
-        # both are memory this peer makes us hold (issue 13 item 5).
-        self.in_flight_bytes = 0
-        self._answered_bytes = 0  # the second part: released once the buffer drained
+        self.load = Load()  # what this peer's requests make us hold
         self.pending: dict[int, asyncio.Future[Decoded]] = {}
         self.closed = asyncio.Event()
         self._out: list[bytes] = []
@@ -84,15 +131,18 @@ class Connection(asyncio.Protocol):
         # uvloop's TCPTransport is not an asyncio.Transport subclass, only alike.
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername") or ("?", 0)
-        local = self.node.local
-        if not self.node.settings.advertise_addresses:
+        wiring = self.wiring
+        local = wiring.local
+        if not wiring.advertise_addresses:
             # Host-IP-Address is the address this connection really uses (RFC 6733 §5.3.5).
             here = transport.get_extra_info("sockname") or ("127.0.0.1", 0)
             local = dataclasses.replace(local, host_ip_addresses=(str(here[0]),))
-        self.machine = PeerMachine(local, self.node.settings.policy, str(peer[0]), self.loop.time())
-        self.machine.admit = lambda info: self.node.admit(self, info)
-        self.machine.ids = self.node.ids  # End-to-End ids unique across our connections
-        self.node.connection_made(self)
+        self.machine = PeerMachine(local, wiring.policy, str(peer[0]), self.loop.time())
+        self.machine.admit = lambda info: self.owner.admit(self, info)
+        self.machine.ids = wiring.ids
+        if not self.owner.connection_made(self):
+            self.close("too many connections")
+            return
         self._rearm()
 
     def data_received(self, data: bytes) -> None:
@@ -104,7 +154,7 @@ class Connection(asyncio.Protocol):
         if error is not None and not self._closing:
             open_ = self.machine is not None and self.machine.state is not PeerState.WAIT_CER
             if error.answerable and open_:
-                self.send(answers.framing_error_answer(error.header, self.node.local))
+                self.send(answers.framing_error_answer(error.header, self.wiring.local))
             self.close(f"framing: {error.reason}")
 
     def pause_writing(self) -> None:
@@ -116,7 +166,7 @@ class Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        self._release_answered()  # the write buffer drained: the answers have left
+        self.traffic.written(self.load)  # the write buffer drained: the answers have left
         if not self._paused_for_output:
             self._resume_reading()
 
@@ -129,33 +179,37 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.machine is not None:
-            self.machine.connection_lost()
+            self._apply(self.machine.connection_lost(self.loop.time()))
         if self._timer is not None:
             self._timer.cancel()
         for fut in self.pending.values():
             if not fut.done():
                 fut.set_exception(ConnectionError("connection closed"))
         self.pending.clear()
-        self._release_answered()
+        self.traffic.written(self.load)
         self.closed.set()
-        self.node.connection_lost(self)
+        self.owner.connection_lost(self)
 
     # -- inputs to the machine ------------------------------------------------
 
     def _receive(self, raw: bytes) -> None:
+        """Read a message once: the fast path's CCR if the application takes it as read,
+        else the reference decoding; the machine decides what happens to it."""
         machine = self.machine
         assert machine is not None
-        settings = self.node.settings
-        fast = fast_decode(raw, settings.limits) if settings.fast_path else None
+        now = self.loop.time()
+        fast = self.owner.fast_request(raw) if self.wiring.fast_path else None
         if fast is not None:
             self._counts.request(CCR)
-            if machine.request_in(self.loop.time()):
-                self._dispatch(fast)  # the machine's Dispatch, without the action list
+            if machine.accepts_request(now):
+                self._dispatch(fast)  # the machine's Dispatch row, without its action list
                 return
-        msg = fast or decode(raw, settings.limits)
-        if fast is None and msg.header.is_request:
-            self._counts.request(msg.header.command_code)
-        self._apply(machine.receive(msg, self.loop.time()))
+            msg = decode(raw, self.wiring.limits)  # before CER, or closed: the machine's
+        else:
+            msg = decode(raw, self.wiring.limits)
+            if msg.header.is_request:
+                self._counts.request(msg.header.command_code)
+        self._apply(machine.receive(msg, now))
         self._rearm()
 
     def _on_timer(self) -> None:
@@ -190,54 +244,27 @@ class Connection(asyncio.Protocol):
             elif isinstance(action, AnswerIn):
                 self._answer_in(action.message)
             elif isinstance(action, Opened):
-                self.node.peer_opened(self, action.peer)
+                self.owner.peer_opened(self, action.peer)
             elif isinstance(action, StateIdSeen):
-                self.node.state_id_seen(action.origin_host, action.value)
+                self.owner.state_id_seen(action.origin_host, action.value)
             elif isinstance(action, Close):
                 self.close(action.reason, action.drain)
 
     # -- application requests -------------------------------------------------
 
-    def _dispatch(self, msg: Decoded) -> None:
-        assert self.machine is not None
-        assert self.machine.peer is not None
-        key = request_key(self.machine.peer.origin_host, msg)
-        lookup = self.node.duplicates.begin(key, msg.header.hop_by_hop, time.monotonic(), self)
-        if lookup is not MISS:
-            if lookup is COLLISION:
-                # Same End-to-End id, another request (RFC 6733 §3 random low bits): new.
-                metrics().collisions.inc()
-                log.debug("diameter_end_to_end_collision", end_to_end=key[1], session=key[3])
-            elif isinstance(lookup, Hit):
-                self.send(lookup.answer)
-                return
-            else:
-                return  # the original is in flight: this repeat is answered with it
-        node = self.node
-        size = len(msg.raw)
-        if self._busy(size):
-            busy = answers.error_answer(expand(msg), node.local, Problem(ResultCode.TOO_BUSY))
-            self.send(busy)
-            for conn, copy in node.duplicates.release(key, busy):
-                conn.send(copy)
+    def _dispatch(self, request: Request) -> None:
+        peer = self.peer
+        assert peer is not None
+        started = self.loop.time()
+        begun = self.traffic.begin(self.load, peer.origin_host, request, self, time.monotonic())
+        if isinstance(begun, list):
+            for conn, answer in begun:
+                conn.send(answer)  # a repeat's answer, or 3004 and the repeats it releases
             return
-        self.in_flight += 1
-        self.in_flight_bytes += size
-        node.in_flight_bytes += size
-        self._counts.in_flight += 1
         # Every event of the request names its peer: the task runs in a copy of this
         # connection's context, where the peer is bound once.
-        self.node.spawn(self._serve(msg, key, self.loop.time()), self._request_context(key[0]))
-
-    def _busy(self, size: int) -> bool:
-        """Past a bound of what requests in flight may hold: count or octets of this
-        connection, octets of the process (issue 13 item 5)."""
-        settings = self.node.settings
-        return (
-            self.in_flight >= settings.max_in_flight
-            or self.in_flight_bytes + size > settings.max_in_flight_bytes
-            or self.node.in_flight_bytes + size > settings.max_in_flight_bytes_total
-        )
+        context = self._request_context(peer.origin_host)
+        self.owner.spawn(self._serve(request, begun, started, peer), context)
 
     def _request_context(self, peer: str) -> contextvars.Context:
         if self._context is None or self._context_peer != peer:
@@ -246,34 +273,23 @@ class Connection(asyncio.Protocol):
             self._context_peer = peer
         return self._context.copy()
 
-    async def _serve(self, msg: Decoded, key: Key, started: float) -> None:
-        assert self.machine is not None
-        assert self.machine.peer is not None
+    async def _serve(self, request: Request, key: Key, started: float, peer: PeerInfo) -> None:
+        traffic = self.traffic
         try:
-            answer = await self.node.app.handle(msg, self.machine.peer)
+            answer = await self.owner.serve(request, peer)
         except Exception:
-            log.exception("diameter_request_crashed", command=msg.header.command_code)
-            answer = answers.error_answer(
-                expand(msg), self.node.local, Problem(ResultCode.UNABLE_TO_COMPLY)
-            )
+            log.exception("diameter_request_crashed", command=request.header.command_code)
+            answer = traffic.crashed(request)
         finally:
-            self.in_flight -= 1
-            self._answered_bytes += len(msg.raw)  # held until the answer has left
-            self._counts.in_flight -= 1
-        cacheable = not answer[4] & FLAG_ERROR  # a 3004 must not be replayed to a retry
-        cache = self.node.duplicates
-        copies = (
-            cache.complete(key, answer, time.monotonic())
-            if cacheable
-            else cache.release(key, answer)
-        )
-        self._counts.seconds(msg.header.command_code).observe(self.loop.time() - started)
+            traffic.finished(self.load, len(request.raw))  # held until the answer has left
+        copies = traffic.answered(key, answer, time.monotonic())
+        self._counts.seconds(request.header.command_code).observe(self.loop.time() - started)
         self.send(answer)
         if not self._flush_scheduled:
             self._flush()  # nothing queued (the connection is closing): release the octets
         for conn, copy in copies:
             conn.send(copy)  # a repeat may have come on another connection of the peer
-        if self._close_when_idle and self.in_flight == 0:
+        if self._close_when_idle and self.load.in_flight == 0:
             self._close_now()
 
     # -- our own requests (RAR, ASR) ------------------------------------------
@@ -325,17 +341,10 @@ class Connection(asyncio.Protocol):
             self._paused_for_output = False
             if not self._writing_paused:
                 self._resume_reading()
-        if self._answered_bytes and (
+        if self.load.answered_bytes and (
             transport is None or transport.is_closing() or not transport.get_write_buffer_size()
         ):
-            self._release_answered()  # the kernel took every answer (or they never will leave)
-
-    def _release_answered(self) -> None:
-        held = self._answered_bytes
-        if held:
-            self._answered_bytes = 0
-            self.in_flight_bytes -= held
-            self.node.in_flight_bytes -= held
+            self.traffic.written(self.load)  # the kernel took every answer (or never will)
 
     def close(self, reason: str, drain: bool = False) -> None:
         if self._closing:
@@ -343,9 +352,9 @@ class Connection(asyncio.Protocol):
         self._closing = True
         self._rearm()
         log.info("diameter_connection_closing", reason=reason, peer=self.peer_name)
-        if drain and self.in_flight:
+        if drain and self.load.in_flight:
             self._close_when_idle = True
-            self.loop.call_later(self.node.settings.drain_timeout, self._close_now)
+            self.loop.call_later(self.wiring.drain_timeout, self._close_now)
         else:
             self._close_now()
 
@@ -359,12 +368,22 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     @property
+    def in_flight(self) -> int:
+        """Requests of this connection being served."""
+        return self.load.in_flight
+
+    @property
     def write_buffer_size(self) -> int:
         """Octets written but not yet taken by the kernel (a peer that does not read)."""
         transport = self.transport
         return (
             0 if transport is None or transport.is_closing() else transport.get_write_buffer_size()
         )
+
+    @property
+    def peer(self) -> PeerInfo | None:
+        """Who the peer said it is in its CER (None before)."""
+        return self.machine.peer if self.machine is not None else None
 
     @property
     def open_peer(self) -> str | None:

@@ -6,12 +6,28 @@ DWR or to give the connection up. Tw is jittered by ±2 s around Twinit
 (default 30 s, never below 6 s) and re-drawn at every arming. The timer is
 re-armed only on expiry (as Erlang/OTP does): a reception just records its
 time, and an expiry that finds a reception since arming re-arms from it.
+
+RFC 3539 §3.4.1's table as a server that never reopens a connection runs it
+(``_TABLE``; no REOPEN, and the second unanswered Tw closes, as OTP does):
+
+    state    event                                action                         next
+    OKAY     RECEIVED (any message)               note the time                  OKAY
+    OKAY     EXPIRED after traffic since arming   re-arm from the last reception OKAY
+                                                  (expired again: as QUIET)
+    OKAY     EXPIRED, QUIET since arming          send DWR, re-arm               SUSPECT
+    SUSPECT  RECEIVED                             note the time                  OKAY
+    SUSPECT  EXPIRED (either)                     close the connection           DOWN
+    DOWN     RECEIVED                             note the time                  DOWN
+    DOWN     EXPIRED (either)                     close the connection           DOWN
+
+An expiry before the deadline (a timer that fired early) does nothing.
 """
 
 from __future__ import annotations
 
 import enum
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 TW_DEFAULT = 30.0
@@ -23,6 +39,14 @@ class WatchdogState(enum.Enum):
     OKAY = "okay"
     SUSPECT = "suspect"  # a DWR is out and unanswered
     DOWN = "down"
+
+
+class Tick(enum.Enum):
+    """What the watchdog is told."""
+
+    RECEIVED = "received"  # any message from the peer
+    EXPIRED_AFTER_TRAFFIC = "expired_after_traffic"  # Tw passed; a reception since arming
+    EXPIRED_QUIET = "expired_quiet"  # Tw passed; nothing received since arming
 
 
 class Expiry(enum.Enum):
@@ -55,21 +79,50 @@ class Watchdog:
         self.deadline = base + self._interval()
 
     def received(self, now: float) -> None:
-        """Any message from the peer proves it alive (RFC 3539: SUSPECT -> OKAY)."""
+        """Any message from the peer proves it alive (RFC 3539: SUSPECT -> OKAY). Called
+        for every message: the OKAY row (note the time) runs inline, the others by table."""
         self._last_rx = now
-        if self.state is WatchdogState.SUSPECT:
-            self.state = WatchdogState.OKAY
+        if self.state is not WatchdogState.OKAY:
+            self._row(Tick.RECEIVED, now)
 
     def expired(self, now: float) -> Expiry:
         if now < self.deadline:
             return Expiry.NOTHING
-        if self._last_rx > self._armed_at and self.state is WatchdogState.OKAY:
-            self._arm(self._last_rx)
-            if now < self.deadline:
-                return Expiry.NOTHING
-        if self.state is WatchdogState.OKAY:
-            self.state = WatchdogState.SUSPECT
-            self._arm(now)
-            return Expiry.SEND_DWR
-        self.state = WatchdogState.DOWN
+        traffic = self._last_rx > self._armed_at
+        return self._row(Tick.EXPIRED_AFTER_TRAFFIC if traffic else Tick.EXPIRED_QUIET, now)
+
+    def _row(self, tick: Tick, now: float) -> Expiry:
+        action, after = _TABLE[(self.state, tick)]
+        self.state = after
+        return action(self, now)
+
+    # -- actions ---------------------------------------------------------------
+
+    def _note(self, now: float) -> Expiry:
+        return Expiry.NOTHING  # the time is noted by ``received``
+
+    def _rearm_from_traffic(self, now: float) -> Expiry:
+        self._arm(self._last_rx)
+        return self.expired(now)  # still past the new deadline: a quiet expiry
+
+    def _send_dwr(self, now: float) -> Expiry:
+        self._arm(now)
+        return Expiry.SEND_DWR
+
+    def _close(self, now: float) -> Expiry:
         return Expiry.CLOSE
+
+
+_Action = Callable[[Watchdog, float], Expiry]
+S, T, W = WatchdogState, Tick, Watchdog
+_TABLE: dict[tuple[WatchdogState, Tick], tuple[_Action, WatchdogState]] = {
+    (S.OKAY, T.RECEIVED): (W._note, S.OKAY),
+    (S.OKAY, T.EXPIRED_AFTER_TRAFFIC): (W._rearm_from_traffic, S.OKAY),
+    (S.OKAY, T.EXPIRED_QUIET): (W._send_dwr, S.SUSPECT),
+    (S.SUSPECT, T.RECEIVED): (W._note, S.OKAY),
+    (S.SUSPECT, T.EXPIRED_AFTER_TRAFFIC): (W._close, S.DOWN),
+    (S.SUSPECT, T.EXPIRED_QUIET): (W._close, S.DOWN),
+    (S.DOWN, T.RECEIVED): (W._note, S.DOWN),
+    (S.DOWN, T.EXPIRED_AFTER_TRAFFIC): (W._close, S.DOWN),
+    (S.DOWN, T.EXPIRED_QUIET): (W._close, S.DOWN),
+}

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from ocs.vocabulary.types import Identity, IdentityType, ServiceKey, TariffChange, Usage
 from protocols.diameter.codec import decode
-from protocols.diameter.gy_request import parse_ccr
+from protocols.diameter.gy_parse import parse_ccr
+from protocols.diameter.gy_request import Served
 
 u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
@@ -88,7 +89,7 @@ def test_python_diameter_ccr_maps_exactly(
     ]
     msg = decode(ccr.as_bytes())
     assert msg.problem is None, msg.problem
-    req = parse_ccr(msg)
+    req = parse_ccr(msg, Served.of("ocs.test.example", "test.example", check=False))
     assert req.subscribers == tuple(Identity(KINDS[k], t) for k, t in ids)
     assert (req.request_number, req.multiple_services) == (number, True)
     for spec, svc in zip(msccs, req.services, strict=True):

@@ -10,8 +10,9 @@ import struct
 import pytest
 from diameter.message.avp import AvpGrouped
 
-from protocols.diameter.codec import Limits, decode
+from protocols.diameter.codec import decode
 from protocols.diameter.constants import ResultCode as RC
+from protocols.diameter.message import Limits
 from tests.unit.diameter.diam_wire import M, V, avp, ccr, cer, grouped, message, u32, u64, utf8
 
 MSCC = 456

@@ -22,11 +22,13 @@ from ocs.vocabulary.types import (
 from protocols.diameter import gy_answer
 from protocols.diameter.codec import decode
 from protocols.diameter.constants import CcRequestType, ResultCode
-from protocols.diameter.gy_request import GyReject, parse_ccr
+from protocols.diameter.gy_parse import GyReject, parse_ccr
+from protocols.diameter.gy_request import Served
 from protocols.diameter.result_codes import SERVICE_STATUS
 from tests.unit.diameter.diam_wire import V, avp, ccr, grouped, u32, u64, utf8
 
 MSCC, RSU, USU = 456, 437, 446
+SERVED = Served.of("ocs.test.example", "test.example", check=False)
 
 
 def sub(kind: int, data: str) -> bytes:
@@ -36,7 +38,7 @@ def sub(kind: int, data: str) -> bytes:
 def parse(*extra: bytes, **kw: object):  # type: ignore[no-untyped-def]
     msg = decode(ccr(*extra, **kw))  # type: ignore[arg-type]
     assert msg.problem is None, msg.problem
-    return parse_ccr(msg)
+    return parse_ccr(msg, SERVED)
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 from ocs.vocabulary.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus
 from protocols.diameter import answers, fastpath
-from protocols.diameter.codec import Limits, decode
-from protocols.diameter.fastpath import fast_decode
+from protocols.diameter.codec import decode
+from protocols.diameter.fastpath import _CACHE_ENTRIES, _IDENTITIES, fast_decode
 from protocols.diameter.fastpath_cca import CcaEncoder
-from protocols.diameter.fastpath_groups import _CACHE_ENTRIES, _IDENTITIES
 from protocols.diameter.local import LocalNode
+from protocols.diameter.message import Limits
 from protocols.diameter.metrics import Counts, command_name
 from tests.unit.diameter.diam_wire import ccr, grouped, u32, utf8
 

@@ -192,7 +192,7 @@ def test_protocol_error_in_open_is_answered() -> None:
     assert _result(m.receive(decode(message(271, app=4)), 1.0)[0]) == 3001
 
 
-def test_request_in_agrees_with_receive() -> None:
+def test_accepts_request_agrees_with_receive() -> None:
     """The transport's shortcut for a fast-path CCR dispatches exactly where the table does:
     Open and Closing (drain), not before CER and not once closed."""
     for state in PeerState:
@@ -208,7 +208,7 @@ def test_request_in_agrees_with_receive() -> None:
             full.connection_lost()
         acts = full.receive(decode(ccr()), 1.0)
         dispatched = len(acts) == 1 and isinstance(acts[0], Dispatch)
-        assert short.request_in(1.0) is dispatched, state
+        assert short.accepts_request(1.0) is dispatched, state
         if short.watchdog is not None:
             assert full.watchdog is not None
             assert short.watchdog._last_rx == full.watchdog._last_rx == 1.0

@@ -17,13 +17,17 @@ from diameter.message.commands import CreditControlRequest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.diameter.codec import Limits, decode
+from protocols.diameter.codec import decode
 from protocols.diameter.constants import CcRequestType
-from protocols.diameter.fastpath import expand, fast_decode
-from protocols.diameter.gy_request import GyReject, parse_ccr
+from protocols.diameter.fastpath import fast_decode, reference
+from protocols.diameter.gy_parse import GyReject, parse_ccr
+from protocols.diameter.gy_request import Served
+from protocols.diameter.message import Limits
 from tests.unit.diameter import diam_wire as w
 
 DEFAULT = Limits()
+# Served whatever the destination (the generator draws realms): context and subscriber checked.
+SERVED = Served.of("ocs.test.example", "test.example", ("32251@3gpp.org",), check=False)
 u32 = st.integers(0, 2**32 - 1)
 u64 = st.integers(0, 2**64 - 1)
 i32 = st.integers(-(2**31), 2**31 - 1)
@@ -123,7 +127,7 @@ def _reference(data: bytes, limits: Limits = DEFAULT):
     if msg.problem is not None:
         return "problem"
     try:
-        return parse_ccr(msg, ("32251@3gpp.org",))
+        return parse_ccr(msg, SERVED)
     except GyReject:
         return "reject"
 
@@ -137,17 +141,24 @@ def _check(data: bytes, limits: Limits = DEFAULT) -> bool:
         assert (again is None) == (fast is None)
         if fast is None or again is None:
             return False
-        assert again.header == fast.header and again.fast == fast.fast
-    assert fast.fast is not None
+        assert again == fast
     ref = _reference(data, limits)
     assert ref != "problem", "fast path accepted what the reference refuses"
+    req = fast.request
+    refusal = SERVED.refusal(
+        fast.destination_host,
+        fast.destination_realm,
+        fast.context,
+        req.request_type,
+        bool(req.subscribers),
+    )
     if ref == "reject":
-        assert not fast.fast.servable(("32251@3gpp.org",))
+        assert refusal is not None
     else:
-        assert fast.fast.servable(("32251@3gpp.org",))
-        assert fast.fast.request == ref
-    full = expand(fast)
-    assert full.header == fast.header
+        assert refusal is None
+        assert req == ref
+    full = reference(fast)
+    assert full.header == fast.header and full.problem is None
     return True
 
 
@@ -228,8 +239,8 @@ def test_huge_cc_money_exponent_is_not_ours() -> None:
     small = w.grouped(413, w.grouped(445, w.u64(447, 15), w.u32(429, 2**32 - 2)))  # -2
     mscc = w.grouped(456, w.u32(432, 1), w.grouped(446, small))
     fast = fast_decode(w.ccr(sub, mscc, req_type=2), DEFAULT)
-    assert fast is not None and fast.fast is not None
-    assert fast.fast.request.services[0].used[0].usage.money == 150_000
+    assert fast is not None
+    assert fast.request.services[0].used[0].usage.money == 150_000
 
 
 def _ccr_u(*, req_type: int = 2, sub_type: int = 0, tcu: int = 1, exponent: int = -2) -> bytes:
@@ -245,8 +256,8 @@ def test_known_layout_still_checks_every_value() -> None:
     reference refuses or serves otherwise: declined (standards §1.6 5004, §2.7 events)."""
     fast_decode(_ccr_u(), DEFAULT)
     good = fast_decode(_ccr_u(), DEFAULT)  # its layout is now known
-    assert good is not None and good.fast is not None
-    assert good.fast.request.services[0].used[0].usage.money == 150_000
+    assert good is not None
+    assert good.request.services[0].used[0].usage.money == 150_000
     event = _ccr_u(req_type=4)  # CCR-EVENT: the reference serves it, not the fast path
     assert fast_decode(event, DEFAULT) is None
     assert _reference(event).request_type is CcRequestType.EVENT  # type: ignore[union-attr]

@@ -6,7 +6,7 @@ import pytest
 
 from protocols.diameter import avps as A
 from protocols.diameter.constants import AvpCode, ResultCode
-from protocols.diameter.gy_request import GyReject, _money
+from protocols.diameter.gy_parse import GyReject, money_of
 
 
 def unit_value(digits: int, exponent: int) -> list:  # type: ignore[type-arg]
@@ -21,7 +21,7 @@ def unit_value(digits: int, exponent: int) -> list:  # type: ignore[type-arg]
 def test_huge_exponent_is_5004_with_the_avp() -> None:
     """Exponent 2^31-1 (standards §1.8: bad input gets an answer, the server keeps serving)."""
     with pytest.raises(GyReject) as info:
-        _money(unit_value(1, 2**31 - 1))
+        money_of(unit_value(1, 2**31 - 1))
     assert info.value.problem.result_code == ResultCode.INVALID_AVP_VALUE
     assert [a.code for a in info.value.problem.failed_avps] == [AvpCode.EXPONENT]
 
@@ -38,4 +38,4 @@ def test_huge_exponent_is_5004_with_the_avp() -> None:
 )
 def test_money_in_range(digits: int, exponent: int, micro: int) -> None:
     """Value-Digits x 10^Exponent in micro-units, truncated toward zero."""
-    assert _money(unit_value(digits, exponent)) == micro
+    assert money_of(unit_value(digits, exponent)) == micro

@@ -1,8 +1,8 @@
 """Measure the RADIUS accounting front end: CPU µs per Accounting-Request, per stage and whole.
 
-A measurement, never a test (issue 6: speed is not asserted). Run:
+A measurement, never a test (speed is not asserted). Run:
 
-    .venv/bin/python -m protocols.radius.bench [requests]
+    .venv/bin/python -m loadtest.radius_bench [requests]
 
 The charging core is a stub that answers at once, so only the RADIUS side
 (and the event loop) costs CPU. Requests are what a BNG sends: sessions of one
@@ -30,9 +30,9 @@ from typing import Any, cast
 import uvloop
 from pyrad import packet as rp
 
+from loadtest.bench_timing import best_us
 from ocs.logging import configure as configure_logging
 from ocs.vocabulary.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus, Usage
-from protocols.bench_timing import best_us
 from protocols.radius import metrics as m
 from protocols.radius.accounting_record import parse_accounting, parse_wire
 from protocols.radius.codec import (
@@ -172,7 +172,7 @@ def stages(n: int) -> dict[str, float]:
     mapper = pipeline._accounting
     dups = DuplicateCache()
     key = ("127.0.0.1", 4000, req.identifier, req.authenticator)
-    expected = hashlib.md5(data[:4] + bytes(16) + data[20:] + SECRET).digest()  # noqa: S324
+    expected = hashlib.md5(data[:4] + bytes(16) + data[20:] + SECRET).digest()
     assert expected == req.authenticator
 
     def dup_round() -> None:
@@ -203,7 +203,7 @@ def stages(n: int) -> dict[str, float]:
             lambda: decode_request(data, PortKind.ACCT, SECRET), n
         ),
         "  of which authenticator check (MD5)": best_us(
-            lambda: hashlib.md5(data[:4] + bytes(16) + data[20:] + SECRET).digest(),  # noqa: S324
+            lambda: hashlib.md5(data[:4] + bytes(16) + data[20:] + SECRET).digest(),
             n,
         ),
         "  reference: pyrad packet": best_us(
@@ -262,7 +262,7 @@ class _Noop(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         head = bytes((5, data[1], 0, 20))
-        self.transport.sendto(head + hashlib.md5(head + data[4:20] + SECRET).digest(), addr)  # noqa: S324
+        self.transport.sendto(head + hashlib.md5(head + data[4:20] + SECRET).digest(), addr)
 
 
 async def _drive(requests: list[bytes], dest: tuple[str, int]) -> tuple[float, int]:

@@ -1,4 +1,5 @@
-"""Timing for the protocol micro-benchmarks (``protocols.*.bench``): a measurement, never a test."""
+"""Timing for the protocol micro-benchmarks (``loadtest.gy_fastpath_bench``,
+``loadtest.radius_bench``): a measurement, never a test."""
 
 from __future__ import annotations
 
