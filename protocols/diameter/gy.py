@@ -185,7 +185,7 @@ class GyApplication:
         if req.multiple_services:
             code = ResultCode.SUCCESS
             body += gy_answer.msccs(ans.services, tgpp)
-            failed = self._rating_failures(msg, ans)
+            failed = self._rating_failures(msg, [o.status for o in ans.services])
         elif ans.services:
             outcome = ans.services[0]
             code = for_status(outcome.status)
@@ -221,7 +221,8 @@ class GyApplication:
                 members.append(A.new(AvpCode.RATING_GROUP, ev.service.rating_group))
             members.append(A.new(AvpCode.RESULT_CODE, int(code)))
             body.append(A.group(AvpCode.MULTIPLE_SERVICES_CREDIT_CONTROL, members))
-            return answers.answer(msg, self.local, ResultCode.SUCCESS, body)
+            failed = self._rating_failures(msg, [ev.status])  # the event's one MSCC
+            return answers.answer(msg, self.local, ResultCode.SUCCESS, body, failed=failed)
         body += extra
         failed = self._context_avp(msg) if code is ResultCode.RATING_FAILED else []
         return answers.answer(msg, self.local, code, body, failed=failed)
@@ -232,12 +233,13 @@ class GyApplication:
         return [avp] if avp is not None else []
 
     @staticmethod
-    def _rating_failures(msg: Decoded, ans: ChargingAnswer) -> list[Avp]:
-        """5031 needs a Failed-AVP (standards §2.8): the MSCC's Rating-Group, in its MSCC."""
+    def _rating_failures(msg: Decoded, statuses: Sequence[ServiceStatus]) -> list[Avp]:
+        """5031 needs a Failed-AVP (standards §2.8): the MSCC's Rating-Group (else its
+        Service-Identifier), in its MSCC; ``statuses`` in the order of the request's MSCCs."""
         out = []
         requested = A.find_all(msg.avps, AvpCode.MULTIPLE_SERVICES_CREDIT_CONTROL)
-        for outcome, mscc in zip(ans.services, requested, strict=False):
-            if outcome.status is ServiceStatus.RATING_FAILED:
+        for status, mscc in zip(statuses, requested, strict=False):
+            if status is ServiceStatus.RATING_FAILED:
                 key = A.find(A.children(mscc), AvpCode.RATING_GROUP) or A.find(
                     A.children(mscc), AvpCode.SERVICE_IDENTIFIER
                 )

@@ -16,11 +16,12 @@ from ocs.accounts import Accounts
 from ocs.charging.api import ChargingService
 from ocs.charging.records import ChargedRecord, decode_record
 from tests.core_fixtures import NewAccount
-from tests.integration.diameter.gy_client import GyClient, mscc, rsu, usu
+from tests.integration.diameter.gy_client import GyClient, failed_codes, mscc, rsu, usu
 
 VOICE, SMS = 30, 40  # rated in seconds / in events (tests/policies/test.yaml)
 RATING_FAILED = 5031
 AVP_SERVICE_CONTEXT_ID = 461
+AVP_MSCC, AVP_RATING_GROUP = 456, 432
 
 
 def sid() -> str:
@@ -58,6 +59,27 @@ async def test_event_in_service_specific_units_on_a_time_service_is_refused(
     assert answer.granted_service_unit is None
     assert await money(accounts, acct.account_id) == 10_000
     assert await records(charging, acct.account_id) == []
+
+
+async def test_event_mscc_5031_names_its_mscc_in_failed_avp(
+    gy: GyClient, new_account: NewAccount
+) -> None:
+    """EVENT with MSCC refused 5031: Failed-AVP holds MSCC{Rating-Group} (standards §2.8),
+    as a session's 5031 MSCC does."""
+    acct = await new_account(money=10_000)
+    cca = await gy.call(
+        gy.ccr(
+            sid(),
+            4,
+            0,
+            acct.identity.value,
+            [mscc(VOICE, rsu(cc_service_specific_units=120))],
+            requested_action=0,
+        )
+    )
+    assert cca.result_code == 2001
+    assert cca.multiple_services_credit_control[0].result_code == RATING_FAILED
+    assert failed_codes(cca.raw) == [AVP_MSCC, AVP_RATING_GROUP]
 
 
 async def test_command_level_event_in_a_foreign_unit_is_refused_with_failed_avp(
