@@ -2,8 +2,8 @@
 
 Defaults: listen on 0.0.0.0 and :: port 3868 (RFC 6733 §2.1), identity from the
 deployment (FrontendContext), Tw 30 s (RFC 3539), 1 MiB messages, 10 levels of
-grouping, 64 MSCC, 1000 requests and 16 MiB in flight per connection, 128 MiB in
-flight per process, a duplicate cache of 200,000 answers and 128 MiB.
+grouping, 64 MSCC, 256 connections per process, 1000 requests and 16 MiB in flight per
+connection, 128 MiB in flight per process, a duplicate cache of 200,000 answers and 128 MiB.
 """
 
 from __future__ import annotations
@@ -28,14 +28,17 @@ class AllowedPeerConfig(_Strict):
 
 
 class LimitsConfig(_Strict):
-    """Bounds on what one peer may make us hold (issue 13 item 5). Per connection: one
-    partial message (< max_message_size + one read), the requests being served or whose
-    answers it has not read (count and octets), and the answers of one read (we stop
-    reading once 64 KiB are queued); per process: the in-flight octets of all connections
-    and the duplicate cache (``DiameterConfig.duplicate_cache_bytes``). A refused message
+    """Bounds on what peers may make us hold. Per connection: one partial message
+    (< max_message_size + one read), the requests being served or whose answers it has
+    not read (count and octets), and the answers of one read (we stop reading once 64 KiB
+    are queued); per process: the connections, the in-flight octets of all of them and
+    the duplicate cache (``DiameterConfig.duplicate_cache_bytes``). A refused message
     holds nothing once answered."""
 
     max_message_size: int = Field(default=DEFAULT_MAX_MESSAGE, ge=64, le=16 << 20)
+    # Connections held by one process (workers: each); the next is closed at once,
+    # before any read. Each may hold one partial message (< max_message_size).
+    max_connections: int = Field(default=256, ge=1)
     max_depth: int = Field(default=10, ge=2, le=16)
     max_avps: int = Field(default=4096, ge=16)
     max_mscc: int = Field(default=64, ge=1)

@@ -119,6 +119,7 @@ class DiameterMetrics:
     in_flight: Gauge
     discarded: Counter
     collisions: Counter
+    refused_connections: Counter
 
 
 @cache
@@ -138,5 +139,9 @@ def metrics() -> DiameterMetrics:
             "ocs_diameter_end_to_end_collisions",
             "Requests whose (Origin-Host, End-to-End id) another request used within the "
             "duplicate window: served as new requests, not as duplicates",
+        ),
+        refused_connections=Counter(
+            "ocs_diameter_connections_refused",
+            "Connections closed at once: the process held limits.max_connections already",
         ),
     )

@@ -51,6 +51,7 @@ class NodeSettings:
     max_message_size: int
     max_in_flight: int
     advertise_addresses: bool  # Host-IP-Address configured, else the connection's own
+    max_connections: int = 256  # per process (limits.max_connections)
     one_connection_per_peer: bool = True
     max_in_flight_bytes: int = 16 << 20  # octets of requests being served, per connection
     max_in_flight_bytes_total: int = 128 << 20  # ... in the whole process
@@ -75,6 +76,7 @@ class NodeSettings:
             ),
             max_message_size=lim.max_message_size,
             max_in_flight=lim.max_in_flight,
+            max_connections=lim.max_connections,
             advertise_addresses=bool(cfg.host_ip_addresses),
             one_connection_per_peer=cfg.one_connection_per_peer,
             max_in_flight_bytes=lim.max_in_flight_bytes,
@@ -146,6 +148,11 @@ class DiameterNode:
         return task
 
     def connection_made(self, conn: Connection) -> bool:
+        """Hold the new connection, or refuse it: past ``limits.max_connections`` (each
+        one may hold a partial message, so their number bounds memory too)."""
+        if len(self.connections) >= self.settings.max_connections:
+            metrics().refused_connections.inc()
+            return False
         self.connections.add(conn)
         return True
 

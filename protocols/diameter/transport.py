@@ -141,7 +141,11 @@ class Connection(asyncio.Protocol):
         self.machine.admit = lambda info: self.owner.admit(self, info)
         self.machine.ids = wiring.ids
         if not self.owner.connection_made(self):
-            self.close("too many connections")
+            # Past limits.max_connections: closed before any read (counted by the node;
+            # debug only, so a flood of connections cannot flood the log too).
+            self._closing = True
+            log.debug("diameter_connection_refused", address=str(peer[0]))
+            self.transport.close()
             return
         self._rearm()
 

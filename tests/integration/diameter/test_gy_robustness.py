@@ -7,10 +7,11 @@ import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from protocols.diameter.server import DiameterServer
 from tests.core_fixtures import NewAccount
-from tests.integration.diameter.conftest import NewClient
+from tests.integration.diameter.conftest import NewClient, StartServer
 from tests.integration.diameter.gy_client import GyClient, mscc, rsu
 from tests.unit.diameter import diam_wire as w
 
@@ -74,3 +75,29 @@ async def test_many_requests_in_flight_on_one_connection(
     answers = await asyncio.gather(*calls)
     assert [a.result_code for a in answers] == [2001] * 200
     assert len({a.session_id for a in answers}) == 200
+
+
+async def test_connection_past_max_connections_is_closed_at_once(
+    start_server: StartServer, new_client: NewClient
+) -> None:
+    """limits.max_connections: the next connection is closed before any read (no CEA, the
+    server keeps serving the others), counted; once one closes, a new one is served."""
+    server = await start_server(limits={"max_connections": 2})
+    refused = "ocs_diameter_connections_refused_total"
+    before = REGISTRY.get_sample_value(refused) or 0.0
+    first = await new_client(server, origin_host="one.example")
+    await new_client(server, origin_host="two.example")
+    extra = GyClient(*server.addresses[0], origin_host="three.example")
+    await extra.connect()
+    extra.write(w.cer(host="three.example"))
+    await asyncio.wait_for(extra.closed.wait(), 5)  # EOF, and no CEA came back
+    assert extra.unsolicited == []
+    await extra.close()
+    assert REGISTRY.get_sample_value(refused) == before + 1
+    assert (await first.dwr()).result_code == 2001
+    await first.close()
+    for _ in range(50):
+        if len(server.node.connections) == 1:  # type: ignore[union-attr]
+            break
+        await asyncio.sleep(0.05)
+    await new_client(server, origin_host="four.example")  # room again: CEA 2001
