@@ -17,18 +17,25 @@ Redis (protocols/ never calls it).
 
 Peers': a value higher than the last one we saw from the same Origin-Host
 means the peer restarted and its older sessions are dead; 0 or no AVP allows
-no inference.
+no inference. Bounded whatever peers send: at most :data:`MAX_PEERS` hosts
+(the least recently seen go first, in memory and in the file), each under a
+key of at most 255 characters (a longer Origin-Host, which no FQDN is, is kept
+under its digest). A peer forgotten that way is not known to restart:
+its older sessions are then released by the core's supervision timer.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import time
 from pathlib import Path
 
 NS = 1_000_000_000
+MAX_PEERS = 4096  # peers' Origin-State-Ids kept (about 1.5 MB at most)
+MAX_HOST = 255  # an FQDN's length (RFC 1035): the longest Origin-Host kept as is
 
 
 def next_origin_state_id(
@@ -65,24 +72,44 @@ def _read(state_file: Path) -> tuple[int, int | None]:
         return 0, None
 
 
+def _key(origin_host: str) -> str:
+    """The host itself, or a fixed-size digest of one longer than any FQDN."""
+    if len(origin_host) <= MAX_HOST:
+        return origin_host
+    return "#" + hashlib.sha256(origin_host.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _bounded(seen: dict[str, int]) -> dict[str, int]:
+    """Keep the ``MAX_PEERS`` most recently seen (insertion order is recency), in place."""
+    while len(seen) > MAX_PEERS:
+        del seen[next(iter(seen))]
+    return seen
+
+
 class PeerRestarts:
-    """Last Origin-State-Id seen per peer; optionally kept in a JSON file across our restarts."""
+    """Last Origin-State-Id seen per peer; optionally kept in a JSON file across our
+    restarts. At most :data:`MAX_PEERS` peers, the least recently seen forgotten first."""
 
     def __init__(self, state_file: Path | None = None) -> None:
         self._file = state_file
         self._seen: dict[str, int] = self._load()
 
+    def __len__(self) -> int:
+        return len(self._seen)
+
     def observe(self, origin_host: str, value: int) -> bool:
         """Record a value; True when it is higher than the one seen before (a restart)."""
         if not value:
             return False
-        if origin_host not in self._seen and self._file is not None:
+        key = _key(origin_host)
+        if key not in self._seen and self._file is not None:
             self._seen.update(self._load())  # another worker (or our last run) may know it
-        last = self._seen.get(origin_host)
+        last = self._seen.pop(key, None)
+        self._seen[key] = max(value, last or 0)  # now the most recently seen
+        _bounded(self._seen)
         if last == value:
             return False
-        self._seen[origin_host] = max(value, last or 0)
-        self._save(origin_host)
+        self._save(key)
         return last is not None and value > last
 
     def _load(self) -> dict[str, int]:
@@ -90,11 +117,11 @@ class PeerRestarts:
             return {}
         try:
             loaded = json.loads(self._file.read_text())
-            return {str(k): int(v) for k, v in loaded.items()}
+            return _bounded({str(k): int(v) for k, v in loaded.items()})
         except (OSError, ValueError, AttributeError):
             return {}
 
-    def _save(self, origin_host: str) -> None:
+    def _save(self, key: str) -> None:
         """Read-merge-write under a lock: workers share the file."""
         if self._file is None:
             return
@@ -102,7 +129,8 @@ class PeerRestarts:
         with open(self._file.with_suffix(".lock"), "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             merged = self._load()
-            merged[origin_host] = max(merged.get(origin_host, 0), self._seen[origin_host])
+            value = max(merged.pop(key, 0), self._seen[key])
+            merged[key] = value  # last: the most recently seen
             tmp = self._file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(merged, sort_keys=True))
+            tmp.write_text(json.dumps(_bounded(merged)))
             os.replace(tmp, self._file)
