@@ -42,10 +42,21 @@ class IdentityType(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """One identity of a subscriber, e.g. ``Identity(IdentityType.E164, "33612345678")``."""
+    """One identity of a subscriber, e.g. ``Identity(IdentityType.E164, "33612345678")``.
+
+    A SIP URI is kept without its ``sip:`` scheme (any case, RFC 3261 §19.1.1), which
+    its type already says: a gateway's ``sip:alice@example.net`` (Gy Subscription-Id
+    END_USER_SIP_URI carries the whole URI) and the operator's
+    ``sip:alice@example.net`` (type ``sip``, value ``alice@example.net``) are one key,
+    ``sip:alice@example.net``.
+    """
 
     type: IdentityType
     value: str
+
+    def __post_init__(self) -> None:
+        if self.type is IdentityType.SIP_URI and self.value[:4].lower() == "sip:":
+            object.__setattr__(self, "value", self.value[4:])
 
     def key(self) -> str:
         return f"{self.type.value}:{self.value}"
@@ -54,15 +65,19 @@ class Identity:
     def parse(cls, text: str) -> Identity:
         """Parse ``type:value`` (``e164:336...``, ``imsi:208...``, ``nai:user@realm``)."""
         kind, sep, value = text.partition(":")
+        expected = f"identity {text!r}: expected TYPE:VALUE, e.g. e164:33612345678"
         if not sep or not value:
-            raise ValueError(f"identity {text!r}: expected TYPE:VALUE, e.g. e164:33612345678")
+            raise ValueError(expected)
         try:
-            return cls(IdentityType(kind), value)
+            identity = cls(IdentityType(kind), value)
         except ValueError:
             kinds = ", ".join(t.value for t in IdentityType)
             raise ValueError(
                 f"identity {text!r}: unknown type {kind!r}, expected one of {kinds}"
             ) from None
+        if not identity.value:  # ``sip:sip:``: nothing after the scheme either
+            raise ValueError(expected)
+        return identity
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,12 @@ import sys
 import uuid
 from pathlib import Path
 
+from diameter.message.avp.grouped import SubscriptionId
+from diameter.message.constants import E_SUBSCRIPTION_ID_TYPE_END_USER_SIP_URI
 from prometheus_client import REGISTRY
 
 from ocs.accounts import Accounts, BucketSpec
-from ocs.vocabulary.types import UnitType
+from ocs.vocabulary.types import Identity, UnitType
 from tests.core_fixtures import NewAccount
 from tests.integration.diameter.conftest import NewClient, StartServer
 from tests.integration.diameter.gy_client import GyClient, mscc, plain, result_of, rsu, usu
@@ -405,3 +407,20 @@ async def test_failure_handling_overrides_sent_when_configured(
     assert u.credit_control_failure_handling is None
     e = await c.call(c.ccr(sid(), 4, 0, acct.identity.value, requested_action=2))
     assert 428 in [a.code for a in plain(e.raw).avps]
+
+
+async def test_sip_uri_subscriber_finds_the_account_the_operator_made(
+    gy: GyClient, accounts: Accounts
+) -> None:
+    """An account created with ``-i sip:USER@HOST`` is charged by a CCR-I whose
+    Subscription-Id is END_USER_SIP_URI ``sip:USER@HOST`` (the key was ``sip:sip:...``)."""
+    user = f"alice-{uuid.uuid4().hex[:8]}@ims.example"
+    created = await accounts.create(
+        [Identity.parse(f"sip:{user}")], "basic", "EUR", [BucketSpec(UnitType.MONEY, 10_000)]
+    )
+    ccr = gy.ccr(f"gw;sip;{uuid.uuid4().hex}", 1, 0, None, [mscc(10, rsu())])
+    ccr.subscription_id = [SubscriptionId(E_SUBSCRIPTION_ID_TYPE_END_USER_SIP_URI, f"sip:{user}")]
+    cca = await gy.call(ccr)
+    assert cca.result_code == 2001
+    assert cca.multiple_services_credit_control[0].result_code == 2001
+    assert (await money(accounts, created))[1] > 0  # reserved from that account

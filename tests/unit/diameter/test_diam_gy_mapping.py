@@ -22,8 +22,10 @@ from ocs.vocabulary.types import (
 from protocols.diameter import gy_answer
 from protocols.diameter.codec import decode
 from protocols.diameter.constants import CcRequestType, ResultCode
+from protocols.diameter.fastpath import fast_decode
 from protocols.diameter.gy_parse import GyReject, parse_ccr
 from protocols.diameter.gy_request import Served
+from protocols.diameter.message import Limits
 from protocols.diameter.result_codes import SERVICE_STATUS
 from tests.unit.diameter.diam_wire import V, avp, ccr, grouped, u32, u64, utf8
 
@@ -198,3 +200,14 @@ def test_u64_grant_saturates() -> None:
 def test_avp_helper_roundtrip() -> None:
     """Sanity: a 5014-sized CC-Time is refused before mapping (guarded decoder first)."""
     assert decode(ccr(grouped(MSCC, avp(420, bytes(2))))).problem is not None
+
+
+@pytest.mark.parametrize("uri", ["sip:alice@example.net", "SIP:alice@example.net"])
+def test_sip_uri_subscriber_is_the_operators_sip_identity(uri: str) -> None:
+    """END_USER_SIP_URI carries the whole URI: its key is the one ``ocs account create -i
+    sip:alice@example.net`` stores (not ``sip:sip:...``), on both decoders."""
+    operator = Identity.parse("sip:alice@example.net")
+    assert operator.key() == "sip:alice@example.net"
+    assert parse(sub(2, uri)).subscribers == (operator,)
+    fast = fast_decode(ccr(sub(2, uri)), Limits())
+    assert fast is not None and fast.request.subscribers == (operator,)
