@@ -121,7 +121,11 @@ _SHARE = values.Finite(0, 1)
 @click.option("--port", type=values.PORT, default=None, help="default: from the configuration")
 @click.option("--secret", default=None, help="RADIUS secret (default: configuration)")
 @click.option("--check/--no-check", default=True, help="conservation check at the end")
-@click.option("--delete-accounts", is_flag=True, help="delete the created accounts afterwards")
+@click.option(
+    "--keep-accounts",
+    is_flag=True,
+    help="keep the accounts it created (default: deleted at the end; test-flagged either way)",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -220,7 +224,7 @@ def _run(
         octets=octets,
         existing=tuple(opts["existing"]),
         extra_identity=id_type,
-        delete_after=opts["delete_accounts"],
+        delete_after=not opts["keep_accounts"],
     )
     embedded = None
     url = config.redis.url

@@ -50,7 +50,8 @@ class Provisioning:
     octets_rating_groups: tuple[int, ...] = ()
     existing: tuple[str, ...] = ()  # use these subscribers instead of creating accounts
     extra_identity: IdentityType | None = None  # RADIUS User-Name identity type
-    delete_after: bool = False
+    run_digits: str | None = None  # the accounts' id and MSISDN digits (default: random)
+    delete_after: bool = False  # delete the created accounts at the end (ocs loadtest's default)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,7 @@ async def _prepare(opts: RunOptions) -> tuple[list[provision.Subscriber], provis
                 p.octets,
                 p.octets_rating_groups,
                 p.extra_identity,
+                p.run_digits,
             )
         before = await provision.balances(accounts, [s.account_id for s in subs])
         sec, usec = await client.time()
@@ -104,8 +106,6 @@ async def _check(
         result = compare(before, after, records)
         result.sessions_closed_by_check = closed
         result.undecodable = bad
-        if opts.provisioning.delete_after and not opts.provisioning.existing:
-            await provision.delete_subscribers(accounts, ids)
         return result
     finally:
         await client.aclose()
@@ -178,6 +178,24 @@ def _wait_ready(q: Any, count: int, limit: float) -> None:
 def run(opts: RunOptions) -> dict[str, Any]:
     """Carry out one run; returns the summary (and writes files when out_dir is set)."""
     subs, before, since_ms = asyncio.run(_prepare(opts))
+    try:
+        return _run(opts, subs, before, since_ms)
+    finally:
+        if opts.provisioning.delete_after and not opts.provisioning.existing:
+            asyncio.run(_delete(opts, [s.account_id for s in subs]))
+
+
+async def _delete(opts: RunOptions, ids: list[str]) -> None:
+    client = connect(opts.redis_url, timeout=10.0)
+    try:
+        await provision.delete_subscribers(await Accounts.connect(client), ids)
+    finally:
+        await client.aclose()
+
+
+def _run(
+    opts: RunOptions, subs: list[provision.Subscriber], before: provision.Balances, since_ms: int
+) -> dict[str, Any]:
     spec = replace(
         opts.spec,
         subscribers=tuple(s.value for s in subs),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 from collections.abc import Iterator
@@ -32,6 +33,8 @@ from ocs.admin.tokens import TokenStore
 from ocs.charging.api import ChargingService
 
 log = structlog.get_logger("ocs.admin")
+# uvicorn logs its start and stop at info under the name "uvicorn.error": ours say it.
+logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
 
 
 class _Server(uvicorn.Server):

@@ -18,6 +18,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -90,3 +91,20 @@ def run_with_store(obj: dict[str, Any], action: Callable[[Accounts], Awaitable[N
         fail(str(exc) or type(exc).__name__)
     except ValueError as exc:
         fail(str(exc))
+
+
+def display_zone(obj: dict[str, Any]) -> ZoneInfo:
+    """The zone times are shown in: the policies' ``timezone`` (UTC when the
+    policies cannot be read: showing an account must not need them)."""
+    from ocs.policy.loader import PolicyError, load_policies
+
+    config: Config = obj["config"]()
+    try:
+        return ZoneInfo(load_policies(config.path(config.policies.dir)).timezone)
+    except (PolicyError, OSError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def already(ref: str) -> str:
+    """What a repeated reference prints (nothing was changed)."""
+    return f"already applied (--ref {ref}): nothing changed"

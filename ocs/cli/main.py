@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ocs import __version__
 from ocs.cli.account_cmd import account_cli
 from ocs.cli.admin_cmd import admin_cli
 from ocs.cli.common import OneLineGroup, fail
@@ -53,6 +54,9 @@ class _Commands(OneLineGroup):
 
 
 @click.group(cls=_Commands)
+@click.version_option(
+    __version__, "--version", "-V", prog_name="ocs", message="%(prog)s %(version)s"
+)
 @click.option(
     "--config",
     "-c",

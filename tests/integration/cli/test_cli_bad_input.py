@@ -134,6 +134,42 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("block-no-ref", ("account", "block"), "REF"),
     ("unblock-bad-ref", ("account", "unblock", "foo:bar"), "foo:bar"),
     ("delete-no-such-identity", ("account", "delete", "e164:33699999998"), "e164:33699999998"),
+    # issue 14: history, statement, records, sessions, terminate, expire, plan, identity,
+    # import, --ref / --reason on every change, option typos with click's suggestion
+    ("history-bad-from", ("account", "history", A, "--from", "yesterday"), "yesterday"),
+    ("history-limit-zero", ("account", "history", A, "--limit", "0"), "'--limit': 0"),
+    ("statement-bad-to", ("account", "statement", A, "--to", "2030-13-01"), "2030-13-01"),
+    (
+        "statement-reversed",
+        ("account", "statement", A, "--from", "2030-01-02", "--to", "2030-01-01"),
+        "--to",
+    ),
+    ("statement-no-such-account", ("account", "statement", "e164:33699999996"), "e164:3369999"),
+    ("records-bad-ref", ("account", "records", "a{b}"), "a{b}"),
+    ("sessions-no-ref", ("account", "sessions"), "REF"),
+    ("terminate-no-session", ("account", "terminate", A), "SESSION"),
+    ("terminate-no-such-account", ("account", "terminate", "e164:33699999997", "s"), "e164:33699"),
+    ("expire-bad-bucket", ("account", "expire", A, "a b"), "a b"),
+    ("expire-bad-at", ("account", "expire", A, "b1", "--at", "soon"), "soon"),
+    ("plan-unknown", ("account", "plan", A, "gold"), "gold"),
+    ("plan-no-plan", ("account", "plan", A), "PLAN"),
+    ("identity-add-bad", ("account", "identity", "add", A, "e164:x1"), "e164:x1"),
+    ("identity-remove-none", ("account", "identity", "remove", A), "IDENTITY"),
+    ("identity-unknown-verb", ("account", "identity", "swap"), "swap"),
+    ("import-missing-file", ("account", "import", "{tmp}/nope.csv"), "nope.csv"),
+    ("import-wrong-suffix", ("account", "import", "{a_file}"), "{a_file}"),
+    ("import-bad-columns", ("account", "import", "{bad_columns}"), "colour"),
+    ("block-reason-newline", ("account", "block", A, "--reason", "a\nb"), "--reason"),
+    ("delete-ref-space", ("account", "delete", A, "--ref", "a b"), "a b"),
+    ("create-ref-space", ("account", "create", "-i", A, "--plan", "basic", "--ref", "a b"), "a b"),
+    ("topup-option-typo", ("account", "topup", A, "1", "--refs", "x"), "Did you mean '--ref'"),
+    ("adjust-option-typo", ("account", "adjust", A, "-1", "--reson", "x"), "--reason"),
+    ("block-option-typo", ("account", "block", A, "--rason", "x"), "Did you mean '--reason'"),
+    ("command-typo", ("account", "topp"), "Did you mean 'topup'"),
+    ("token-bad-name", ("admin", "token", "add", "a b", "--role", "read"), "a b"),
+    ("token-bad-role", ("admin", "token", "add", "crm", "--role", "root"), "root"),
+    ("token-no-role", ("admin", "token", "add", "crm"), "--role"),
+    ("token-remove-unknown", ("admin", "token", "remove", "nosuch"), "nosuch"),
     # policy, plan
     ("policy-missing-file", ("policy", "check", "/nonexistent.yaml"), "/nonexistent.yaml"),
     ("policy-bad-yaml", ("policy", "check", "{bad_yaml_policy}"), "{bad_yaml_policy}"),
@@ -221,6 +257,7 @@ def paths(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> dict[str,
     (tmp / "empty").mkdir()
     out["empty_dir"] = str(tmp / "empty")
     out["a_file"] = write("a_file.txt", "not a directory\n")
+    write("bad_columns.csv", "identities,plan,colour\ne164:33600000043,basic,red\n")
     return out
 
 

@@ -111,3 +111,43 @@ def test_conservation_detects_a_debit_without_record(redis_url: str) -> None:
     result = asyncio.run(go())
     assert not result.ok
     assert result.mismatches[0]["decrease"] == 1 and result.mismatches[0]["recorded"] == 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("delete_after", [True, False])
+def test_load_test_accounts_are_flagged_and_deleted_unless_kept(
+    ocs_server: OcsServer, redis_url: str, tmp_path: Path, delete_after: bool
+) -> None:
+    """Accounts a run creates carry the test flag (the exporter leaves them out); deleted at
+    the end (ocs loadtest's default), active with --keep-accounts (delete_after False)."""
+    import secrets
+
+    import redis as sync_redis
+
+    from ocs.store.keys import AccountKeys, identity_index
+
+    digits = f"{secrets.randbelow(100_000):05d}"
+    spec = LoadSpec(
+        protocol=Protocol.GY,
+        target=Target(port=ocs_server.diameter_port, destination_realm="bench.example"),
+        model=Model.CLOSED,
+        concurrency=2,
+        duration=0.5,
+        processes=1,
+        connections=1,
+        shape=Shape(updates=1),
+    )
+    prov = Provisioning(accounts=3, run_digits=digits, delete_after=delete_after)
+    run(RunOptions(spec, redis_url, load_policies(POLICIES), prov, out_dir=tmp_path, quiet=True))
+    client = sync_redis.Redis.from_url(redis_url)
+    partitions = int(client.get("ocs:meta:partitions") or 16)
+    for i in range(3):
+        keys = AccountKeys(f"lt{digits}x{i:08d}", partitions)
+        assert client.hget(keys.account, "test") == b"1"
+        status = client.hget(keys.account, "status")
+        index = client.get(identity_index(f"e164:99{digits}{i:08d}"))
+        if delete_after:
+            assert status == b"deleted" and index is None
+        else:
+            assert status == b"active" and index is not None
+    client.close()
