@@ -238,7 +238,7 @@ def _best_serve(fast_path: bool, n: int, apart: bool) -> float:
 
 def main(n: int = 20_000) -> None:
     data, limits = ccr_u(), Limits()
-    local = LocalNode("ocs.example", "example")
+    local = LocalNode("ocs.example", "ocs.example")  # the CCR's Destination-Realm
     app = GyApplication(cast(Any, None), local)
     peer = PeerInfo("pgw.example", "example", "127.0.0.1", supported_vendors=frozenset({10415}))
     fast = fast_decode(data, limits)

@@ -166,9 +166,10 @@ class Rule(NamedTuple):
 
 
 class Level:
-    """One grammar as the fast path walks it: its members' rules, its required slots."""
+    """One grammar as the fast path walks it: its members' rules (vendor-0 ones by code,
+    the others by (code, vendor)), the members it requires."""
 
-    __slots__ = ("grammar", "make", "required", "rules")
+    __slots__ = ("by_code", "by_key", "grammar", "make", "required")
 
     def __init__(
         self,
@@ -181,7 +182,9 @@ class Level:
         levels = levels or {}
         self.grammar = rules_of
         self.make = make
-        self.rules: dict[Key, Rule] = {}
+        self.by_code: dict[int, Rule] = {}
+        self.by_key: dict[Key, Rule] = {}
+        required: set[int | Key] = set()
         for key, (least, most) in rules_of.rules.items():
             slot = slots.get(key)
             if slot is None:
@@ -191,10 +194,14 @@ class Level:
             kind = ONCE if most == 1 else (FIRST if key in first else EACH)
             size = fixed_size(*key)
             length = 0 if size is None else (12 if key[1] else 8) + size
-            self.rules[key] = Rule(slot, kind, length, levels.get(key))
-        self.required = tuple(
-            self.rules[key].slot for key, (least, _) in rules_of.rules.items() if least
-        )
+            rule = Rule(slot, kind, length, levels.get(key))
+            if key[1]:
+                self.by_key[key] = rule
+            else:
+                self.by_code[key[0]] = rule
+            if least:
+                required.add(key if key[1] else key[0])
+        self.required = frozenset(required)  # as the walk notes them: code, or (code, vendor)
 
 
 def _k(code: int, vendor: int = 0) -> Key:
@@ -296,8 +303,9 @@ class Walker:
 
     def walk(self, data: bytes, level: Level, shape: Any, pos: int, end: int, depth: int) -> None:
         """The members of one level, ``data[pos:end]``, into ``shape``."""
-        rules = level.rules
+        by_code, by_key = level.by_code, level.by_key
         heads = self.heads
+        seen: set[int | Key] = set()  # the single (ONCE, FIRST) members met
         members = 0
         while pos < end:
             if end - pos < 8:
@@ -308,36 +316,40 @@ class Walker:
             flags = flags_len >> 24
             if length < 8 or nxt > end:
                 raise Decline
+            key: int | Key
             if flags == 0x40 or flags == 0:
                 size = 8
-                rule = rules.get((code, 0))
+                key = code
+                rule = by_code.get(code)
             elif (flags == 0xC0 or flags == 0x80) and length >= 12:
                 size = 12
-                rule = rules.get((code, U32(data, pos + 8)[0]))
+                key = (code, U32(data, pos + 8)[0])
+                rule = by_key.get(key)
             else:
                 raise Decline  # P or reserved bits, or a vendor AVP too short for its id
-            if rule is None or (rule.length and length != rule.length):
-                raise Decline  # not on the whitelist, or a fixed-size type of the wrong size
+            if rule is None:
+                raise Decline  # not on the whitelist
+            slot, kind, exact, inner = rule
+            if exact and length != exact:
+                raise Decline  # a fixed-size type of the wrong size
             heads.append((pos, size))
             members += 1
             value: Any = pos
-            inner = rule.level
             if inner is not None:
                 if depth + 1 > self.max_depth:
                     raise Decline  # the reference: 5012, grouping too deep
                 value = inner.make(pos)
                 self.walk(data, inner, value, pos + size, pos + length, depth + 1)
-            kind = rule.kind
             if kind == EACH:
-                getattr(shape, rule.slot).append(value)
-            elif not getattr(shape, rule.slot):
-                setattr(shape, rule.slot, value)
+                getattr(shape, slot).append(value)
+            elif key not in seen:
+                seen.add(key)
+                setattr(shape, slot, value)
             elif kind == ONCE:
                 raise Decline  # the reference: 5009
             pos = nxt
         self.count += members
         if self.count > self.max_avps:
             raise Decline  # the reference: 5012, too many AVPs
-        for slot in level.required:
-            if not getattr(shape, slot):
-                raise Decline  # the reference: 5005
+        if not level.required <= seen:
+            raise Decline  # the reference: 5005
