@@ -47,6 +47,7 @@ from ocs.vocabulary.types import (
     ServiceRequest,
     SessionRef,
     TerminationCause,
+    UnitType,
     Usage,
 )
 
@@ -371,6 +372,11 @@ class ChargingService:
         # The start is fixed now, not at the first read: nothing written after
         # this call is missed, however late the consumer task gets going.
         return subscribe(self.store.redis, self.partitions, since_ms=int(time.time() * 1000))
+
+    def service_unit(self, service: ServiceKey) -> UnitType | None:
+        """The unit the policy in force rates ``service`` in (None: no policy service)."""
+        name = self.policies.service_name(service)
+        return None if name is None else self.policies.services[name].unit
 
 
 def _number(request_key: str) -> int:

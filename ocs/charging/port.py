@@ -21,6 +21,7 @@ from ocs.vocabulary.types import (
     ServiceRequest,
     SessionRef,
     TerminationCause,
+    UnitType,
     Usage,
 )
 
@@ -74,3 +75,7 @@ class ChargingApi(Protocol):
     ) -> int: ...
 
     def notifications(self) -> AsyncIterator[Notification]: ...
+
+    def service_unit(self, service: ServiceKey) -> UnitType | None:
+        """The unit the policy in force rates ``service`` in (None: no policy service)."""
+        ...

@@ -39,6 +39,7 @@ from ocs.vocabulary.types import (
     ServiceStatus,
     SessionRef,
     TerminationCause,
+    UnitType,
     Usage,
 )
 from protocols.radius import attributes as at
@@ -91,6 +92,27 @@ def identity_of(cfg: RadiusConfig, user_name: str | None, calling: str | None) -
 
 def service_key(cfg: RadiusConfig) -> ServiceKey:
     return ServiceKey(cfg.service.rating_group, cfg.service.service_id)
+
+
+# What an Accounting-Request reports (RFC 2866 §5.3, §5.4, §5.7; RFC 2869 §5.1, §5.2):
+# octets and seconds. A service rated in anything else could never be charged.
+REPORTED_UNITS = frozenset(
+    {UnitType.TOTAL_OCTETS, UnitType.INPUT_OCTETS, UnitType.OUTPUT_OCTETS, UnitType.SECONDS}
+)
+
+
+def unrated_service(cfg: RadiusConfig, unit: UnitType | None) -> str | None:
+    """Why ``radius.service`` cannot be charged when the policy rates it in ``unit``
+    (None when it can, or when no policy service matches: the core answers that)."""
+    if unit is None or unit in REPORTED_UNITS:
+        return None
+    service = cfg.service
+    reported = ", ".join(sorted(u.value for u in REPORTED_UNITS))
+    return (
+        f"service: rating_group {service.rating_group}, service_id {service.service_id} "
+        f"names a service the policy rates in {unit.value}; RADIUS accounting reports "
+        f"only {reported}: point it at a service rated in one of those"
+    )
 
 
 def session_ref(

@@ -15,6 +15,7 @@ from typing import Any
 
 from ocs.charging.port import ChargingApi
 from ocs.frontend import FrontendContext, Listener
+from protocols.radius.accounting import service_key, unrated_service
 from protocols.radius.clients import ClientTable
 from protocols.radius.codec import PortKind
 from protocols.radius.dynauth import DynAuth
@@ -29,15 +30,25 @@ CONSUMER_STOP_TIMEOUT = 2.0
 class RadiusFrontend:
     name = "radius"
 
-    def __init__(self, cfg: RadiusConfig, worker_index: int = 0) -> None:
+    def __init__(
+        self, cfg: RadiusConfig, worker_index: int = 0, where: str = "configuration: radius"
+    ) -> None:
         self.config = cfg
         self._worker = worker_index
+        self._where = where  # "<file>: <section>", for errors naming the key
         self._listeners: dict[PortKind, list[RadiusListener]] = _no_listeners()
         self._dynauth: DynAuth | None = None
         self._consumer: asyncio.Task[None] | None = None
         self.pipeline: Pipeline | None = None
 
     async def start(self, charging: ChargingApi) -> None:
+        """Bind the listeners; ConfigError (nothing bound) when ``radius.service`` names a
+        service the policy rates in a unit RADIUS never reports."""
+        unrated = unrated_service(self.config, charging.service_unit(service_key(self.config)))
+        if unrated is not None:
+            from ocs.config import ConfigError  # the server's error type; imported when used
+
+            raise ConfigError(f"{self._where}.{unrated}")
         live = LiveSessions()
         dynauth = DynAuth(self.config, ClientTable(self.config.clients), live, charging)
         pipeline = Pipeline(self.config, charging, live, dynauth.cut_off)
@@ -119,4 +130,5 @@ def create(raw_section: Mapping[str, Any], ctx: FrontendContext) -> RadiusFronte
     from ocs.config import validate_section  # the helper's module; imported when used
 
     cfg = validate_section(RadiusConfig, raw_section, ctx.config_file, ctx.section)
-    return RadiusFrontend(cfg, ctx.worker_index)
+    where = f"{ctx.config_file or 'configuration'}: {ctx.section}"
+    return RadiusFrontend(cfg, ctx.worker_index, where)
