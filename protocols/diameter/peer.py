@@ -179,7 +179,8 @@ class PeerMachine:
         """The REQUEST row's decision for a request already known well-formed (the fast
         path's CCR), without building its action list: True where that row dispatches
         (derived from ``_TABLE``), the watchdog told as :meth:`receive` tells it."""
-        if self.state in _DISPATCHING:
+        state = self.state
+        if state is PeerState.OPEN or state is PeerState.CLOSING:  # = _DISPATCHING
             if self.watchdog is not None:
                 self.watchdog.received(now)
             return True
@@ -354,5 +355,8 @@ _TABLE: dict[tuple[PeerState, Event], _Handler] = {
     **{(S.CLOSED, e): M._ignore for e in Event},
     (S.CLOSED, E.LOST): M._lost,
 }
-# Where a well-formed request is dispatched (PeerMachine.accepts_request).
+# Where a well-formed request is dispatched: PeerMachine.accepts_request tests these two
+# by identity (an Enum's hash is a Python call, once per request on the hot path).
 _DISPATCHING = frozenset(s for (s, e), row in _TABLE.items() if row is M._on_request)
+if {PeerState.OPEN, PeerState.CLOSING} != _DISPATCHING:
+    raise RuntimeError(f"accepts_request disagrees with the table: {_DISPATCHING}")
