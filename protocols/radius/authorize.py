@@ -97,7 +97,7 @@ class Authorizer:
         self._charging = charging
         self._cfg = cfg
         self._service = service_key(cfg)
-        self._live = live or LiveSessions()
+        self._live = live if live is not None else LiveSessions()
 
     async def handle(
         self, pkt: rp.Packet, client: ClientConfig, source: str, received: int

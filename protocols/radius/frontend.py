@@ -49,7 +49,8 @@ class RadiusFrontend:
             from ocs.config import ConfigError  # the server's error type; imported when used
 
             raise ConfigError(f"{self._where}.{unrated}")
-        live = LiveSessions()
+        bound = self.config.live_sessions
+        live = LiveSessions(bound.max_entries, bound.max_bytes)
         dynauth = DynAuth(self.config, ClientTable(self.config.clients), live, charging)
         pipeline = Pipeline(self.config, charging, live, dynauth.cut_off)
         self.pipeline, self._dynauth = pipeline, dynauth

@@ -100,6 +100,15 @@ class DaeConfig(_Model):
     worker: int = Field(default=0, ge=0)  # the worker that consumes notifications
 
 
+class LiveSessionsConfig(_Model):
+    """Per worker, the sessions it last saw (for CoA sizing and DAE targets): hints only."""
+
+    max_entries: int = Field(default=100_000, ge=1)
+    # Their octets (see sessions.py): 160 MiB holds the 100,000 of typical sessions
+    # (~1.4 KB counted each); sessions with the longest attributes go first past it.
+    max_bytes: int = Field(default=160 << 20, ge=1 << 20)
+
+
 class NasRestartConfig(_Model):
     """Accounting-On/Off queue (protocols/radius/restarts.py)."""
 
@@ -129,6 +138,7 @@ class RadiusConfig(_Model):
     drop_log_interval: float = Field(default=60.0, gt=0)
     dae: DaeConfig = DaeConfig()
     nas_restart: NasRestartConfig = NasRestartConfig()
+    live_sessions: LiveSessionsConfig = LiveSessionsConfig()
 
     @model_validator(mode="after")
     def _unique_clients(self) -> RadiusConfig:
