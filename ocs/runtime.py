@@ -246,7 +246,8 @@ class Runtime:
                         await fe.start(charging)
                     self.frontends.append(fe)
                     register_health(fe.name, fe.health)
-                if self.worker_index == 0 and admin_cfg.enabled:  # once per node: worker 0
+                if self.worker_index == 0 and (admin_cfg.enabled or admin_cfg.webhooks):
+                    # Once per node: worker 0 (ocs/admin/README.md).
                     from ocs.admin.server import AdminServer
 
                     admin = AdminServer(admin_cfg, client, charging)

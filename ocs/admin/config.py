@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ocs.config import validate_section
 
 Role = Literal["read", "operator", "admin"]
-EVENT_KINDS = ("low_balance", "exhausted", "topup", "adjust", "blocked", "deleted")
+EVENT_KINDS = ("low_balance", "exhausted", "topup", "adjust", "blocked", "unblocked", "deleted")
 
 
 class _Strict(BaseModel):
@@ -63,6 +63,12 @@ class WebhookConfig(_Strict):
         if not re.match(r"^https?://[^/\s]+", v):
             raise ValueError("expected an http:// or https:// URL")
         return v
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookConfig:
+        if (self.secret is None) == (self.secret_env is None):
+            raise ValueError("give secret_env (better) or secret: the HMAC key of the signature")
+        return self
 
     @field_validator("events")
     @classmethod

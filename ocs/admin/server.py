@@ -30,7 +30,9 @@ from ocs.admin.config import AdminConfig
 from ocs.admin.context import AdminContext
 from ocs.admin.idempotency import Idempotency
 from ocs.admin.tokens import TokenStore
+from ocs.admin.webhooks import WebhookSender
 from ocs.charging.api import ChargingService
+from ocs.http import register_health
 
 log = structlog.get_logger("ocs.admin")
 # uvicorn logs its start and stop at info under the name "uvicorn.error": ours say it.
@@ -61,7 +63,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class AdminServer:
-    """The running API: start() binds and serves, stop() drains and closes."""
+    """The running API and webhook sender: start() binds and serves (the API when
+    ``admin.enabled``, the webhooks when any is configured), stop() drains and closes."""
 
     def __init__(self, config: AdminConfig, client: Redis, charging: ChargingService) -> None:
         self.config = config
@@ -73,8 +76,19 @@ class AdminServer:
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = config.port
+        self.webhooks: WebhookSender | None = None
+        if config.webhooks:
+            self.webhooks = WebhookSender(config, client, charging.partitions)
 
     async def start(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.start()
+            register_health("webhooks", self.webhooks.health)
+            log.info("webhooks_started", webhooks=[w.name for w in self.config.webhooks])
+        if self.config.enabled:
+            await self._start_http()
+
+    async def _start_http(self) -> None:
         sock = bind(self.config.host, self.config.port)
         self.port = sock.getsockname()[1]
         tls = self.config.tls
@@ -112,6 +126,9 @@ class AdminServer:
             log.warning("admin_api_without_tokens", hint="ocs admin token add NAME --role admin")
 
     async def stop(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.stop()
+            self.webhooks = None
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
