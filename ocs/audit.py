@@ -273,11 +273,12 @@ async def read_history(
     end = "+" if until_ms is None else f"{until_ms}-{2**64 - 1}"
     out: list[AuditEntry] = []
     p = partition_of(account_id, partitions)
+    needle = account_id.encode()
     while len(out) < limit:
         items: Any = await client.xrange(stream, min=start, max=end, count=chunk)
         for entry_id, fields in items:
             raw = fields.get(AUDIT_FIELD)
-            if raw is None:
+            if raw is None or needle not in raw:  # a byte test before decoding
                 continue
             try:
                 entry = decode_audit(_text(entry_id), p, raw)
