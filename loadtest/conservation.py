@@ -24,12 +24,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
-
 from loadtest.provision import Balances
 from ocs.charging.api import ChargingService
 from ocs.charging.records import RECORD_FIELD, ChargedRecord, RecordDecodeError, decode_record
-from ocs.store.client import text
+from ocs.store.client import Store, text
 from ocs.store.keys import records_stream
 from ocs.vocabulary.types import TerminationCause
 
@@ -81,7 +79,7 @@ async def close_leftover_sessions(charging: ChargingService, account_ids: Iterab
 
 
 async def read_records(
-    client: Redis, partitions: int, since_ms: int, accounts: set[str]
+    client: Store, partitions: int, since_ms: int, accounts: set[str]
 ) -> tuple[list[ChargedRecord], int]:
     """Records of these accounts appended since ``since_ms``, and how many were undecodable."""
     out: list[ChargedRecord] = []

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-from redis.asyncio import Redis
 
 from ocs.audit import Actor
-from ocs.store.client import blob, storage_errors, text
+from ocs.store.client import Store, blob, storage_errors, text
 from ocs.store.client import partitions as read_partitions
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys, identity_index
 from ocs.store.scripts import Scripts
@@ -116,13 +115,13 @@ def _decode(raw: bytes | None) -> dict[str, Any]:
 class Accounts:
     """Create, show, list, credit, adjust, block and delete accounts."""
 
-    def __init__(self, client: Redis, partitions: int) -> None:
+    def __init__(self, client: Store, partitions: int) -> None:
         self.redis = client
         self.partitions = partitions
         self.scripts = Scripts.register(client)
 
     @classmethod
-    async def connect(cls, client: Redis) -> Accounts:
+    async def connect(cls, client: Store) -> Accounts:
         return cls(client, await read_partitions(client))
 
     def keys(self, account_id: str) -> AccountKeys:

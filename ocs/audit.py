@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-from redis.asyncio import Redis
 
+from ocs.store.client import Store
 from ocs.store.keys import audit_stream, partition_of
 
 AUDIT_FIELD = b"a"
@@ -254,7 +254,7 @@ def decode_audit(entry_id: str, partition: int, raw: bytes) -> AuditEntry:
 
 
 async def read_history(
-    client: Redis,
+    client: Store,
     partitions: int,
     account_id: str,
     since_ms: int = 0,

@@ -249,6 +249,9 @@ class Importer:
         if not rows:
             return []
         script = self.accounts.scripts.create
+        # Loaded first (on every primary of a cluster): a cluster's pipeline
+        # does not load scripts on NOSCRIPT as one server's pipeline does.
+        script.sha = await self.redis.script_load(script.script)
         pipe = self.redis.pipeline(transaction=False)
         for row in rows:
             keys = self.accounts.keys(row.account)
@@ -263,10 +266,12 @@ class Importer:
                 "ref": row.ref,
                 "au": self.actor.to_lua(),
             }
-            await script(
-                keys=[keys.account, keys.balance, keys.ids, keys.ref(row.ref), keys.audit],
-                args=[msgpack.packb(request, use_bin_type=True)],
-                client=pipe,
+            script_keys = [keys.account, keys.balance, keys.ids, keys.ref(row.ref), keys.audit]
+            pipe.evalsha(
+                script.sha,
+                len(script_keys),
+                *script_keys,
+                msgpack.packb(request, use_bin_type=True),
             )
         replies = await pipe.execute()
         created: list[_Row] = []

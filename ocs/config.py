@@ -43,7 +43,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 T = TypeVar("T", bound=BaseModel)
@@ -73,8 +80,44 @@ class NodeConfig(_Strict):
     vendor_id: int = Field(default=0, ge=0, le=2**32 - 1)  # Diameter Vendor-Id (0: none)
 
 
+class SentinelConfig(_Strict):
+    """A primary/replica pair watched by Redis Sentinel (ocs asks the sentinels
+    which node is the primary, and again after a failover)."""
+
+    master: str  # the name the sentinels monitor (`sentinel monitor <master> ...`)
+    nodes: list[str] = Field(min_length=1)  # sentinels, host:port
+    username: str | None = None  # the sentinels' own AUTH, if they require one
+    password: str | None = None
+
+    @field_validator("nodes")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for item in v:
+            _host_port(item)
+        return v
+
+
+class TlsConfig(_Strict):
+    """TLS to Redis (cluster, sentinel or one server; ``rediss://`` turns it on too)."""
+
+    enabled: bool = False
+    ca_file: Path | None = None  # CA bundle that signed the servers' certificates
+    cert_file: Path | None = None  # client certificate (servers with tls-auth-clients)
+    key_file: Path | None = None
+    check_hostname: bool = True
+
+
+def _host_port(item: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port); ValueError naming the item."""
+    host, sep, port = item.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port, got {item!r}")
+    return host, int(port)
+
+
 class RedisConfig(_Strict):
-    """``url`` set: connect there. Unset: start or attach to the embedded server."""
+    """``url``, ``cluster`` or ``sentinel`` set: connect there. None: the embedded server."""
 
     url: str | None = None
     data_dir: Path = Path("var/redis")
@@ -85,12 +128,35 @@ class RedisConfig(_Strict):
     binary: str | None = None  # path of redis-server / valkey-server to use
     timeout: float = Field(default=2.0, gt=0)
     max_connections: int = Field(default=64, ge=1)
+    # Redis / Valkey Cluster: seed nodes (host:port); the rest is discovered.
+    cluster: list[str] | None = None
+    sentinel: SentinelConfig | None = None
+    username: str | None = None  # ACL user (AUTH username password) on every node
+    password: str | None = None
+    tls: TlsConfig = TlsConfig()
+    # local: answer once the primary has the write (AOF per appendfsync on it);
+    # replica: also wait until a replica has it (WAIT 1), else storage unavailable.
+    durability: Literal["local", "replica"] = "local"
+    replica_timeout: float = Field(default=0.5, gt=0, le=60)  # seconds WAIT may take
 
     @field_validator("url")
     @classmethod
     def _scheme(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        if v is not None and not v.startswith(URL_SCHEMES):
+            raise ValueError(
+                "expected a redis://, rediss:// or unix:// URL, or a redis+cluster:// "
+                "or redis+sentinel:// one (rediss+... with TLS)"
+            )
+        return v
+
+    @field_validator("cluster")
+    @classmethod
+    def _seeds(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            if not v:
+                raise ValueError("expected at least one seed node (host:port)")
+            for item in v:
+                _host_port(item)
         return v
 
     @field_validator("appendfsync", mode="before")
@@ -98,6 +164,34 @@ class RedisConfig(_Strict):
     def _yaml_no(cls, v: object) -> object:
         # `appendfsync: no` in YAML 1.1 is the boolean false.
         return "no" if v is False else v
+
+    @model_validator(mode="after")
+    def _one_store(self) -> RedisConfig:
+        given = [k for k in ("url", "cluster", "sentinel") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"set one of url, cluster, sentinel; got {' and '.join(given)}")
+        if self.durability == "replica" and not given:
+            raise ValueError(
+                "durability replica needs a store with replicas (url, cluster or "
+                "sentinel); the embedded server has none"
+            )
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """No store configured: ocs runs (or attaches to) its own server."""
+        return self.url is None and self.cluster is None and self.sentinel is None
+
+
+URL_SCHEMES = (
+    "redis://",
+    "rediss://",
+    "unix://",
+    "redis+cluster://",
+    "rediss+cluster://",
+    "redis+sentinel://",
+    "rediss+sentinel://",
+)
 
 
 class PoliciesConfig(_Strict):

@@ -18,11 +18,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from ocs.audit import AUDIT_FIELD, AuditDecodeError, AuditEntry, decode_audit
 from ocs.charging.records import RECORD_FIELD, ChargedRecord, RecordDecodeError, decode_record
-from ocs.store.client import storage_errors, text
+from ocs.store.client import Store, storage_errors, text
 from ocs.store.keys import audit_stream, partition_of, records_stream
 
 CHUNK = 2000
@@ -42,7 +40,7 @@ def id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def check_retained(client: Redis, stream: str, since_ms: int) -> None:
+async def check_retained(client: Store, stream: str, since_ms: int) -> None:
     """Trimmed when entries at or after ``since_ms`` were deleted from ``stream``."""
     async with storage_errors():
         try:
@@ -63,7 +61,7 @@ async def check_retained(client: Redis, stream: str, since_ms: int) -> None:
 
 
 async def scan(
-    client: Redis,
+    client: Store,
     stream: str,
     start: str,
     end: str,
@@ -95,7 +93,7 @@ class RecordsPage:
 
 
 async def records_page(
-    client: Redis,
+    client: Store,
     partitions: int,
     account_id: str,
     since_ms: int,
@@ -136,7 +134,7 @@ async def records_page(
 
 
 async def account_records(
-    client: Redis,
+    client: Store,
     partitions: int,
     account_id: str,
     since_ms: int,
@@ -160,7 +158,7 @@ async def account_records(
 
 
 async def account_audit(
-    client: Redis,
+    client: Store,
     partitions: int,
     account_id: str,
     since_ms: int,

@@ -145,3 +145,14 @@ REDIS_BATCH_COMMANDS = registered(
         BATCH_BUCKETS,
     )
 ).child()
+# The cluster's hot path (ocs/store/cluster_pipe.py): redirections followed
+# (moved, ask, tryagain) and passes refused because no replica acknowledged
+# lately (durability replica: replica_wait_failed).
+REDIS_CLUSTER_EVENTS = registered(
+    FastCounters(
+        "ocs_redis_cluster_events",
+        "Hot-path events on a cluster or replicated store: redirections followed, "
+        "replica waits that failed",
+        ("event",),
+    )
+)

@@ -26,9 +26,9 @@ from typing import Any
 import msgpack
 import structlog
 from redis import exceptions as rexc
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
-from ocs.store.client import text
+from ocs.store.client import Store, is_unavailable, text
 from ocs.store.keys import notifications_stream
 from ocs.vocabulary.types import Notification, NotificationKind
 
@@ -59,8 +59,11 @@ def decode_notification(data: bytes) -> Notification:
     )
 
 
+CLUSTER_POLL = 0.1  # seconds between reads of every partition's stream on a cluster
+
+
 async def subscribe(
-    client: Redis, partitions: int, since_ms: int | None = None, retry_delay: float = 0.5
+    client: Store, partitions: int, since_ms: int | None = None, retry_delay: float = 0.5
 ) -> AsyncIterator[Notification]:
     """Yield push notifications from every partition written from ``since_ms`` on."""
     start = int(time.time() * 1000) if since_ms is None else since_ms
@@ -72,8 +75,10 @@ async def subscribe(
     }
     while True:
         try:
-            reply: Any = await client.xread(cursor, count=500, block=1000)  # type: ignore[arg-type]
-        except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
+            reply = await _read(client, cursor)
+        except (rexc.RedisError, rexc.RedisClusterException, OSError) as exc:
+            if not is_unavailable(exc):
+                raise
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
@@ -86,6 +91,26 @@ async def subscribe(
                 note = _decode_entry(fields)
                 if note is not None and note.kind in PUSH_KINDS:
                     yield note
+
+
+async def _read(client: Store, cursor: dict[str, str]) -> Any:
+    """New entries of every stream after its cursor (waiting up to 1 s for one).
+
+    One server: one blocking XREAD over every partition. A cluster refuses a
+    command over keys of several slots (each partition is a slot), so there:
+    one XREAD per partition, pipelined (one round trip per node), every
+    :data:`CLUSTER_POLL` seconds while nothing is new.
+    """
+    if not isinstance(client, RedisCluster):
+        return await client.xread(cursor, count=500, block=1000)  # type: ignore[arg-type]
+    pipe = client.pipeline()
+    for stream, after in cursor.items():
+        pipe.xread({stream: after}, count=500)
+    replies: list[Any] = await pipe.execute()
+    found = [item for reply in replies for item in (reply or ())]
+    if not found:
+        await asyncio.sleep(CLUSTER_POLL)
+    return found
 
 
 def _decode_entry(fields: dict[Any, Any]) -> Notification | None:

@@ -25,10 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from redis.asyncio import Redis
-
 from ocs.policy.loader import PolicyError, PolicySet
-from ocs.store.client import storage_errors, text
+from ocs.store.client import Store, storage_errors, text
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys
 from ocs.vocabulary.errors import StorageUnavailable
 
@@ -36,7 +34,7 @@ STEP = 1000  # account ids per SSCAN step (and per pipelined read of their plans
 
 
 async def accounts_on_plans(
-    client: Redis, partitions: int, plans: Collection[str], step: int = STEP
+    client: Store, partitions: int, plans: Collection[str], step: int = STEP
 ) -> dict[str, str]:
     """One account id for each of ``plans`` that some account uses (deleted
     accounts have left the index); stops once every plan is found."""
@@ -63,7 +61,7 @@ async def accounts_on_plans(
 
 
 async def check_dropped_plans(
-    current: PolicySet, fresh: PolicySet, client: Redis, partitions: int
+    current: PolicySet, fresh: PolicySet, client: Store, partitions: int
 ) -> None:
     """Raise PolicyError when ``fresh`` lacks a plan of ``current`` that an
     account uses, or when the store cannot say (refusing is the safe side)."""

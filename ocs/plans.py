@@ -18,12 +18,11 @@ from zoneinfo import ZoneInfo
 
 import msgpack
 import structlog
-from redis.asyncio import Redis
 
 from ocs.audit import Actor
 from ocs.policy.loader import PolicySet
 from ocs.policy.models import Allowance
-from ocs.store.client import storage_errors, text
+from ocs.store.client import Store, storage_errors, text
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys
 from ocs.store.scripts import Scripts
 from ocs.vocabulary.errors import UserUnknown
@@ -94,7 +93,7 @@ def _allowance_args(policies: PolicySet, name: str, a: Allowance, now: int) -> d
 class Renewals:
     """Renew allowances for one account or for all."""
 
-    def __init__(self, client: Redis, partitions: int, policies: PolicySet) -> None:
+    def __init__(self, client: Store, partitions: int, policies: PolicySet) -> None:
         self.redis = client
         self.partitions = partitions
         self.policies = policies

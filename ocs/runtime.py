@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from ocs import __version__
 from ocs.admin.config import load_admin_config
@@ -44,7 +44,7 @@ from ocs.plans import Renewals
 from ocs.policy.loader import PolicyError, PolicySet, load_policies
 from ocs.preflight import NodeConflict, NodeLock, check_listeners
 from ocs.service_manager import notify
-from ocs.store.client import connect
+from ocs.store.client import Store, StoreConfigError, connect, target_of
 from ocs.store.embedded import EmbeddedRedis
 from ocs.vocabulary.errors import StorageUnavailable
 
@@ -54,16 +54,21 @@ GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (CPython: 70
 
 
 @contextlib.asynccontextmanager
-async def open_store(config: Config) -> AsyncIterator[tuple[Redis, EmbeddedRedis | None]]:
-    """A client for the configured Redis, starting the embedded one if none is."""
+async def open_store(config: Config) -> AsyncIterator[tuple[Store, EmbeddedRedis | None]]:
+    """A client for the configured store (one server, a cluster or Sentinel's
+    primary), starting the embedded server if none is configured."""
     embedded = None
-    url = config.redis.url
-    if url is None:
+    url = None
+    if config.redis.embedded:
         embedded = EmbeddedRedis.from_config(config)
         await asyncio.to_thread(embedded.start)
         url = embedded.url
+    try:
+        target = target_of(config.redis, url)
+    except StoreConfigError as exc:
+        raise ConfigError(f"{config.file or 'configuration'}: redis: {exc}") from None
     client = connect(
-        url, timeout=config.redis.timeout, max_connections=config.redis.max_connections
+        target, timeout=config.redis.timeout, max_connections=config.redis.max_connections
     )
     try:
         yield client, embedded
@@ -79,24 +84,46 @@ def load_policy_set(config: Config) -> PolicySet:
 
 @dataclass
 class RedisPing:
-    """Health of an external Redis: a PING every few seconds (none on /health's path)."""
+    """Health of an external store: a PING every few seconds (none on /health's path).
 
-    client: Redis
+    A cluster is pinged on every primary: ok while one answers (the slots of
+    the others keep being served), with a warning naming those that do not
+    (a failover in progress, or a node down). Not ready on one node's loss
+    would take every ocs node out of a load balancer at once.
+    """
+
+    client: Store
     ok: bool = True
     error: str | None = None
+    warning: str | None = None
 
     async def run(self, stop: asyncio.Event, interval: float = 5.0) -> None:
         while not stop.is_set():
             try:
-                await self.client.ping()
-                self.ok, self.error = True, None
-            except (RedisError, OSError) as exc:
-                self.ok, self.error = False, repr(exc)
+                await self._check()
+            except (RedisError, RedisClusterException, OSError) as exc:
+                self.ok, self.error, self.warning = False, repr(exc), None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
 
+    async def _check(self) -> None:
+        client = self.client
+        if not isinstance(client, RedisCluster):
+            await client.ping()
+            self.ok, self.error, self.warning = True, None, None
+            return
+        nodes = client.get_primaries()
+        replies = await asyncio.gather(
+            *(client.execute_command("PING", target_nodes=node) for node in nodes),
+            return_exceptions=True,
+        )
+        down = [n.name for n, r in zip(nodes, replies, strict=True) if isinstance(r, BaseException)]
+        self.ok = len(down) < len(nodes)
+        self.error = None if self.ok else f"no primary answers ({', '.join(down)})"
+        self.warning = f"primaries not answering: {', '.join(down)}" if down and self.ok else None
+
     def health(self) -> dict[str, Any]:
-        return {"ok": self.ok, "embedded": False, "error": self.error}
+        return {"ok": self.ok, "embedded": False, "error": self.error, "warning": self.warning}
 
 
 @dataclass
@@ -349,7 +376,7 @@ def claim_node(config: Config) -> NodeLock | None:
     another program holds it; the returned lock is held until released.
     """
     check_listeners(planned_listeners(config))
-    if config.redis.url is not None:
+    if not config.redis.embedded:
         return None  # a shared store: the ports say whether this node runs
     lock = NodeLock(config.path(config.redis.data_dir))
     lock.acquire()

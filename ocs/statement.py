@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
-from redis.asyncio import Redis
 
 from ocs.audit import AuditEntry
 from ocs.charging.records import ChargedRecord
 from ocs.history import account_audit, account_records, id_key
-from ocs.store.client import storage_errors
+from ocs.store.client import Store, storage_errors
 from ocs.store.keys import AccountKeys
 from ocs.store.scripts import Scripts
 from ocs.vocabulary.errors import UserUnknown
@@ -96,7 +95,7 @@ def audit_line(entry: AuditEntry) -> Line:
     return Line(entry.entry_id, entry.at_ms, "audit", entry.op, entry.money_change, detail)
 
 
-async def snapshot(client: Redis, scripts: Scripts, keys: AccountKeys) -> dict[str, Any]:
+async def snapshot(client: Store, scripts: Scripts, keys: AccountKeys) -> dict[str, Any]:
     async with storage_errors():
         raw = await scripts.snapshot(
             keys=[keys.account, keys.balance, keys.sessions, keys.records, keys.audit], args=[]
@@ -108,7 +107,7 @@ async def snapshot(client: Redis, scripts: Scripts, keys: AccountKeys) -> dict[s
 
 
 async def build(
-    client: Redis,
+    client: Store,
     partitions: int,
     account_id: str,
     from_ms: int,

@@ -72,8 +72,10 @@ class Supervisor:
         self.embedded: EmbeddedRedis | None = None
         self._store_due = 0.0
 
-    def _spawn(self, index: int, redis_url: str) -> None:
-        env = dict(os.environ, OCS_REDIS__URL=redis_url)
+    def _spawn(self, index: int, redis_url: str | None) -> None:
+        env = dict(os.environ)
+        if redis_url is not None:  # the embedded server: every worker attaches to ours
+            env["OCS_REDIS__URL"] = redis_url
         env.pop("NOTIFY_SOCKET", None)  # systemd hears from the supervisor alone
         if self.count > 1:
             env["OCS_DIAMETER__REUSE_PORT"] = "true"
@@ -98,8 +100,8 @@ class Supervisor:
         self.stopping = True
 
     def run(self) -> int:
-        url = self.config.redis.url
-        if url is None:
+        url = None  # an external store: each worker reads it from the configuration
+        if self.config.redis.embedded:
             self.embedded = EmbeddedRedis.from_config(self.config)
             self.embedded.start()  # from the main thread: the server lives as long as we do
             url = self.embedded.url
@@ -152,7 +154,7 @@ class Supervisor:
         wait = self.embedded.watch(STORE_INTERVAL)
         self._store_due = time.monotonic() + wait
 
-    def _restart_dead(self, url: str) -> None:
+    def _restart_dead(self, url: str | None) -> None:
         for index, proc in list(self.procs.items()):
             if proc.poll() is None or self.stopping:
                 continue

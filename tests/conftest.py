@@ -4,7 +4,9 @@
 loopback port, temporary directory), or ``OCS_TEST_REDIS_URL`` when set. The
 private server is shut down at session end, killed if that fails, and killed
 by the kernel if the test process itself dies (``die_with_parent``).
-``redis`` is an async client on it (bytes in, bytes out), on the session loop.
+``redis`` is an async client of the test's store (``store_url``: that server,
+or a local cluster for the suites that run on both, tests/cluster/fixtures.py),
+bytes in, bytes out, on the session loop.
 ``unique_id`` gives identifiers no other test uses: tests never depend on
 each other's data or order.
 """
@@ -19,13 +21,13 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from redis.asyncio import Redis
 
+from ocs.store.client import Store, connect
 from ocs.store.embedded import start_for_tests
 
 # ---- charging-core fixtures (lead): `charging`, `accounts`, `new_account`, ... ----
 # They live in tests/core_fixtures.py, loaded here as a plugin so every suite sees them.
-pytest_plugins = ["tests.core_fixtures"]
+pytest_plugins = ["tests.core_fixtures", "tests.cluster.fixtures"]
 # -------------------------------------------------------------------------------------
 
 
@@ -47,8 +49,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=False)
+async def redis(store_url: str) -> AsyncIterator[Store]:
+    """A client of the test's store (the one server, or the cluster: tests/cluster)."""
+    client = connect(store_url)
     try:
         yield client
     finally:

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from redis.asyncio import Redis
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
 from ocs.policy.loader import PolicySet, load_policies
-from ocs.store.client import connect
+from ocs.store.client import Store, connect
 from ocs.vocabulary.types import Identity, IdentityType, UnitType
 
 TEST_POLICIES = Path(__file__).parent / "policies"
@@ -37,19 +36,19 @@ def test_policies() -> PolicySet:
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def core_redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = connect(redis_url)
+async def core_redis(store_url: str) -> AsyncIterator[Store]:
+    client = connect(store_url)
     yield client
     await client.aclose()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def charging(core_redis: Redis, test_policies: PolicySet) -> ChargingService:
+async def charging(core_redis: Store, test_policies: PolicySet) -> ChargingService:
     return await ChargingService.connect(core_redis, test_policies)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def accounts(core_redis: Redis) -> Accounts:
+async def accounts(core_redis: Store) -> Accounts:
     return await Accounts.connect(core_redis)
 
 

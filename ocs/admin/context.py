@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
-from redis.asyncio import Redis
 
 from ocs.accounts import AccountError, Accounts, Conflict
 from ocs.admin.config import AdminConfig
@@ -27,6 +26,7 @@ from ocs.audit import Actor
 from ocs.charging.api import ChargingService
 from ocs.policy.loader import PolicySet
 from ocs.rules import account_ref
+from ocs.store.client import Store
 from ocs.vocabulary.errors import ChargingError, StorageUnavailable, UserUnknown
 
 
@@ -45,7 +45,7 @@ class AdminContext:
     """The API's view of one ``ocs serve`` worker."""
 
     config: AdminConfig
-    redis: Redis
+    redis: Store
     accounts: Accounts
     charging: ChargingService
     tokens: TokenStore

@@ -30,9 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-from redis.asyncio import Redis
 
-from ocs.store.client import storage_errors
+from ocs.store.client import Store, storage_errors
 
 KEY_RULE = re.compile(r"[!-~]{1,255}")
 HEADER = "Idempotency-Key"
@@ -71,7 +70,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 class Idempotency:
     """Runs a mutating call at most once per key (see module docstring)."""
 
-    def __init__(self, client: Redis, ttl: int) -> None:
+    def __init__(self, client: Store, ttl: int) -> None:
         self.redis = client
         self.ttl = ttl
 

@@ -22,7 +22,6 @@ from collections.abc import Iterator
 
 import structlog
 import uvicorn
-from redis.asyncio import Redis
 
 from ocs.accounts import Accounts
 from ocs.admin.app import create_app
@@ -33,6 +32,7 @@ from ocs.admin.tokens import TokenStore
 from ocs.admin.webhooks import WebhookSender
 from ocs.charging.api import ChargingService
 from ocs.http import register_health
+from ocs.store.client import Store
 
 log = structlog.get_logger("ocs.admin")
 # uvicorn logs its start and stop at info under the name "uvicorn.error": ours say it.
@@ -66,7 +66,7 @@ class AdminServer:
     """The running API and webhook sender: start() binds and serves (the API when
     ``admin.enabled``, the webhooks when any is configured), stop() drains and closes."""
 
-    def __init__(self, config: AdminConfig, client: Redis, charging: ChargingService) -> None:
+    def __init__(self, config: AdminConfig, client: Store, charging: ChargingService) -> None:
         self.config = config
         tokens = TokenStore(config.tokens, config.tokens_file)
         accounts = Accounts(client, charging.partitions)

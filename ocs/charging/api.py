@@ -24,7 +24,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import structlog
-from redis.asyncio import Redis
 
 from ocs.charging import closing
 from ocs.charging.events import charge_event, plan_unknown
@@ -34,6 +33,7 @@ from ocs.metrics import CHARGING_OUTCOMES
 from ocs.notify import subscribe
 from ocs.policy.loader import PolicySet
 from ocs.store.calls import AbandonReply, SessionArgs, Stale
+from ocs.store.client import Store
 from ocs.store.client import partitions as read_partitions
 from ocs.store.gateway import IndexHints, ScriptGateway
 from ocs.vocabulary import errors
@@ -80,7 +80,7 @@ class ChargingService:
     (hot reload): each request rates with the set in force when it starts.
     """
 
-    def __init__(self, client: Redis, policies: PolicySet, partitions: int) -> None:
+    def __init__(self, client: Store, policies: PolicySet, partitions: int) -> None:
         self.policies = policies
         self.store = ScriptGateway(client, partitions)
         self.resolver = Resolver(client, partitions, batch=self.store.batch)
@@ -92,13 +92,13 @@ class ChargingService:
         self.clock: Callable[[], float] = time.time
 
     @classmethod
-    async def connect(cls, client: Redis, policies: PolicySet) -> ChargingService:
+    async def connect(cls, client: Store, policies: PolicySet) -> ChargingService:
         service = cls(client, policies, await read_partitions(client))
         await service.store.load()
         return service
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> Store:
         """The store's client (for the runtime's side tasks: renewals)."""
         return self.store.redis
 

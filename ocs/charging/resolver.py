@@ -13,10 +13,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from ocs.store.batch import Batcher
-from ocs.store.client import storage_errors, text
+from ocs.store.client import Store, storage_errors, text
 from ocs.store.keys import AccountKeys, identity_index, session_index
 from ocs.vocabulary.errors import UnknownSession, UserUnknown
 from ocs.vocabulary.types import Identity
@@ -47,7 +45,7 @@ class Resolver:
     """Identity and session lookups with a bounded per-process cache."""
 
     def __init__(
-        self, client: Redis, partitions: int, size: int = 200_000, batch: Batcher | None = None
+        self, client: Store, partitions: int, size: int = 200_000, batch: Batcher | None = None
     ) -> None:
         self._client = client
         self._batch = batch or Batcher(client)  # lookups ride the hot path's batches

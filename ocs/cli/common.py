@@ -25,6 +25,7 @@ import click
 if TYPE_CHECKING:
     from ocs.accounts import Accounts
     from ocs.config import Config
+    from ocs.store.client import Store
 
 
 def fail(message: str) -> NoReturn:
@@ -108,3 +109,32 @@ def display_zone(obj: dict[str, Any]) -> ZoneInfo:
 def already(ref: str) -> str:
     """What a repeated reference prints (nothing was changed)."""
     return f"already applied (--ref {ref}): nothing changed"
+
+
+def run_with_client(
+    obj: dict[str, Any], action: Callable[[Store], Awaitable[None]], command: str
+) -> None:
+    """Run ``action`` with a client of the configured store (``ocs store ...``);
+    an anticipated failure is one line naming ``command``, exit 2."""
+    from ocs.config import ConfigError
+    from ocs.runtime import open_store
+    from ocs.store.client import PartitionsFixed, StoreConfigError
+    from ocs.store.embedded import EmbeddedError
+    from ocs.vocabulary.errors import StorageUnavailable
+
+    config: Config = obj["config"]()
+
+    async def go() -> None:
+        async with open_store(config) as (client, _):
+            await action(client)
+
+    try:
+        asyncio.run(go())
+    except (
+        PartitionsFixed,
+        StorageUnavailable,
+        ConfigError,
+        EmbeddedError,
+        StoreConfigError,
+    ) as exc:
+        fail(f"{command}: {exc}")

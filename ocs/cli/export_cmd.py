@@ -33,10 +33,9 @@ import click
 from ocs.cli.common import OneLineGroup, fail, one_line
 
 if TYPE_CHECKING:  # the rest is imported when a command runs (see ocs.cli.main)
-    import redis
-
     from ocs.config import Config
     from ocs.export.config import ExportConfig
+    from ocs.store.client import SyncStore
 
 DEFAULT_CONFIG = Path("config/ocs.yaml")
 
@@ -75,18 +74,17 @@ def _export_config(config: Config, output_dir: Path | None) -> ExportConfig:
     return cfg.model_copy(update={"output_dir": config.path(cfg.output_dir)})
 
 
-def _redis(config: Config, url: str | None, once: bool, stack: ExitStack) -> redis.Redis:
-    """A client for --redis-url, redis.url, or the embedded server of ``ocs serve``.
+def _redis(config: Config, url: str | None, once: bool, stack: ExitStack) -> SyncStore:
+    """A client for --redis-url, the configured store (one server, a cluster,
+    Sentinel), or the embedded server of ``ocs serve``.
 
     The exporter never starts the embedded server itself (stopping it at exit
     would pull the store from under ``ocs serve``): following, it waits for
     the server to come up; ``--once`` fails at once.
     """
-    import redis
+    from ocs.store.client import StoreConfigError, connect_sync, target_of
 
-    if url is None:
-        url = config.redis.url
-    if url is None:
+    if url is None and config.redis.embedded:
         from ocs.store.embedded import EmbeddedRedis
 
         embedded = EmbeddedRedis.from_config(config)
@@ -99,9 +97,10 @@ def _redis(config: Config, url: str | None, once: bool, stack: ExitStack) -> red
             _log().info("export_waiting_for_store", data_dir=str(embedded.data_dir))
             time.sleep(1.0)
         url = embedded.url
-    client = redis.Redis.from_url(
-        url, decode_responses=False, socket_timeout=10, socket_connect_timeout=5
-    )
+    try:
+        client = connect_sync(target_of(config.redis, url), timeout=10)
+    except StoreConfigError as exc:
+        fail(f"export: {exc}")
     stack.callback(client.close)
     return client
 
@@ -220,7 +219,7 @@ def _run(
             raise side.error
     except LayoutMismatch as exc:
         fail(str(exc))
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         fail(f"export: redis: {exc}")
     for which, ran, code in (("records", exporter, status), ("audit", audit, side.status)):
         if code != 0:

@@ -24,6 +24,7 @@ from ocs.cli.common import OneLineGroup, fail
 from ocs.cli.export_cmd import export_cli
 from ocs.cli.plan_cmd import plan_cli
 from ocs.cli.policy_cmd import policy_cli
+from ocs.cli.store_cmd import store_cli
 
 if TYPE_CHECKING:
     from ocs.config import Config
@@ -161,6 +162,7 @@ cli.add_command(admin_cli)
 cli.add_command(policy_cli)
 cli.add_command(plan_cli)
 cli.add_command(export_cli)
+cli.add_command(store_cli)
 
 
 def main() -> None:

@@ -55,12 +55,22 @@ from ocs.export.money import Currencies
 from ocs.export.periods import PeriodSpec
 from ocs.export.rows import RowStyle
 from ocs.export.streams import Entry, GroupStreams, partition_count
+from ocs.store.client import SyncStore
 from ocs.store.keys import DEFAULT_PARTITIONS, META_PARTITIONS, AccountKeys
 
 log = structlog.get_logger("ocs.export")
 
 HOUSEKEEPING_INTERVAL = 1.0
-FAILURES = (OSError, redis.ConnectionError, redis.TimeoutError)
+# A cluster failing over or resharding says "not now" with these (redis-py's
+# cluster client has retried already): back off and try again, as for a lost connection.
+FAILURES = (
+    OSError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.RedisClusterException,
+)
 
 
 class Exporter:
@@ -68,7 +78,7 @@ class Exporter:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: SyncStore,
         cfg: ExportConfig,
         consumer: str | None = None,
         clock: Callable[[], float] = time.monotonic,

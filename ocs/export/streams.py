@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from ocs.store.client import SyncStore
 from ocs.store.keys import DEFAULT_PARTITIONS, META_PARTITIONS, dead_letter_stream, records_stream
 
 Fields = dict[bytes, bytes]
@@ -67,7 +68,7 @@ class ConsumerInfo:
     idle_ms: int
 
 
-def partition_count(client: redis.Redis) -> int:
+def partition_count(client: SyncStore) -> int:
     raw = client.get(META_PARTITIONS)
     return int(raw) if raw else DEFAULT_PARTITIONS
 
@@ -81,7 +82,7 @@ class GroupStreams:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: SyncStore,
         group: str,
         consumer: str,
         partitions: int,

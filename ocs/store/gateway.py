@@ -20,7 +20,6 @@ from typing import Any, NamedTuple
 
 import structlog
 from redis import exceptions as rexc
-from redis.asyncio import Redis
 
 from ocs.store.batch import Batcher, Command
 from ocs.store.calls import (
@@ -37,7 +36,7 @@ from ocs.store.calls import (
     read_event,
     read_session,
 )
-from ocs.store.client import storage_errors
+from ocs.store.client import Store, storage_errors
 from ocs.store.keys import AccountKeys, owner_index, session_index, supervision_shard
 from ocs.store.scripts import HOT_FUNCTIONS, Scripts, evalsha, library
 from ocs.vocabulary.errors import StorageUnavailable
@@ -58,7 +57,7 @@ class IndexHints(NamedTuple):
 class ScriptGateway:
     """Keys, script commands, batched submission and reload, for one Redis."""
 
-    def __init__(self, client: Redis, partitions: int) -> None:
+    def __init__(self, client: Store, partitions: int) -> None:
         self.redis = client
         self.partitions = partitions
         self.scripts = Scripts.register(client)

@@ -9,7 +9,10 @@ as they arrive and handed back in order (RESP replies come in the order the
 commands were sent, so a FIFO of batches is all the bookkeeping needed).
 
 It speaks to the same server as the client it is made from (TCP or unix
-socket, AUTH, SELECT); for anything else (TLS) :meth:`RedisPipe.for_client`
+socket, TLS, AUTH, SELECT; behind Sentinel, the primary the sentinels name at
+each connect, so after a failover the next connect reaches the new one). On
+a cluster, :class:`~ocs.store.cluster_pipe.ClusterPipes` keeps one per
+primary. For a connection it cannot make, :meth:`RedisPipe.for_client`
 returns None and the caller keeps redis-py's pipeline. Failures are redis-py's
 exceptions (``ConnectionError``, ``TimeoutError``, error replies as
 ``ResponseError`` subclasses), so callers map them exactly as before: a lost
@@ -19,9 +22,10 @@ connection fails every batch in flight, and the next batch reconnects.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +34,7 @@ from redis import exceptions as rexc
 from redis._parsers import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.sentinel import SentinelConnectionPool
 
 from ocs.metrics import REDIS_BATCH_COMMANDS, REDIS_ROUND_TRIP
 
@@ -83,9 +88,15 @@ class _Protocol(asyncio.Protocol):
 class RedisPipe:
     """Send batches of commands over one connection; replies in order."""
 
-    def __init__(self, address: dict[str, Any], timeout: float) -> None:
-        self.address = address
+    def __init__(
+        self,
+        address: dict[str, Any],
+        timeout: float,
+        resolve: Callable[[], Awaitable[tuple[str, int]]] | None = None,
+    ) -> None:
+        self.address = address  # host/port or path; ssl_context; username, password, db
         self.timeout = timeout
+        self.resolve = resolve  # where the server is now (Sentinel), asked at each connect
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
         self._in_flight: deque[_Batch] = deque()
@@ -95,14 +106,16 @@ class RedisPipe:
     def for_client(cls, client: Redis) -> RedisPipe | None:
         """A pipe to the server ``client`` talks to, or None where unsupported."""
         pool = client.connection_pool
-        kwargs = pool.connection_kwargs
+        kwargs = dict(pool.connection_kwargs)
         kind = getattr(pool, "connection_class", None)
         if kind is None or not issubclass(kind, Connection | UnixDomainSocketConnection):
             return None
-        if issubclass(kind, SSLConnection):
-            return None  # TLS: redis-py's pipeline does the handshake
-        timeout = kwargs.get("socket_timeout") or 5.0
-        return cls(dict(kwargs), float(timeout))
+        timeout = float(kwargs.get("socket_timeout") or 5.0)
+        if issubclass(kind, SSLConnection) or kwargs.get("ssl"):
+            kwargs["ssl_context"] = _ssl_context(kwargs)
+        if isinstance(pool, SentinelConnectionPool):
+            return cls(kwargs, timeout, resolve=pool.get_master_address)
+        return cls(kwargs, timeout)
 
     @property
     def ready(self) -> bool:
@@ -161,9 +174,19 @@ class RedisPipe:
                         lambda: _Protocol(self), a["path"]
                     )
                 else:
-                    host, port = a.get("host", "localhost"), int(a.get("port", 6379))
-                    _, protocol = await loop.create_connection(lambda: _Protocol(self), host, port)
-        except (OSError, TimeoutError) as exc:
+                    if self.resolve is not None:
+                        host, port = await self.resolve()
+                    else:
+                        host, port = a.get("host", "localhost"), int(a.get("port", 6379))
+                    tls = a.get("ssl_context")
+                    _, protocol = await loop.create_connection(
+                        lambda: _Protocol(self),
+                        host,
+                        port,
+                        ssl=tls,
+                        server_hostname=host if tls is not None else None,
+                    )
+        except (OSError, TimeoutError, rexc.ConnectionError) as exc:
             raise rexc.ConnectionError(f"redis connect failed: {exc}") from exc
         self._protocol = protocol
         await self._handshake(protocol)
@@ -213,3 +236,15 @@ class RedisPipe:
         if self._in_flight and time.monotonic() - self._in_flight[0].sent_at > self.timeout:
             self._fail(rexc.TimeoutError("redis did not answer in time"))
         self._arm()
+
+
+def _ssl_context(kwargs: dict[str, Any]) -> ssl.SSLContext:
+    """The TLS setup of a redis-py connection (``rediss://``, ``ssl_*`` arguments)."""
+    ctx = ssl.create_default_context(cafile=kwargs.get("ssl_ca_certs"))
+    if kwargs.get("ssl_certfile"):
+        ctx.load_cert_chain(kwargs["ssl_certfile"], kwargs.get("ssl_keyfile"))
+    reqs = kwargs.get("ssl_cert_reqs", "required")
+    ctx.check_hostname = bool(kwargs.get("ssl_check_hostname", True)) and reqs != "none"
+    if reqs in ("none", ssl.CERT_NONE):
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx

@@ -22,8 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from ocs.store.client import Store
 
 _PARTS: dict[str, tuple[str, ...]] = {
     "initiate": ("lib", "session_common", "initiate"),
@@ -73,7 +74,7 @@ class Scripts:
         return [getattr(self, name) for name in _PARTS]
 
     @classmethod
-    def register(cls, client: Redis) -> Scripts:
+    def register(cls, client: Store) -> Scripts:
         return cls(**{name: client.register_script(script_source(name)) for name in _PARTS})
 
 

@@ -24,9 +24,8 @@ import enum
 from typing import NamedTuple
 
 import msgpack
-from redis.asyncio import Redis
 
-from ocs.store.client import blob, storage_errors
+from ocs.store.client import Store, blob, storage_errors
 from ocs.store.keys import AccountKeys
 
 
@@ -109,7 +108,7 @@ TABLE: tuple[Row, ...] = (
 CLOSED_KEPT = 86400  # seconds a closed session and its answers are kept
 
 
-async def read_state(client: Redis, keys: AccountKeys, session_id: str) -> State:
+async def read_state(client: Store, keys: AccountKeys, session_id: str) -> State:
     """The state the store holds for one session (for tools and tests)."""
     async with storage_errors():
         raw = blob(await client.get(keys.session(session_id)))

@@ -78,6 +78,9 @@ class Node:
     directory: Path
     workers: int = 1
     appendfsync: str = "always"
+    # An external store (a cluster, Sentinel: tests/cluster) instead of the embedded one.
+    external_store: str | None = None
+    durability: str = "local"
     dia_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
@@ -87,9 +90,13 @@ class Node:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config = self.directory / "ocs.yaml"
         redis_dir = self.directory / "redis"
+        store = (
+            f"redis: {{url: '{self.external_store}', durability: {self.durability}}}\n"
+            if self.external_store is not None
+            else f"redis: {{data_dir: '{redis_dir}', appendfsync: {self.appendfsync}}}\n"
+        )
         self.config.write_text(
-            f"redis: {{data_dir: '{redis_dir}', appendfsync: {self.appendfsync}}}\n"
-            f"policies: {{dir: '{POLICIES}', watch_interval: 0}}\n"
+            store + f"policies: {{dir: '{POLICIES}', watch_interval: 0}}\n"
             f"metrics: {{port: {self.metrics_port}}}\n"
             "logging: {format: json, level: info}\n"
             "node: {origin_host: ocs.faults.example, origin_realm: test.example}\n"
@@ -97,7 +104,7 @@ class Node:
             f"diameter: {{listen: ['127.0.0.1'], port: {self.dia_port}, "
             f"data_dir: '{self.directory / 'diameter'}'}}\n"
         )
-        self.store_url = f"unix://{redis_dir / 'redis.sock'}?db=0"
+        self.store_url = self.external_store or f"unix://{redis_dir / 'redis.sock'}?db=0"
         self.log = self.directory / "serve.log"
 
     def start(self, within: float = 60.0) -> None:
@@ -207,6 +214,8 @@ class Node:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.external_store is not None:
+            return
         with contextlib.suppress(OSError, ValueError, IndexError):
             pid = self.redis_pid
             if running(pid):

@@ -142,7 +142,8 @@ def test_relative_paths_from_the_files_own_dir_elsewhere(tmp_path: Path) -> None
         ),
         (
             {"redis": {"url": "http://x"}},
-            "redis.url: expected a redis://, rediss:// or unix:// URL; got 'http://x'",
+            "redis.url: expected a redis://, rediss:// or unix:// URL, or a redis+cluster:// "
+            "or redis+sentinel:// one (rediss+... with TLS); got 'http://x'",
         ),
         ({"node": {"vendor_id": -1}}, "node.vendor_id: expected greater than or equal to 0"),
         ({"redis": 5}, "redis: expected a mapping; got 5"),

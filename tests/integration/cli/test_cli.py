@@ -18,10 +18,10 @@ ROOT = Path(__file__).parents[3]
 
 
 @pytest.fixture(scope="module")
-def config_file(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Path:
+def config_file(tmp_path_factory: pytest.TempPathFactory, store_url: str) -> Path:
     path = tmp_path_factory.mktemp("cli") / "ocs.yaml"
     path.write_text(
-        f"redis: {{url: '{redis_url}'}}\npolicies: {{dir: '{ROOT / 'tests/policies'}'}}\n"
+        f"redis: {{url: '{store_url}'}}\npolicies: {{dir: '{ROOT / 'tests/policies'}'}}\n"
     )
     return path
 

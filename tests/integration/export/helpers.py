@@ -26,14 +26,18 @@ from ocs.export.config import ExportConfig
 from ocs.export.formats import read_rows
 from ocs.export.layout import batch_rows
 from ocs.export.rows import Row
-from ocs.store.keys import records_stream
+from ocs.store.client import SyncStore, connect_sync
+from ocs.store.keys import dead_letter_stream, records_stream
 
 EXPORT_DB = 9
 REPO = Path(__file__).resolve().parents[3]
 
 
 def export_db_url(redis_url: str) -> str:
-    """The suite's server URL pointed at the exporter tests' own database."""
+    """The suite's server URL pointed at the exporter tests' own database
+    (a cluster has database 0 only: its URL as it is, see :func:`fresh_db`)."""
+    if redis_url.startswith(("redis+cluster://", "rediss+cluster://")):
+        return redis_url
     parts = urlsplit(redis_url)
     if parts.scheme == "unix":
         query = {**dict(parse_qsl(parts.query)), "db": str(EXPORT_DB)}
@@ -41,8 +45,16 @@ def export_db_url(redis_url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{EXPORT_DB}"))
 
 
-def fresh_db(redis_url: str) -> redis.Redis:
-    client = redis.Redis.from_url(export_db_url(redis_url))
+def fresh_db(redis_url: str) -> SyncStore:
+    """A client of the exporter tests' database, emptied. On a cluster (one
+    database, shared by the suites that run there) only the record and
+    dead-letter streams are emptied: nothing else reads them in between,
+    the suites run one test at a time and read the records they wrote."""
+    client = connect_sync(export_db_url(redis_url))
+    if isinstance(client, redis.cluster.RedisCluster):
+        for p in range(16):
+            client.delete(records_stream(p), dead_letter_stream(p))
+        return client
     client.flushdb()
     return client
 
@@ -62,7 +74,7 @@ def config(out: Path, **overrides: Any) -> ExportConfig:
     return ExportConfig(**{**base, **overrides})
 
 
-def add(client: redis.Redis, partition: int, rec: ChargedRecord, entry_id: str = "*") -> str:
+def add(client: SyncStore, partition: int, rec: ChargedRecord, entry_id: str = "*") -> str:
     new_id = client.xadd(records_stream(partition), {b"r": encode_record(rec)}, id=entry_id)
     return new_id.decode() if isinstance(new_id, bytes) else str(new_id)
 
@@ -85,7 +97,7 @@ def record_counts(out: Path) -> Counter[str]:
     return Counter(rid for rid, _, _ in seen)
 
 
-def pending(client: redis.Redis, group: str, partitions: int = 16) -> int:
+def pending(client: SyncStore, group: str, partitions: int = 16) -> int:
     """Entries delivered to the group's consumers and not acknowledged."""
     total = 0
     for p in range(partitions):
@@ -97,7 +109,7 @@ def pending(client: redis.Redis, group: str, partitions: int = 16) -> int:
     return total
 
 
-def unacknowledged(client: redis.Redis, group: str, partitions: int = 16) -> int:
+def unacknowledged(client: SyncStore, group: str, partitions: int = 16) -> int:
     """Entries the group has not acknowledged: pending plus never delivered."""
     total = 0
     for p in range(partitions):

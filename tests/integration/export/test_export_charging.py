@@ -6,12 +6,11 @@ import asyncio
 import uuid
 from pathlib import Path
 
-import redis
-
 from ocs.charging.api import ChargingService
 from ocs.charging.records import decode_record
 from ocs.export.exporter import Exporter
 from ocs.export.money import decimal_string, to_minor
+from ocs.store.client import connect_sync
 from ocs.vocabulary.types import (
     EventAction,
     ServiceKey,
@@ -27,7 +26,7 @@ DATA, VOICE, SMS = ServiceKey(10), ServiceKey(30), ServiceKey(40)
 
 
 async def test_session_and_event_records_become_rows(
-    charging: ChargingService, new_account: NewAccount, redis_url: str, tmp_path: Path
+    charging: ChargingService, new_account: NewAccount, store_url: str, tmp_path: Path
 ) -> None:
     """A two-service session and a direct debit, rated at 20% VAT, exported exactly."""
     acct = await new_account(money=10_000_000)
@@ -55,7 +54,7 @@ async def test_session_and_event_records_become_rows(
     assert len(records) == 2
 
     cfg = config(tmp_path / "out")
-    client = redis.Redis.from_url(redis_url)
+    client = connect_sync(store_url)
     status = await asyncio.to_thread(Exporter(client, cfg).run, True)
     assert status == 0
     rows = [r for r in all_rows(cfg.output_dir) if r["account"] == acct.account_id]

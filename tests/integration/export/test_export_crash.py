@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from ocs.store.client import SyncStore, connect_sync
 from ocs.store.keys import records_stream
 from tests.integration.export.helpers import (
     REPO,
@@ -42,7 +43,7 @@ class Producer(threading.Thread):
 
     def __init__(self, url: str, seed: int) -> None:
         super().__init__(daemon=True)
-        self.client = redis.Redis.from_url(url)
+        self.client = connect_sync(url)
         self.rng = random.Random(seed)
         self.ids: list[str] = []
         self.halt = threading.Event()
@@ -60,7 +61,7 @@ class Producer(threading.Thread):
             time.sleep(0.002)
 
 
-def started_working(client: redis.Redis, group: str, pid: int) -> bool:
+def started_working(client: SyncStore, group: str, pid: int) -> bool:
     prefix = f"{socket.gethostname()}:{pid}:"
     try:
         consumers = client.xinfo_consumers(records_stream(15), group)
@@ -115,9 +116,9 @@ def crash_loop(redis_url: str, tmp_path: Path, kills: int, seed: int) -> None:
     assert verified.returncode == 0, verified.stderr
 
 
-def test_kill9_twenty_times_every_record_once(redis_url: str, tmp_path: Path) -> None:
+def test_kill9_twenty_times_every_record_once(store_url: str, tmp_path: Path) -> None:
     """Twenty kill -9 of a working exporter while records arrive: none lost, none twice."""
-    crash_loop(redis_url, tmp_path, kills=20, seed=20)
+    crash_loop(store_url, tmp_path, kills=20, seed=20)
 
 
 @pytest.mark.slow
