@@ -49,13 +49,13 @@ import httpx
 import msgpack
 import structlog
 from redis import exceptions as rexc
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from ocs.admin.config import AdminConfig, WebhookConfig
 from ocs.admin.views import money
 from ocs.audit import AUDIT_FIELD, AuditDecodeError, decode_audit
 from ocs.config import ConfigError
-from ocs.store.client import text
+from ocs.store.client import Store, is_unavailable, text
 from ocs.store.keys import PREFIX, audit_stream, notifications_stream, tag
 
 log = structlog.get_logger("ocs.admin.webhooks")
@@ -159,7 +159,7 @@ class Webhook:
 
     def __init__(
         self,
-        client: Redis,
+        client: Store,
         partitions: int,
         cfg: WebhookConfig,
         group: str,
@@ -213,21 +213,30 @@ class Webhook:
                     backlog = False
                 elif not got:
                     await _sleep(stop, 0.2)
-            except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
-                log.warning("webhook_read_failed", webhook=self.cfg.name, error=repr(exc))
-                await _sleep(stop, 1.0)
             except Exception as exc:  # a bug must not end the feed silently: say it, go on
-                log.error("webhook_failed", webhook=self.cfg.name, error=repr(exc))
+                if is_unavailable(exc):  # the store (or a cluster's node) cannot serve now
+                    log.warning("webhook_read_failed", webhook=self.cfg.name, error=repr(exc))
+                else:
+                    log.error("webhook_failed", webhook=self.cfg.name, error=repr(exc))
                 await _sleep(stop, 1.0)
+
+    async def _read(self, start: str, streams: list[str]) -> Any:
+        """XREADGROUP of every stream; on a cluster one per stream, pipelined (one
+        command over streams of several slots is refused there: each partition is
+        a slot)."""
+        if not isinstance(self.redis, RedisCluster):
+            return await self.redis.xreadgroup(
+                self.group, self.consumer, dict.fromkeys(streams, start), count=READ_COUNT
+            )
+        pipe = self.redis.pipeline()
+        for stream in streams:
+            pipe.xreadgroup(self.group, self.consumer, {stream: start}, count=READ_COUNT)
+        replies: list[Any] = await pipe.execute()
+        return [item for reply in replies for item in (reply or ())]
 
     async def _round(self, start: str, stop: asyncio.Event) -> int:
         streams = self.streams()
-        reply: Any = await self.redis.xreadgroup(
-            self.group,
-            self.consumer,
-            {stream: start for _, _, stream in streams},
-            count=READ_COUNT,
-        )
+        reply = await self._read(start, [stream for _, _, stream in streams])
         by_stream = {stream: (src, p) for src, p, stream in streams}
         n = 0
         for stream_name, items in reply or ():
@@ -340,7 +349,7 @@ async def _sleep(stop: asyncio.Event, seconds: float) -> bool:
 class WebhookSender:
     """Every configured webhook, each in its own task (worker 0)."""
 
-    def __init__(self, config: AdminConfig, client: Redis, partitions: int) -> None:
+    def __init__(self, config: AdminConfig, client: Store, partitions: int) -> None:
         self.http = httpx.AsyncClient(follow_redirects=False)
         self.hooks = [
             Webhook(client, partitions, w, config.webhook_group, self.http) for w in config.webhooks

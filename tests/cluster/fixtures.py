@@ -24,6 +24,7 @@ CLUSTER_SUITES = (
     "tests/integration/cli/test_cli.py",
     "tests/integration/export/test_export_charging.py",
     "tests/integration/export/test_export_crash.py",
+    "tests/integration/admin/test_webhooks.py",
     "tests/cluster/",
 )
 # Tests of the one-server pipe's internals (its own connection, redis-py's

@@ -125,12 +125,12 @@ async def sending(accounts: Accounts, group: str, within: float = 30.0) -> None:
             await asyncio.sleep(0.05)
 
 
-def config(tmp: Path, redis_url: str, receiver: Receiver) -> tuple[Path, int, str]:
+def config(tmp: Path, store_url: str, receiver: Receiver) -> tuple[Path, int, str]:
     metrics = free_port()
     group = f"wh-{uuid.uuid4().hex[:8]}"
     cfg = tmp / "ocs.yaml"
     cfg.write_text(
-        f"redis: {{url: '{redis_url}'}}\n"
+        f"redis: {{url: '{store_url}'}}\n"
         f"policies: {{dir: '{ROOT / 'tests/policies'}'}}\n"
         f"metrics: {{port: {metrics}}}\nlogging: {{format: json}}\n"
         "supervision: {sweep_interval: 3600, renew_interval: 3600}\n"
@@ -150,7 +150,7 @@ async def new_account(accounts: Accounts, money: int) -> tuple[str, Identity]:
 
 
 async def test_events_are_signed_retried_and_delivered(
-    redis_url: str,
+    store_url: str,
     tmp_path: Path,
     receiver: Receiver,
     accounts: Accounts,
@@ -158,7 +158,7 @@ async def test_events_are_signed_retried_and_delivered(
 ) -> None:
     """A top-up and a low balance: refused twice each, delivered on the third attempt,
     the same event id and a valid HMAC on every attempt; data in micro-units and money."""
-    cfg, metrics, group = config(tmp_path, redis_url, receiver)
+    cfg, metrics, group = config(tmp_path, store_url, receiver)
     with serving(cfg) as proc:
         wait_for_health(metrics)
         await sending(accounts, group)
@@ -188,11 +188,11 @@ async def test_events_are_signed_retried_and_delivered(
 
 
 async def test_an_event_pending_at_a_kill9_is_delivered_after_the_restart(
-    redis_url: str, tmp_path: Path, receiver: Receiver, accounts: Accounts
+    store_url: str, tmp_path: Path, receiver: Receiver, accounts: Accounts
 ) -> None:
     """Receiver down, an event refused, ocs serve killed with SIGKILL, receiver back, ocs
     serve started again: the event arrives with the id it had."""
-    cfg, metrics, group = config(tmp_path, redis_url, receiver)
+    cfg, metrics, group = config(tmp_path, store_url, receiver)
     receiver.down = True
     acct, _ = await new_account(accounts, 1_000)
     with serving(cfg) as proc:
