@@ -55,7 +55,8 @@ class Batcher:
             tls = target.tls if target is not None else None
             self.cluster = ClusterPipes(client, limit, self.wait, tls)
         else:
-            self.pipe = RedisPipe.for_client(client)
+            wait = wait_command(self.wait) if self.wait is not None else None
+            self.pipe = RedisPipe.for_client(client, wait)
         self._jobs: list[_Job] = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -104,9 +105,10 @@ class Batcher:
         task.add_done_callback(self._tasks.discard)
 
     def _wire(self, jobs: list[_Job]) -> list[Command]:
-        """The pass's commands, then WAIT when the durability asks for a replica."""
+        """The pass's commands, then WAIT when the durability asks for a replica
+        (the pipe adds it itself, see RedisPipe.send)."""
         flat = [c for commands, _ in jobs for c in commands]
-        if self.wait is not None:
+        if self.wait is not None and self.pipe is None:
             flat.append(wait_command(self.wait))
         return flat
 

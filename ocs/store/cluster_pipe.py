@@ -216,7 +216,8 @@ class ClusterPipes:
             }
             if self.tls is not None:
                 address["ssl_context"] = self.tls.context()
-            found = self.pipes[name] = RedisPipe(address, self.timeout)
+            wait = wait_command(self.wait_replica) if self.wait_replica is not None else None
+            found = self.pipes[name] = RedisPipe(address, self.timeout, wait=wait)
         return found
 
     # -- the batch ----------------------------------------------------------------
@@ -280,9 +281,7 @@ class ClusterPipes:
             task.add_done_callback(lambda t: _chain(t, result, self._tasks))
 
         for address, pipe, idx in pipes:
-            wire: list[Command] = [commands[i] for i in idx]
-            if self.wait_replica is not None:
-                wire.append(wait_command(self.wait_replica))
+            wire: list[Command] = [commands[i] for i in idx]  # the pipe adds WAIT
             try:
                 sent = pipe.send(wire)
             except (rexc.RedisError, OSError) as exc:
@@ -373,9 +372,7 @@ class ClusterPipes:
                 wire.append(("ASKING",))
             at.append(len(wire))
             wire.append(commands[i])
-        if self.wait_replica is not None:
-            wire.append(wait_command(self.wait_replica))
-        pipe = self.pipe(*address)
+        pipe = self.pipe(*address)  # it adds WAIT after the share (durability replica)
         sent: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         try:
             sent.set_result(await (pipe.send(wire) if pipe.ready else pipe.execute(wire)))

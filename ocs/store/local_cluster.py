@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -43,7 +45,7 @@ import redis
 from redis.crc import key_slot
 
 from ocs.pdeathsig import die_with_parent
-from ocs.store.embedded import EmbeddedError, find_binary, free_port
+from ocs.store.embedded import EmbeddedError, find_binary
 from ocs.store.keys import tag
 
 SLOTS = 16384
@@ -76,6 +78,21 @@ def ranges(slots: Iterable[int]) -> list[tuple[int, int]]:
         else:
             out.append((s, s))
     return out
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback TCP ports: every socket is held until all are
+    chosen (closing each at once lets the kernel hand the same port out again)."""
+    held = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 def _quote(value: object) -> str:
@@ -258,8 +275,9 @@ class LocalCluster:
             recorded = json.loads(self.state_file.read_text())
             self.primaries, self.replicas = recorded["primaries"], recorded["replicas"]
         total = self.primaries * (1 + self.replicas)
-        ports = recorded.get("ports") or [free_port() for _ in range(total)]
-        buses = recorded.get("bus_ports") or [free_port() for _ in range(total)]
+        fresh = free_ports(2 * total)
+        ports = recorded.get("ports") or fresh[:total]
+        buses = recorded.get("bus_ports") or fresh[total:]
         self.nodes = []
         for i in range(total):
             lines = [
@@ -295,8 +313,23 @@ class LocalCluster:
             self.state_file.write_text(json.dumps(state) + "\n")
 
     def start(self, timeout: float = 60.0, tie_to_thread: bool = True) -> LocalCluster:
-        """Start every node; create the cluster unless an earlier run did."""
-        created = self.state_file.exists() and (self.directory / "node-0" / "nodes.conf").exists()
+        """Start every node; create the cluster unless an earlier run did.
+
+        A new cluster whose free port was taken by another program between
+        choosing it and binding it starts again once, on other ports.
+        """
+        for attempt in (1, 2):
+            created = self.state_file.exists() and (self.directory / "node-0/nodes.conf").exists()
+            try:
+                self._start(created, timeout, tie_to_thread)
+                return self
+            except EmbeddedError as exc:
+                if created or attempt == 2 or "Address already in use" not in str(exc):
+                    raise
+                shutil.rmtree(self.directory, ignore_errors=True)
+        return self
+
+    def _start(self, created: bool, timeout: float, tie_to_thread: bool) -> None:
         self._plan_nodes()
         binary = find_binary(self.binary)
         try:
@@ -310,7 +343,6 @@ class LocalCluster:
         except BaseException:
             self.stop()
             raise
-        return self
 
     def _create(self, timeout: float) -> None:
         primaries = self.nodes[: self.primaries]
@@ -463,13 +495,13 @@ class LocalSentinel:
     def start(self, timeout: float = 60.0) -> LocalSentinel:
         binary = find_binary(self.binary)
         data = ["appendonly yes", f"appendfsync {self.appendfsync}", 'save ""']
-        primary_port = free_port()
+        primary_port, replica_port, *sentinel_ports = free_ports(2 + self.sentinels)
         self.nodes = [
             ServerNode("primary", self.directory / "primary", primary_port, data),
             ServerNode(
                 "replica",
                 self.directory / "replica",
-                free_port(),
+                replica_port,
                 [*data, f"replicaof 127.0.0.1 {primary_port}"],
             ),
         ]
@@ -477,7 +509,7 @@ class LocalSentinel:
             ServerNode(
                 f"sentinel {i}",
                 self.directory / f"sentinel-{i}",
-                free_port(),
+                sentinel_ports[i],
                 [
                     f"sentinel monitor {self.master} 127.0.0.1 {primary_port} 2",
                     f"sentinel down-after-milliseconds {self.master} {self.down_after_ms}",

@@ -93,17 +93,22 @@ class RedisPipe:
         address: dict[str, Any],
         timeout: float,
         resolve: Callable[[], Awaitable[tuple[str, int]]] | None = None,
+        wait: tuple[Any, ...] | None = None,
     ) -> None:
         self.address = address  # host/port or path; ssl_context; username, password, db
         self.timeout = timeout
         self.resolve = resolve  # where the server is now (Sentinel), asked at each connect
+        # WAIT after every batch (durability replica); see send().
+        self.wait = wait
+        self._held: list[tuple[list[tuple[Any, ...]], asyncio.Future[list[Any]]]] = []
+        self._waiting = False
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
         self._in_flight: deque[_Batch] = deque()
         self._watchdog: asyncio.TimerHandle | None = None
 
     @classmethod
-    def for_client(cls, client: Redis) -> RedisPipe | None:
+    def for_client(cls, client: Redis, wait: tuple[Any, ...] | None = None) -> RedisPipe | None:
         """A pipe to the server ``client`` talks to, or None where unsupported."""
         pool = client.connection_pool
         kwargs = dict(pool.connection_kwargs)
@@ -114,8 +119,8 @@ class RedisPipe:
         if issubclass(kind, SSLConnection) or kwargs.get("ssl"):
             kwargs["ssl_context"] = _ssl_context(kwargs)
         if isinstance(pool, SentinelConnectionPool):
-            return cls(kwargs, timeout, resolve=pool.get_master_address)
-        return cls(kwargs, timeout)
+            return cls(kwargs, timeout, resolve=pool.get_master_address, wait=wait)
+        return cls(kwargs, timeout, wait=wait)
 
     @property
     def ready(self) -> bool:
@@ -124,7 +129,64 @@ class RedisPipe:
         return p is not None and p.transport is not None and not p.transport.is_closing()
 
     def send(self, commands: Sequence[tuple[Any, ...]]) -> asyncio.Future[list[Any]]:
-        """Write ``commands`` now (needs :attr:`ready`); the future gets their replies."""
+        """Write ``commands`` now (needs :attr:`ready`); the future gets their replies.
+
+        With ``wait`` (durability replica) the replies end with WAIT's, and a
+        batch is held while the previous one waits: WAIT blocks the
+        connection, so batches written behind it would each wait their own
+        replica round trip, one after the other (measured: 250 Gy CCR/s at
+        p50 221 ms); held ones go together, behind one WAIT, as soon as it
+        answers.
+        """
+        if self.wait is None:
+            return self._write(commands)
+        if not self.ready:
+            raise rexc.ConnectionError("redis connection closed")
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._held.append((list(commands), future))
+        if not self._waiting:
+            self._release()
+        return future
+
+    def _release(self) -> None:
+        """Write every held batch as one, with WAIT after it."""
+        assert self.wait is not None
+        jobs, self._held = self._held, []
+        if not jobs:
+            return
+        try:
+            batch = self._write([c for commands, _ in jobs for c in commands] + [self.wait])
+        except (rexc.RedisError, OSError) as exc:
+            _settle(jobs, exc)
+            return
+        self._waiting = True
+        batch.add_done_callback(lambda done: self._released(jobs, done))
+
+    def _released(
+        self,
+        jobs: list[tuple[list[tuple[Any, ...]], asyncio.Future[list[Any]]]],
+        done: asyncio.Future[list[Any]],
+    ) -> None:
+        self._waiting = False
+        if done.cancelled():
+            _settle(jobs, rexc.ConnectionError("redis batch cancelled"))
+        elif (exc := done.exception()) is not None:
+            _settle(jobs, exc)
+        else:
+            replies = done.result()
+            at = 0
+            for commands, future in jobs:
+                if not future.done():
+                    future.set_result([*replies[at : at + len(commands)], replies[-1]])
+                at += len(commands)
+        if self._held:
+            if self.ready:
+                self._release()
+            else:
+                held, self._held = self._held, []
+                _settle(held, rexc.ConnectionError("redis connection closed"))
+
+    def _write(self, commands: Sequence[tuple[Any, ...]]) -> asyncio.Future[list[Any]]:
         protocol = self._protocol
         transport = protocol.transport if protocol is not None else None
         if transport is None or transport.is_closing():
@@ -202,7 +264,7 @@ class RedisPipe:
             hello.append(("SELECT", int(a["db"])))
         if not hello:
             return
-        for reply in await self.execute(hello):
+        for reply in await self._write(hello):  # never behind a WAIT
             if isinstance(reply, Exception):
                 self._fail(rexc.ConnectionError(f"redis handshake failed: {reply}"))
                 raise reply
@@ -236,6 +298,14 @@ class RedisPipe:
         if self._in_flight and time.monotonic() - self._in_flight[0].sent_at > self.timeout:
             self._fail(rexc.TimeoutError("redis did not answer in time"))
         self._arm()
+
+
+def _settle(
+    jobs: list[tuple[list[tuple[Any, ...]], asyncio.Future[list[Any]]]], exc: BaseException
+) -> None:
+    for _, future in jobs:
+        if not future.done():
+            future.set_exception(exc)
 
 
 def _ssl_context(kwargs: dict[str, Any]) -> ssl.SSLContext:
