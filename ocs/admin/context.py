@@ -23,7 +23,7 @@ from ocs.admin.config import AdminConfig
 from ocs.admin.idempotency import HEADER, BadKey, Idempotency, KeyReused, Outcome, fingerprint
 from ocs.admin.tokens import Principal, TokenStore
 from ocs.audit import Actor
-from ocs.charging.api import ChargingService
+from ocs.charging.port import ChargingApi
 from ocs.policy.loader import PolicySet
 from ocs.rules import account_ref
 from ocs.store.client import Store
@@ -47,13 +47,14 @@ class AdminContext:
     config: AdminConfig
     redis: Store
     accounts: Accounts
-    charging: ChargingService
+    charging: ChargingApi  # price enquiry
     tokens: TokenStore
     idem: Idempotency
+    policies_in_force: Callable[[], PolicySet]  # the worker's (reloaded on SIGHUP)
 
     @property
     def policies(self) -> PolicySet:
-        return self.charging.policies  # the set in force (reloaded on SIGHUP)
+        return self.policies_in_force()
 
     @property
     def zone(self) -> ZoneInfo:

@@ -108,12 +108,6 @@ class PriceEnquiry(_Body):
     units: Units
 
 
-class ImportRow(BaseModel):
-    """One account of a batch: as CreateAccount, plus an optional per-row reference."""
-
-    model_config = ConfigDict(extra="allow")
-
-
 class Batch(_Body):
     accounts: list[dict[str, Any]] = Field(
         description="rows as in POST /accounts (id, identities, plan, money, test, ref)"

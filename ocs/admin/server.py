@@ -71,7 +71,13 @@ class AdminServer:
         tokens = TokenStore(config.tokens, config.tokens_file)
         accounts = Accounts(client, charging.partitions)
         self.ctx = AdminContext(
-            config, client, accounts, charging, tokens, Idempotency(client, config.idempotency_ttl)
+            config,
+            client,
+            accounts,
+            charging,
+            tokens,
+            Idempotency(client, config.idempotency_ttl),
+            lambda: charging.policies,  # a reload swaps it: always read the current one
         )
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
