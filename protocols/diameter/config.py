@@ -112,8 +112,9 @@ class DiameterConfig(_Strict):
     ) = None
     # Sent in event CCAs (RFC 4006 §8.15 DDFH): terminate_or_buffer | continue.
     direct_debiting_failure_handling: Literal["terminate_or_buffer", "continue"] | None = None
-    # Struct-based decode of common CCR shapes and encode of their CCAs (issue 6);
-    # everything else, or with false everything, goes through python-diameter.
+    # Struct-based decode of common CCR shapes and encode of their CCAs (python-diameter
+    # costs about 200 µs a CCR); everything else, or with false everything, goes
+    # through python-diameter.
     fast_path: bool = True
     data_dir: Path | None = None  # Origin-State-Id counter and peers' state ids
     # SO_REUSEPORT: the workers of `ocs serve --workers N` share the port.

@@ -4,9 +4,9 @@ Requests and answers per command and Result-Code, request latency, peers
 connected and requests in flight, on the default registry, which the server's
 metrics endpoint exposes. Command codes we do not know share the label
 ``other``: a peer picks them freely, and a label per value would grow without
-bound (issue 13 item 5).
+bound.
 
-The per-request ones (issue 6) are plain ints on the hot path, read by a
+The per-request ones are plain ints on the hot path, read by a
 collector when scraped: a ``prometheus_client`` child costs a lock and
 several calls per increment, a labels lookup more, and a CCR makes four.
 """

@@ -15,7 +15,7 @@ MD5(Code+ID+Length+Request Authenticator+attributes+secret), Proxy-State copied
 in order, and Message-Authenticator as the first attribute of every
 Access-Accept/Reject/Challenge and of answers to Status-Server (RFC 5997).
 
-Fast path (issue 6): pyrad costs tens of µs per packet, so an
+Fast path: pyrad costs tens of µs per packet, so an
 Accounting-Request without Message-Authenticator is not handed to pyrad at
 all: the attribute walk above is all the decoding it needs (the record is read
 from it by :func:`protocols.radius.accounting_record.parse_wire`), and its

@@ -43,7 +43,7 @@ class Counters(NamedTuple):
     ``input`` is what the NAS received from the user (upload), ``output`` what
     it sent to the user (download), as in RFC 2866 §5.3/§5.4. A NamedTuple:
     immutable like a frozen dataclass at a fraction of its construction cost
-    (built per request, issue 6).
+    (built per request).
     """
 
     input_octets: int | None = None

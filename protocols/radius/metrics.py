@@ -1,4 +1,4 @@
-"""Prometheus metrics of the RADIUS front end (issue 4, item 7).
+"""Prometheus metrics of the RADIUS front end.
 
 Labelled by configured client name (``nas``), not by source address, so the
 label set stays bounded by the configuration; sources matching no client are
@@ -7,7 +7,7 @@ labelled by name (``code="accounting_response"``, ``status="interim"``).
 
 :func:`inc` is how the request path counts: ``Counter.labels()`` costs a few
 µs per call (label validation, a lock), so the labelled children are looked up
-once and kept (issue 6). The cache is bounded: a NAS sending random status
+once and kept (a request counts three). The cache is bounded: a NAS sending random status
 values cannot grow it without limit (the children themselves stay in
 prometheus-client, as they always did).
 """

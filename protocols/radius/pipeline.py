@@ -80,7 +80,7 @@ class Pipeline:
         self._clock = clock
         # The per-request debug events go to a logger resolved now, as `ocs serve` has
         # configured it: through the lazy module proxy each call costs ~4 µs even
-        # when debug is filtered out (issue 6). Drops and info events keep the proxy.
+        # when debug is filtered out. Drops and info events keep the proxy.
         self._debug = log.bind().debug
 
     @property

@@ -1,5 +1,5 @@
 """Accounting-On/Off (RFC 2866 §5.1: the NAS restarted, every session it had is gone)
-through a bounded, measured queue (standards §3.4; issue 13, item 11).
+through a bounded, measured queue (standards §3.4).
 
 One Accounting-On/Off closes every open session of its NAS: a few Redis calls
 per session, thousands of sessions. Served as one task per request, a NAS

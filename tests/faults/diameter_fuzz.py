@@ -1,4 +1,4 @@
-"""Seeded, bounded fuzzing of a Diameter server over a real connection (issue 13).
+"""Seeded, bounded fuzzing of a Diameter server over a real connection.
 
 :func:`cases` mutates well-formed messages (CCR-I/U/T/EVENT with MSCC, Proxy-Info
 and 3GPP AVPs, DWR, CER) with the operators a hostile or broken peer would use:

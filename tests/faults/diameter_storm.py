@@ -1,4 +1,4 @@
-"""Duplicate storms against a real `ocs serve` (issue 13): many Gy sessions over two
+"""Duplicate storms against a real `ocs serve`: many Gy sessions over two
 connections of one Origin-Host, every request possibly re-sent the ways a gateway or
 the network re-sends it, End-to-End ids drawn from a small space so that different
 requests collide all the time.

@@ -1,4 +1,4 @@
-"""Duplicate storms against `ocs serve` over real sockets (issue 13 item 1 and the fault
+"""Duplicate storms against `ocs serve` over real sockets (the fault
 suite's duplicate class): T-flag re-sends, re-sends on a second connection, re-sends
 while the original is in flight, the same request under a new End-to-End id, and
 End-to-End ids colliding across sessions (see tests/faults/diameter_storm.py). Every

@@ -1,4 +1,4 @@
-"""Fuzz over the wire (issue 13, the fault suite's fuzz class): seeded, bounded mutations
+"""Fuzz over the wire (the fault suite's fuzz class): seeded, bounded mutations
 of well-formed Diameter messages (tests/faults/diameter_fuzz.py) sent to `ocs serve`
 after CER. Afterwards the server still serves and charges a clean session exactly, no
 batch stalled (every DWR answered or the connection closed, as after a framing error),

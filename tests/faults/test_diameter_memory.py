@@ -1,6 +1,6 @@
-"""Memory of `ocs serve` under large refused messages, then fuzz (issue 13 item 5).
+"""Memory of `ocs serve` under large refused messages, then fuzz (what a peer makes us hold).
 
-The issue's probe: after CER, CCRs of about 120 KB with more than 4,096 AVPs
+The probe that found it: after CER, CCRs of about 120 KB with more than 4,096 AVPs
 (answered 5012), each of which used to stay in memory (600 of them: RSS 76 ->
 1,086 MB, held past the duplicate window), then fuzzed messages (100,000: 1.54 GB).
 Here the server runs with small configured bounds (duplicate cache 8 MiB, 16 MiB in
@@ -26,7 +26,7 @@ DIAMETER = (
     "duplicate_cache_bytes: 8388608, "
     "limits: {max_in_flight_bytes: 4194304, max_in_flight_bytes_total: 16777216}"
 )
-BOUND_MIB = 50  # the issue's expectation: within +50 MB after the same probes
+BOUND_MIB = 50  # what we accept: within +50 MB after the same probes
 
 
 def big_ccr(i: int) -> bytes:
@@ -101,5 +101,5 @@ async def test_large_refused_messages_then_fuzz_keep_memory_bounded(tmp_path: Pa
 @pytest.mark.faults
 @pytest.mark.timeout(600)
 async def test_the_issues_probe_keeps_memory_bounded(tmp_path: Path) -> None:
-    """The issue's probe: 600 refused 120 KB CCRs, then 20,000 fuzz cases."""
+    """The probe: 600 refused 120 KB CCRs, then 20,000 fuzz cases: RSS grows little."""
     await probe(tmp_path, large=600, fuzz_cases=20_000, seed=13)

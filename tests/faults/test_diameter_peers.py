@@ -1,5 +1,5 @@
-"""Slow and idle peers against `ocs serve` over real sockets (issue 13, the fault suite's
-peer class).
+"""Slow and idle peers against `ocs serve` over real sockets (the fault suite's peer
+class).
 
 - A peer that never reads its answers: the server stops reading its requests once its
   answers pile up (TCP back-pressure), holds a bounded amount of memory for it, serves

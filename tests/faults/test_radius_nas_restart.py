@@ -1,4 +1,4 @@
-"""Accounting-On/Off against `ocs serve` (RFC 2866 §5.1, standards §3.4; issue 13 item 11):
+"""Accounting-On/Off against `ocs serve` (RFC 2866 §5.1, standards §3.4):
 an Accounting-On closes 1,000 open sessions of its NAS, each recorded once; an On/Off
 burst at ~150/s mixed with another NAS's accounting is answered in full, nothing dropped
 while Redis answers, and the other NAS's sessions are charged exactly."""

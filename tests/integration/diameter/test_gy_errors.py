@@ -261,7 +261,7 @@ async def test_too_busy_3004_past_in_flight_cap(
 async def test_too_busy_3004_past_in_flight_octets(
     start_server: StartServer, new_client: NewClient, new_account: NewAccount, per_process: bool
 ) -> None:
-    """Issue 13 item 5: past the in-flight octets of a connection (or, the second request on
+    """Past the in-flight octets of a connection (or, the second request on
     another connection, of the process) the answer is 3004; the request already taken is
     served, and the octets come back when it is answered."""
     acct = await new_account()

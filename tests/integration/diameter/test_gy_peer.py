@@ -291,7 +291,7 @@ async def test_colliding_end_to_end_ids_across_sessions_are_new_requests(
     new_account: NewAccount,
     fast_path: bool,
 ) -> None:
-    """Issue 13 item 1: two CCR-I of different sessions with one End-to-End id from one
+    """Two CCR-I of different sessions with one End-to-End id from one
     Origin-Host (RFC 6733 §3 lets clients pick its low bits at random): the second is a new
     request, answered with its own Session-Id, and its session exists afterwards."""
     gy = await new_client(await start_server(fast_path=fast_path))
@@ -319,7 +319,7 @@ async def test_colliding_end_to_end_ids_across_sessions_are_new_requests(
 async def test_colliding_end_to_end_ids_while_the_first_is_in_flight(
     gy: GyClient, accounts: Accounts, new_account: NewAccount
 ) -> None:
-    """Issue 13 item 1: the colliding request arrives while the first is still being served
+    """The colliding request (RFC 6733 §3 random End-to-End bits) arrives while the first is still being served
     (both written at once): each gets its own answer, none waits for the other's."""
     acct = await new_account()
     first, second = sid(), sid()

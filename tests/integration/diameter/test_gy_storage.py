@@ -1,5 +1,5 @@
 """Redis unreachable: the configured Result-Code (3004), the connection stays; Redis back: the
-client's retry is served and charged once (issue 3, §6)."""
+client's retry is served and charged once (standards §1.6: 3004 is transient)."""
 
 from __future__ import annotations
 

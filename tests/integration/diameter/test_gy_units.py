@@ -1,4 +1,4 @@
-"""Gy requests in a unit the service is not rated in, over real TCP (issue 13 item 3).
+"""Gy requests in a unit the service is not rated in, over real TCP.
 
 What is charged and what is recorded must agree: a Requested- or
 Used-Service-Unit that carries no quantity in the service's rated unit is

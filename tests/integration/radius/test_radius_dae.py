@@ -172,7 +172,7 @@ async def test_nothing_is_sent_when_dae_is_disabled(
     new_account: NewAccount,
 ) -> None:
     """radius.dae.enabled: false -> credit exhaustion sends no datagram to the NAS's DAE port
-    (a plain UDP listener counts every packet, authentic or not). Issue 13, item 12."""
+    (a plain UDP listener counts every packet, authentic or not)."""
     counter = await open_dae_listener(SECRET)
     try:
         server = await start_server(
@@ -198,7 +198,7 @@ async def test_binary_calling_station_id_is_echoed_as_the_octets_received(
 ) -> None:
     """RFC 5176 §3: a Calling-Station-Id of 100 non-UTF-8 octets comes back in the
     Disconnect-Request octet for octet (it used to fail to encode, and the subscriber was
-    never cut off). Issue 13, item 13."""
+    never cut off)."""
     calling = bytes(range(0x80, 0xE4))  # 100 octets, none of them valid UTF-8 here
     dae.mode = DaeMode.ACK
     a = await new_account(money=100)
@@ -224,7 +224,7 @@ async def test_a_push_that_cannot_be_sent_is_counted_and_logged(
 ) -> None:
     """A Disconnect that cannot be encoded (a 300-octet User-Name kept by an older version)
     or has nowhere to go is counted in ocs_radius_dae_failed and logged with its session,
-    not lost in a task's unread exception. Issue 13, item 13."""
+    not lost in a task's unread exception."""
     attrs = (
         (ss.A_USER_NAME, "u" * 300),
         (ss.A_ACCT_SESSION_ID, "s-too-long"),

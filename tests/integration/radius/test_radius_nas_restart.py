@@ -1,4 +1,4 @@
-"""Accounting-On/Off against the real core and Redis (standards §3.4; issue 13 item 11):
+"""Accounting-On/Off against the real core and Redis (standards §3.4):
 a burst of them from one NAS is answered in full while Redis answers, and closes each
 session of that NAS once."""
 

@@ -1,5 +1,5 @@
 """Duplicate cache: the same request gets its first answer; a colliding End-to-End id is a
-new request (RFC 6733 §6.1.3, RFC 8506 §5.7; standards §1.7, §2.5; issue 13 item 1)."""
+new request (RFC 6733 §6.1.3, RFC 8506 §5.7; standards §1.7, §2.5)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_duplicates_identical_answer_any_hop_by_hop() -> None:
 
 
 def test_colliding_end_to_end_id_is_a_new_request() -> None:
-    """Issue 13 item 1: another Session-Id (or CC-Request-Number) under the same
+    """RFC 6733 §3 random low bits: another Session-Id (or CC-Request-Number) under the same
     (Origin-Host, End-to-End id) is served as new and counted; each keeps its own answer."""
     cache: DuplicateCache[str] = DuplicateCache()
     a, b, c = key(7, "gw;a"), key(7, "gw;b"), key(7, "gw;a", number=1)
@@ -82,7 +82,7 @@ def test_duplicate_cache_is_bounded_by_entries() -> None:
 
 
 def test_duplicate_cache_is_bounded_by_bytes() -> None:
-    """Issue 13 item 5: the answers held never cost more than ``max_bytes``."""
+    """The answers held never cost more than ``max_bytes``, whatever the peers send."""
     big = bytes(10_000)
     cost = len(big) + len("gw;1") + ENTRY_OVERHEAD
     cache: DuplicateCache[None] = DuplicateCache(max_bytes=5 * cost)

@@ -1,5 +1,5 @@
 """What a message leaves behind once answered: nothing for a refused one, bounded caches for
-the rest (issue 13 item 5). Measured with tracemalloc, in process; the black-box RSS check
+the rest (a peer must not make us hold memory without bound). Measured with tracemalloc, in process; the black-box RSS check
 against `ocs serve` is tests/faults/test_diameter_memory.py."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Property: the fast CCR decoder (issue 6) maps exactly as python-diameter's path does, and
+"""Property: the fast CCR decoder maps exactly as python-diameter's path does, and
 says "not mine" to anything it cannot be sure of (standards §1.1, §1.6, §1.8, §2.1, §2.5)."""
 
 from __future__ import annotations

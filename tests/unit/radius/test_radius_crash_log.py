@@ -1,5 +1,5 @@
 """A request that crashes in the charging core is logged as ``ocs serve`` configures
-logging: no stack-frame locals, identities masked, a few KB (issue 13, item 14)."""
+logging: no stack-frame locals, identities masked, a few KB (not the request's bytes and every frame's variables)."""
 
 from __future__ import annotations
 

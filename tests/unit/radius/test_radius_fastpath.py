@@ -1,4 +1,4 @@
-"""Property: the accounting fast path (issue 6) reads and answers exactly as pyrad does.
+"""Property: the accounting fast path reads and answers exactly as pyrad does.
 
 pyrad is the reference: on random well-framed Accounting-Requests (typed and
 mistyped values, repeats, Class, Proxy-State, vendor attributes, unknown types)
