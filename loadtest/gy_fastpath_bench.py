@@ -20,8 +20,7 @@ import multiprocessing as mp
 import struct
 import sys
 import time
-from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import cast
 
 import uvloop
 from diameter.message.avp.grouped import (
@@ -33,6 +32,7 @@ from diameter.message.avp.grouped import (
 from diameter.message.commands import CapabilitiesExchangeRequest, CreditControlRequest
 
 from loadtest.bench_timing import best_us
+from loadtest.stub_core import stub_core
 from ocs.logging import configure as configure_logging
 from ocs.vocabulary.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus, Usage
 from protocols.diameter import fastpath
@@ -98,21 +98,6 @@ def answer() -> ChargingAnswer:
 def _walked(data: bytes, limits: Limits) -> object:
     fastpath.forget_layouts()  # as for a CCR whose layout is new
     return fast_decode(data, limits)
-
-
-class _FixedCharging:
-    """A charging core that answers every update at once with one prebuilt answer: only the
-    Diameter side (and the client) costs CPU."""
-
-    def __init__(self) -> None:
-        self.answer = answer()
-
-    async def update(self, session: object, key: str, services: tuple[Any, ...]) -> ChargingAnswer:
-        return self.answer
-
-    async def notifications(self) -> AsyncIterator[Any]:
-        await asyncio.Event().wait()  # no pushes in this measurement
-        yield None
 
 
 def _cer() -> bytes:
@@ -204,7 +189,7 @@ async def _serve_run(fast_path: bool, count: int, apart: bool = False, window: i
     (``apart`` False), or the server alone, the client in a child process."""
     cfg = DiameterConfig(listen=["127.0.0.1"], port=0, fast_path=fast_path, data_dir=None)
     server = DiameterServer(cfg, LocalNode("ocs.example", "ocs.example"))
-    await server.start(cast(Any, _FixedCharging()))
+    await server.start(stub_core(answer()))
     host, port = server.addresses[0]
     if apart:
         proc = mp.get_context("spawn").Process(
@@ -239,7 +224,7 @@ def _best_serve(fast_path: bool, n: int, apart: bool) -> float:
 def main(n: int = 20_000) -> None:
     data, limits = ccr_u(), Limits()
     local = LocalNode("ocs.example", "ocs.example")  # the CCR's Destination-Realm
-    app = GyApplication(cast(Any, None), local)
+    app = GyApplication(stub_core(answer()), local)
     peer = PeerInfo("pgw.example", "example", "127.0.0.1", supported_vendors=frozenset({10415}))
     fast = fast_decode(data, limits)
     assert fast is not None

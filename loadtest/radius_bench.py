@@ -24,13 +24,14 @@ import contextlib
 import hashlib
 import sys
 import time
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any, cast
+from collections.abc import Coroutine
+from typing import Any
 
 import uvloop
 from pyrad import packet as rp
 
 from loadtest.bench_timing import best_us
+from loadtest.stub_core import stub_core
 from ocs.logging import configure as configure_logging
 from ocs.vocabulary.types import ChargingAnswer, ServiceKey, ServiceOutcome, ServiceStatus, Usage
 from protocols.radius import metrics as m
@@ -131,26 +132,6 @@ def answer() -> ChargingAnswer:
 ANSWER = answer()  # built once: its construction is the core's cost, not RADIUS's
 
 
-class StubCharging:
-    """A charging core that answers every call at once: only RADIUS costs CPU."""
-
-    async def initiate(self, *args: Any, **kw: Any) -> ChargingAnswer:
-        return ANSWER
-
-    async def update(self, *args: Any, **kw: Any) -> ChargingAnswer:
-        return ANSWER
-
-    async def terminate(self, *args: Any, **kw: Any) -> ChargingAnswer:
-        return ANSWER
-
-    async def terminate_owner_sessions(self, *args: Any, **kw: Any) -> int:
-        return 0
-
-    async def notifications(self) -> AsyncIterator[Any]:
-        await asyncio.Event().wait()  # no pushes in this measurement
-        yield None
-
-
 def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run a coroutine that never suspends (the stub core answers at once)."""
     try:
@@ -163,7 +144,7 @@ def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
 def stages(n: int) -> dict[str, float]:
     """CPU µs of each piece of the request path, on one Interim-Update."""
     cfg = config()
-    pipeline = Pipeline(cfg, cast(Any, StubCharging()), LiveSessions(), lambda s, c: None)
+    pipeline = Pipeline(cfg, stub_core(ANSWER), LiveSessions(), lambda s, c: None)
     data = accounting_request(3, 7, 3, 9)
     req = decode_request(data, PortKind.ACCT, SECRET)
     rec = parse_wire(req.raw, req.first)
@@ -282,7 +263,7 @@ async def _drive(requests: list[bytes], dest: tuple[str, int]) -> tuple[float, i
 
 async def serve_run(requests: list[bytes]) -> tuple[float, int]:
     frontend = RadiusFrontend(config())
-    await frontend.start(cast(Any, StubCharging()))
+    await frontend.start(stub_core(ANSWER))
     try:
         used, got = await _drive(requests, frontend.addresses(PortKind.ACCT)[0])
     finally:
