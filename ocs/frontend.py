@@ -4,12 +4,14 @@
 ``ocs.frontends`` entry-point group (see pyproject.toml) and the runtime loads
 those named in the configuration. Each receives its raw configuration section,
 validates it with :func:`ocs.config.validate_section` (so errors name the file
-and key path), and gets the charging API when started.
+and key path), and gets the charging API when started. What every front end does
+alike is here too: follow the core's push notifications, list its bound sockets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from ocs.charging.port import ChargingApi
+    from ocs.vocabulary.types import Notification
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +76,33 @@ def load_frontend_factories() -> dict[str, FrontendFactory]:
     for ep in entry_points(group="ocs.frontends"):
         found[ep.name] = ep.load()
     return found
+
+
+async def follow_notifications(
+    charging: ChargingApi,
+    handle: Callable[[Notification], object],
+    on_lost: Callable[[Exception], None],
+    delay: float = 1.0,
+) -> None:
+    """Hand every push notification to ``handle`` until cancelled. The subscription
+    rides out Redis outages itself; anything else that ends it (``handle`` raising
+    included) goes to ``on_lost`` and the subscription is taken again after ``delay``."""
+    while True:
+        try:
+            async for note in charging.notifications():
+                handle(note)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            on_lost(exc)
+        await asyncio.sleep(delay)
+
+
+def bound_addresses(servers: Iterable[asyncio.Server]) -> list[tuple[str, int]]:
+    """(host, port) of every socket these listeners bound (port 0 resolved)."""
+    out = []
+    for server in servers:
+        for sock in server.sockets:
+            name = sock.getsockname()
+            out.append((str(name[0]), int(name[1])))
+    return out

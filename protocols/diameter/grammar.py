@@ -54,30 +54,25 @@ def _many(code: int, vendor: int = 0, least: int = 0) -> tuple[Key, tuple[int, i
 
 A = AvpCode
 
+
+def _keys(*codes: int) -> frozenset[Key]:
+    return frozenset(_k(c) for c in codes)
+
+
 # AVPs that only answers carry: never allowed in a request (5008).
-_ANSWER_ONLY = frozenset(
-    _k(c)
-    for c in (
-        A.RESULT_CODE,
-        A.EXPERIMENTAL_RESULT,
-        A.FAILED_AVP,
-        A.ERROR_MESSAGE,
-        A.ERROR_REPORTING_HOST,
-    )
+_ANSWER_ONLY = _keys(
+    A.RESULT_CODE, A.EXPERIMENTAL_RESULT, A.FAILED_AVP, A.ERROR_MESSAGE, A.ERROR_REPORTING_HOST
 )
 
 # Grants and answer-side Gy AVPs: a CCR carrying them at command level is wrong.
-_CCA_ONLY = frozenset(
-    _k(c)
-    for c in (
-        A.GRANTED_SERVICE_UNIT,
-        A.FINAL_UNIT_INDICATION,
-        A.VALIDITY_TIME,
-        A.COST_INFORMATION,
-        A.CHECK_BALANCE_RESULT,
-        A.CC_SESSION_FAILOVER,
-        A.CREDIT_CONTROL_FAILURE_HANDLING,
-    )
+_CCA_ONLY = _keys(
+    A.GRANTED_SERVICE_UNIT,
+    A.FINAL_UNIT_INDICATION,
+    A.VALIDITY_TIME,
+    A.COST_INFORMATION,
+    A.CHECK_BALANCE_RESULT,
+    A.CC_SESSION_FAILOVER,
+    A.CREDIT_CONTROL_FAILURE_HANDLING,
 )
 
 CER = Grammar(

@@ -19,6 +19,7 @@ import structlog
 from diameter.message.avp import Avp
 
 from ocs.charging.port import ChargingApi
+from ocs.frontend import follow_notifications
 from ocs.vocabulary.types import Notification, NotificationKind
 from protocols.diameter import avps as A
 from protocols.diameter.capabilities import PeerInfo
@@ -97,15 +98,10 @@ class PushSender:
             self._task = None
 
     async def _run(self) -> None:
-        while True:
-            try:
-                async for note in self.charging.notifications():
-                    self.push(note)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis gone: subscribe again when it is back
-                log.warning("diameter_push_subscription_lost", error=repr(exc))
-            await asyncio.sleep(RESUBSCRIBE_DELAY)
+        def lost(exc: Exception) -> None:
+            log.warning("diameter_push_subscription_lost", error=repr(exc))
+
+        await follow_notifications(self.charging, self.push, lost, RESUBSCRIBE_DELAY)
 
     def push(self, note: Notification) -> bool:
         """Send the RAR/ASR for one notification if its peer is connected here."""

@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from ocs.charging.port import ChargingApi
-from ocs.frontend import Listener
+from ocs.frontend import Listener, bound_addresses
 from ocs.vocabulary.types import TerminationCause
 from protocols.diameter.capabilities import AllowedPeer, PeerInfo
 from protocols.diameter.config import DiameterConfig
@@ -275,12 +275,7 @@ class DiameterServer:
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        out = []
-        for server in self._servers:
-            for sock in server.sockets:
-                name = sock.getsockname()
-                out.append((str(name[0]), int(name[1])))
-        return out
+        return bound_addresses(self._servers)
 
     async def stop(self, drain_timeout: float) -> None:
         """Stop accepting, DPR to every peer, drain in-flight requests, then close."""

@@ -26,6 +26,7 @@ import httpx
 import structlog
 
 from ocs.charging.port import ChargingApi
+from ocs.frontend import follow_notifications
 from ocs.vocabulary.types import Notification
 from protocols.nchf import codec
 from protocols.nchf.config import NotifyConfig
@@ -63,16 +64,14 @@ class NotifySender:
         self._consumer = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
-            try:
-                async for note in self.charging.notifications():
-                    if note.owner.startswith(codec.OWNER_PREFIX):
-                        self.submit(note)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis gone: subscribe again when it is back
-                log.warning("nchf_notify_subscription_lost", error=repr(exc))
-            await asyncio.sleep(RESUBSCRIBE_DELAY)
+        def ours(note: Notification) -> None:
+            if note.owner.startswith(codec.OWNER_PREFIX):
+                self.submit(note)
+
+        def lost(exc: Exception) -> None:
+            log.warning("nchf_notify_subscription_lost", error=repr(exc))
+
+        await follow_notifications(self.charging, ours, lost, RESUBSCRIBE_DELAY)
 
     def submit(self, note: Notification) -> bool:
         """Deliver in the background; False when nothing is to be sent or too many wait."""

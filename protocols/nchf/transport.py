@@ -40,6 +40,8 @@ from h2.events import (
 from h2.exceptions import ProtocolError, StreamClosedError
 from h2.settings import SettingCodes, Settings
 
+from ocs.frontend import bound_addresses
+
 log = structlog.get_logger("ocs.nchf.transport")
 
 NO_CONTENT = 204
@@ -470,12 +472,7 @@ class HttpServer:
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
-        out = []
-        for server in self.servers:
-            for sock in server.sockets:
-                name = sock.getsockname()
-                out.append((str(name[0]), int(name[1])))
-        return out
+        return bound_addresses(self.servers)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -57,14 +57,18 @@ def first_raw(pkt: rp.Packet, key: Key) -> bytes | None:
     return values[0] if values else None
 
 
+def first_sized(pkt: rp.Packet, key: Key, size: int) -> bytes | None:
+    """The first value of a fixed-size attribute; a drop when it has another size."""
+    raw = first_raw(pkt, key)
+    if raw is not None and len(raw) != size:
+        raise RadiusDrop(DropReason.BAD_ATTRIBUTE_VALUE, f"attribute {key}: {len(raw)} octets")
+    return raw
+
+
 def get_int(pkt: rp.Packet, key: Key) -> int | None:
     """An ``integer`` / ``date`` attribute (32-bit unsigned)."""
-    raw = first_raw(pkt, key)
-    if raw is None:
-        return None
-    if len(raw) != 4:
-        raise RadiusDrop(DropReason.BAD_ATTRIBUTE_VALUE, f"attribute {key}: {len(raw)} octets")
-    return int(struct.unpack("!I", raw)[0])
+    raw = first_sized(pkt, key, 4)
+    return None if raw is None else int(struct.unpack("!I", raw)[0])
 
 
 def get_text(pkt: rp.Packet, key: Key) -> str | None:
@@ -76,18 +80,10 @@ def get_text(pkt: rp.Packet, key: Key) -> str | None:
 
 
 def get_ipv4(pkt: rp.Packet, key: Key) -> str | None:
-    raw = first_raw(pkt, key)
-    if raw is None:
-        return None
-    if len(raw) != 4:
-        raise RadiusDrop(DropReason.BAD_ATTRIBUTE_VALUE, f"attribute {key}: {len(raw)} octets")
-    return str(ipaddress.IPv4Address(raw))
+    raw = first_sized(pkt, key, 4)
+    return None if raw is None else str(ipaddress.IPv4Address(raw))
 
 
 def get_ipv6(pkt: rp.Packet, key: Key) -> str | None:
-    raw = first_raw(pkt, key)
-    if raw is None:
-        return None
-    if len(raw) != 16:
-        raise RadiusDrop(DropReason.BAD_ATTRIBUTE_VALUE, f"attribute {key}: {len(raw)} octets")
-    return str(ipaddress.IPv6Address(raw))
+    raw = first_sized(pkt, key, 16)
+    return None if raw is None else str(ipaddress.IPv6Address(raw))
