@@ -14,14 +14,16 @@ endif
 VENV   := .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/ocs.yaml
+CLUSTER_DIR ?= var/cluster
 PYTEST_ARGS ?=
 
-.PHONY: help run test lint format format-check typecheck unit test-slow test-faults system-deps \
+.PHONY: help run run-cluster test lint format format-check typecheck unit test-slow test-faults system-deps \
 	bench bench-quick profile export clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run          set up .venv, start ocs serve ($(CONFIG)) on the embedded Redis"
+	@echo "make run-cluster  the same on a local Valkey Cluster (3 primaries + 3 replicas, $(CLUSTER_DIR))"
 	@echo "make test         set up .venv (dev extras), ruff, mypy, the default test suite"
 	@echo "make test-slow    the slow soak suites (pytest -m slow)"
 	@echo "make test-faults  the whole fault suite, long cases included (tests/faults)"
@@ -55,6 +57,30 @@ run: $(VENV)/.installed
 	trap stop INT TERM HUP; \
 	wait $$server; status=$$?; \
 	kill -TERM $$exporter 2>/dev/null; wait $$exporter; exit $$status
+
+# The same on a local Valkey Cluster: 3 primaries + 3 replicas from the same
+# binary, each with its own data directory and loopback port under
+# $(CLUSTER_DIR) (kept between runs: the cluster comes back with its data).
+# The cluster starts first; once it is ready (its URL in $(CLUSTER_DIR)/url)
+# the server and the exporter start on it (OCS_REDIS__URL); Ctrl-C stops the
+# exporter, then the server, then the cluster.
+run-cluster: $(VENV)/.installed
+	@set -u; rm -f $(CLUSTER_DIR)/url; \
+	setsid $(BIN)/ocs --config $(CONFIG) store local-cluster --dir $(CLUSTER_DIR) \
+		--url-file $(CLUSTER_DIR)/url & cluster=$$!; \
+	while [ ! -s $(CLUSTER_DIR)/url ]; do \
+		kill -0 $$cluster 2>/dev/null || { wait $$cluster; exit 1; }; sleep 0.2; done; \
+	OCS_REDIS__URL=$$(cat $(CLUSTER_DIR)/url); export OCS_REDIS__URL; \
+	setsid $(BIN)/ocs --config $(CONFIG) serve & server=$$!; \
+	setsid $(BIN)/ocs --config $(CONFIG) export & exporter=$$!; \
+	stop() { trap '' INT TERM; \
+		kill -TERM $$exporter 2>/dev/null; wait $$exporter; \
+		kill -TERM $$server 2>/dev/null; wait $$server; \
+		kill -TERM $$cluster 2>/dev/null; wait $$cluster; exit 0; }; \
+	trap stop INT TERM HUP; \
+	wait $$server; status=$$?; \
+	kill -TERM $$exporter 2>/dev/null; wait $$exporter; \
+	kill -TERM $$cluster 2>/dev/null; wait $$cluster; exit $$status
 
 export: $(VENV)/.installed
 	$(BIN)/ocs --config $(CONFIG) export

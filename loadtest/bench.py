@@ -16,6 +16,16 @@ no-op responders (:mod:`loadtest.noop`, the Python ceiling) and FreeRADIUS
 ``--only NAME`` (repeatable) runs the steps whose name contains NAME, e.g.
 ``--only "Gy max" --only Nchf`` for the Gy and Nchf steps of one run.
 
+``--shards N[,N...]`` measures cluster routing instead: for each N a local
+Valkey Cluster of N primaries (no replicas, ``appendfsync always`` as the
+one server, :mod:`ocs.store.local_cluster`) with its own ``ocs serve``, and
+the Gy maximum on it beside the same step on the one server, alternated
+``--rounds`` times (default 2) so both see the same machine; the table's
+ratio column is each cluster step's rate over the mean of the one-server
+steps. At N=1 that ratio is the cost of routing (the cluster client, slot
+per command, MOVED handling) per request; the scaling with N needs cores
+for N Redis processes plus the workers and the generator.
+
 Every OCS step ends with the conservation check. One table (rich) with the
 ratios to the ceiling; results JSON under ``bench-results/``. The exit
 status is 1 when a conservation check fails or a step produced no report.
@@ -44,6 +54,7 @@ from loadtest.serverproc import SECRET, cpu_of_tree, free_udp_port, start_ocs
 from loadtest.spec import LoadSpec, Model, Protocol, Shape, Target
 from ocs.policy.loader import load_policies
 from ocs.store.embedded import EmbeddedRedis, free_port
+from ocs.store.local_cluster import LocalCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
@@ -82,6 +93,7 @@ class Step:
     server_cpu_s: float | None = None
     skipped: str = ""
     appendfsync: str | None = None  # set on Redis for this step only (None: the default)
+    shards: int = 0  # on a local cluster of this many primaries (0: the one server)
 
 
 def _spec(plan: Plan, step: Step, port: int) -> LoadSpec:
@@ -126,6 +138,7 @@ class Bench:
         self.noop_ports = (free_port(), free_udp_port())
         self.fr: freeradius.FreeRadius | None = None
         self.fr_skip = ""
+        self.clusters: dict[int, tuple[LocalCluster, Any]] = {}  # shards -> (cluster, ocs)
 
     def start(self) -> None:
         self.redis.start()
@@ -167,6 +180,9 @@ class Bench:
             self.ocs.stop()
         if self.ocs2 is not None:
             self.ocs2.stop()
+        for cluster, server in self.clusters.values():
+            server.stop()
+            cluster.stop()
         self.redis.stop()
         self.redis.kill()
 
@@ -177,6 +193,8 @@ class Bench:
             assert self.fr is not None
             return self.fr.port
         server = self.ocs2 if step.target == "ocs2" else self.ocs
+        if step.shards:
+            server = self.clusters[step.shards][1]
         if step.protocol is Protocol.NCHF:
             return int(server.nchf_port)
         return int(server.diameter_port if step.protocol is Protocol.GY else server.radius_port)
@@ -192,14 +210,19 @@ class Bench:
             # Only while its steps run, so it takes no CPU from the others.
             self.ocs.stop()
             self.ocs2 = start_ocs(self.dir / "workers", self.redis.url, POLICIES, workers=WORKERS)
+        store_url = self.redis.url
+        if step.shards:
+            store_url = self.cluster_url(step.shards)
         pid = {
-            "ocs": self.ocs.process.pid,
+            "ocs": self.clusters[step.shards][1].process.pid
+            if step.shards
+            else self.ocs.process.pid,
             "ocs2": self.ocs2.process.pid if self.ocs2 else 0,
             "noop": self.noop.pid if self.noop else 0,
         }.get(step.target, self.fr.pid if self.fr else 0)
         opts = RunOptions(
             _spec(self.plan, step, self.port(step)),
-            self.redis.url,
+            store_url,
             self.policies,
             Provisioning(accounts=self.plan.accounts, extra_identity=None),
             conservation=ocs,
@@ -216,6 +239,32 @@ class Bench:
         finally:
             if step.appendfsync:
                 self.redis.set_appendfsync(APPENDFSYNC)
+
+    def cluster_url(self, shards: int) -> str:
+        """The local cluster of ``shards`` primaries and its ``ocs serve`` (started once)."""
+        if shards not in self.clusters:
+            cluster = LocalCluster(
+                self.dir / f"cluster-{shards}",
+                primaries=shards,
+                replicas=0,
+                appendfsync=APPENDFSYNC,
+            )
+            cluster.start()
+            server = start_ocs(self.dir / f"ocs-cluster-{shards}", cluster.url, POLICIES)
+            self.clusters[shards] = (cluster, server)
+        return self.clusters[shards][0].url
+
+
+def shard_steps(shards: list[int], rounds: int) -> list[Step]:
+    """The one server's Gy max and each cluster's, alternated ``rounds`` times."""
+    out = []
+    for r in range(1, rounds + 1):
+        out.append(Step(f"OCS Gy max, one server #{r}", Protocol.GY, "ocs", Model.CLOSED))
+        out += [
+            Step(f"OCS Gy max, cluster of {n} #{r}", Protocol.GY, "ocs", Model.CLOSED, shards=n)
+            for n in shards
+        ]
+    return out
 
 
 def steps(plan: Plan) -> list[Step]:
@@ -249,7 +298,9 @@ def steps(plan: Plan) -> list[Step]:
     return out
 
 
-def _row(step: Step, ceilings: dict[Protocol, float], fr_rate: float | None) -> list[str]:
+def _row(
+    step: Step, ceilings: dict[Protocol, float], fr_rate: float | None, one_server: float = 0.0
+) -> list[str]:
     s = step.summary
     if s is None:
         return [step.name, "skipped", "", "", "", "", "", "", "", step.skipped[:40]]
@@ -258,6 +309,8 @@ def _row(step: Step, ceilings: dict[Protocol, float], fr_rate: float | None) -> 
     server = f"{step.server_cpu_s * 1e6 / answered:,.0f}" if step.server_cpu_s else "-"
     ceiling = ceilings.get(step.protocol) or 0.0
     ratio = f"{s['rate'] / ceiling:.2f} of no-op" if ceiling and step.target != "noop" else ""
+    if step.shards and one_server:
+        ratio = f"{s['rate'] / one_server:.3f} of one server"
     if step.protocol is Protocol.RADIUS and step.target in ("ocs", "ocs2") and fr_rate:
         ratio += f", {s['rate'] / fr_rate:.2f} of FreeRADIUS"
     cons = s.get("conservation")
@@ -297,8 +350,13 @@ def table(done: list[Step]) -> Table:
         "ratio",
     ):
         t.add_column(col, justify="left" if col in ("step", "ratio") else "right")
+    one = [
+        st.summary["rate"]
+        for st in done
+        if st.summary is not None and "one server" in st.name and not st.shards
+    ]
     for st in done:
-        t.add_row(*_row(st, ceilings, fr_rate))
+        t.add_row(*_row(st, ceilings, fr_rate, sum(one) / len(one) if one else 0.0))
     return t
 
 
@@ -317,6 +375,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TEXT",
         help="run only the steps whose name contains TEXT (repeatable), e.g. 'OCS Gy max'",
     )
+    parser.add_argument(
+        "--shards",
+        type=lambda v: [int(n) for n in v.split(",")],
+        default=None,
+        metavar="N[,N...]",
+        help="Gy max on local clusters of N primaries beside the one server (routing cost)",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="alternations for --shards")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -325,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(plan, Path(tmp), console, freeradius_wanted=not args.no_freeradius)
         try:
             bench.start()
-            for step in steps(plan):
+            planned = shard_steps(args.shards, args.rounds) if args.shards else steps(plan)
+            for step in planned:
                 if args.only and not any(text in step.name for text in args.only):
                     continue
                 bench.run_step(step)
@@ -351,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                         "target": st.target,
                         "model": st.model.value,
                         "appendfsync": st.appendfsync or APPENDFSYNC,
+                        "shards": st.shards,
                         "rate": st.rate,
                         "server_cpu_s": st.server_cpu_s,
                         "skipped": st.skipped,
