@@ -16,6 +16,7 @@ BIN    := $(VENV)/bin
 CONFIG ?= config/ocs.yaml
 CLUSTER_DIR ?= var/cluster
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help run run-cluster test lint format format-check typecheck unit test-slow test-faults system-deps \
 	bench bench-quick profile export clean
@@ -116,8 +117,10 @@ test-slow: $(VENV)/.installed-dev system-deps
 test-faults: $(VENV)/.installed-dev system-deps
 	$(BIN)/pytest tests/faults -m 'not slow' -s $(PYTEST_ARGS)
 
+# BENCH_ARGS="--shards 1": Gy max on a one-primary local cluster beside one server
+# (the cost of cluster routing); "--shards 1,2,4 --replicas 1" adds durability replica.
 bench: $(VENV)/.installed-dev system-deps
-	$(BIN)/python -m loadtest.bench
+	$(BIN)/python -m loadtest.bench $(BENCH_ARGS)
 
 bench-quick: $(VENV)/.installed-dev
 	$(BIN)/python -m loadtest.bench --quick

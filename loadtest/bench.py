@@ -17,14 +17,17 @@ no-op responders (:mod:`loadtest.noop`, the Python ceiling) and FreeRADIUS
 ``--only "Gy max" --only Nchf`` for the Gy and Nchf steps of one run.
 
 ``--shards N[,N...]`` measures cluster routing instead: for each N a local
-Valkey Cluster of N primaries (no replicas, ``appendfsync always`` as the
-one server, :mod:`ocs.store.local_cluster`) with its own ``ocs serve``, and
-the Gy maximum on it beside the same step on the one server, alternated
+Valkey Cluster of N primaries (``appendfsync always`` as the one server,
+:mod:`ocs.store.local_cluster`) with its own ``ocs serve``, and the Gy
+maximum on it beside the same step on the one server, alternated
 ``--rounds`` times (default 2) so both see the same machine; the table's
 ratio column is each cluster step's rate over the mean of the one-server
-steps. At N=1 that ratio is the cost of routing (the cluster client, slot
-per command, MOVED handling) per request; the scaling with N needs cores
-for N Redis processes plus the workers and the generator.
+steps. At N=1 that ratio is the cost of routing (slot per command, one pipe
+per primary, redirections) per request; the scaling with N needs cores for
+N Redis processes plus the workers and the generator. ``--replicas 1``
+gives each primary a replica and adds, per N, the same step with
+``redis.durability: replica`` (every pass waits for ``WAIT 1``): the cost
+of losing no acknowledged debit on failover.
 
 Every OCS step ends with the conservation check. One table (rich) with the
 ratios to the ceiling; results JSON under ``bench-results/``. The exit
@@ -94,6 +97,7 @@ class Step:
     skipped: str = ""
     appendfsync: str | None = None  # set on Redis for this step only (None: the default)
     shards: int = 0  # on a local cluster of this many primaries (0: the one server)
+    durability: str = "local"  # the cluster's ocs serve: redis.durability
 
 
 def _spec(plan: Plan, step: Step, port: int) -> LoadSpec:
@@ -138,7 +142,9 @@ class Bench:
         self.noop_ports = (free_port(), free_udp_port())
         self.fr: freeradius.FreeRadius | None = None
         self.fr_skip = ""
-        self.clusters: dict[int, tuple[LocalCluster, Any]] = {}  # shards -> (cluster, ocs)
+        self.clusters: dict[int, LocalCluster] = {}  # shards -> its local cluster
+        self.on_cluster: dict[tuple[int, str], Any] = {}  # (shards, durability) -> ocs serve
+        self.replicas = 0  # per primary of those clusters (--replicas)
 
     def start(self) -> None:
         self.redis.start()
@@ -180,8 +186,9 @@ class Bench:
             self.ocs.stop()
         if self.ocs2 is not None:
             self.ocs2.stop()
-        for cluster, server in self.clusters.values():
+        for server in self.on_cluster.values():
             server.stop()
+        for cluster in self.clusters.values():
             cluster.stop()
         self.redis.stop()
         self.redis.kill()
@@ -194,7 +201,7 @@ class Bench:
             return self.fr.port
         server = self.ocs2 if step.target == "ocs2" else self.ocs
         if step.shards:
-            server = self.clusters[step.shards][1]
+            server = self.on_cluster[step.shards, step.durability]
         if step.protocol is Protocol.NCHF:
             return int(server.nchf_port)
         return int(server.diameter_port if step.protocol is Protocol.GY else server.radius_port)
@@ -211,12 +218,12 @@ class Bench:
             self.ocs.stop()
             self.ocs2 = start_ocs(self.dir / "workers", self.redis.url, POLICIES, workers=WORKERS)
         store_url = self.redis.url
+        server = self.ocs
         if step.shards:
             store_url = self.cluster_url(step.shards)
+            server = self.cluster_server(step.shards, step.durability)
         pid = {
-            "ocs": self.clusters[step.shards][1].process.pid
-            if step.shards
-            else self.ocs.process.pid,
+            "ocs": server.process.pid,
             "ocs2": self.ocs2.process.pid if self.ocs2 else 0,
             "noop": self.noop.pid if self.noop else 0,
         }.get(step.target, self.fr.pid if self.fr else 0)
@@ -241,29 +248,49 @@ class Bench:
                 self.redis.set_appendfsync(APPENDFSYNC)
 
     def cluster_url(self, shards: int) -> str:
-        """The local cluster of ``shards`` primaries and its ``ocs serve`` (started once)."""
+        """The URL of the local cluster of ``shards`` primaries (started once)."""
         if shards not in self.clusters:
             cluster = LocalCluster(
                 self.dir / f"cluster-{shards}",
                 primaries=shards,
-                replicas=0,
+                replicas=self.replicas,
                 appendfsync=APPENDFSYNC,
             )
             cluster.start()
-            server = start_ocs(self.dir / f"ocs-cluster-{shards}", cluster.url, POLICIES)
-            self.clusters[shards] = (cluster, server)
-        return self.clusters[shards][0].url
+            self.clusters[shards] = cluster
+        return self.clusters[shards].url
+
+    def cluster_server(self, shards: int, durability: str) -> Any:
+        """``ocs serve`` on that cluster with that durability (started once)."""
+        if (shards, durability) not in self.on_cluster:
+            where = self.dir / f"ocs-cluster-{shards}-{durability}"
+            self.on_cluster[shards, durability] = start_ocs(
+                where, self.cluster_url(shards), POLICIES, durability=durability
+            )
+        return self.on_cluster[shards, durability]
 
 
-def shard_steps(shards: list[int], rounds: int) -> list[Step]:
-    """The one server's Gy max and each cluster's, alternated ``rounds`` times."""
+def shard_steps(shards: list[int], rounds: int, replicas: int = 0) -> list[Step]:
+    """The one server's Gy max and each cluster's, alternated ``rounds`` times (with
+    replicas: each cluster's also with durability replica)."""
     out = []
     for r in range(1, rounds + 1):
         out.append(Step(f"OCS Gy max, one server #{r}", Protocol.GY, "ocs", Model.CLOSED))
-        out += [
-            Step(f"OCS Gy max, cluster of {n} #{r}", Protocol.GY, "ocs", Model.CLOSED, shards=n)
-            for n in shards
-        ]
+        for n in shards:
+            out.append(
+                Step(f"OCS Gy max, cluster of {n} #{r}", Protocol.GY, "ocs", Model.CLOSED, shards=n)
+            )
+            if replicas:
+                out.append(
+                    Step(
+                        f"OCS Gy max, cluster of {n}, durability replica #{r}",
+                        Protocol.GY,
+                        "ocs",
+                        Model.CLOSED,
+                        shards=n,
+                        durability="replica",
+                    )
+                )
     return out
 
 
@@ -383,6 +410,13 @@ def main(argv: list[str] | None = None) -> int:
         help="Gy max on local clusters of N primaries beside the one server (routing cost)",
     )
     parser.add_argument("--rounds", type=int, default=2, help="alternations for --shards")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=0,
+        choices=(0, 1),
+        help="--shards: a replica per primary, and steps with durability replica",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -390,8 +424,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ocs-bench-") as tmp:
         bench = Bench(plan, Path(tmp), console, freeradius_wanted=not args.no_freeradius)
         try:
+            bench.replicas = args.replicas
             bench.start()
-            planned = shard_steps(args.shards, args.rounds) if args.shards else steps(plan)
+            planned = (
+                shard_steps(args.shards, args.rounds, args.replicas) if args.shards else steps(plan)
+            )
             for step in planned:
                 if args.only and not any(text in step.name for text in args.only):
                     continue
@@ -419,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
                         "model": st.model.value,
                         "appendfsync": st.appendfsync or APPENDFSYNC,
                         "shards": st.shards,
+                        "durability": st.durability,
                         "rate": st.rate,
                         "server_cpu_s": st.server_cpu_s,
                         "skipped": st.skipped,

@@ -80,12 +80,16 @@ class OcsServer:
 
 
 def write_config(
-    directory: Path, redis_url: str, policies: Path, identity_type: str = "e164"
+    directory: Path,
+    redis_url: str,
+    policies: Path,
+    identity_type: str = "e164",
+    durability: str = "local",
 ) -> tuple[Path, int, int, int]:
     dport, rport, nport = free_port(), free_udp_port(), free_port()
     config = {
         "node": {"origin_host": "ocs.bench.example", "origin_realm": "bench.example"},
-        "redis": {"url": redis_url, "max_connections": 64},
+        "redis": {"url": redis_url, "max_connections": 64, "durability": durability},
         "policies": {"dir": str(policies.resolve()), "watch_interval": 0},
         "logging": {"level": "warning", "format": "json"},
         "metrics": {"enabled": False},
@@ -107,11 +111,18 @@ def write_config(
 
 
 def start_ocs(
-    directory: Path, redis_url: str, policies: Path, wait: float = 30.0, workers: int = 1
+    directory: Path,
+    redis_url: str,
+    policies: Path,
+    wait: float = 30.0,
+    workers: int = 1,
+    durability: str = "local",
 ) -> OcsServer:
     """`ocs serve` on free ports; returns once the Diameter port accepts connections."""
     directory.mkdir(parents=True, exist_ok=True)
-    config, dport, rport, nport = write_config(directory, redis_url, policies)
+    config, dport, rport, nport = write_config(
+        directory, redis_url, policies, durability=durability
+    )
     log = directory / "ocs.log"
     extra = ["--workers", str(workers)] if workers > 1 else []
     with open(log, "wb") as out:
