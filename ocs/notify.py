@@ -29,6 +29,7 @@ from redis import exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 
 from ocs.store.client import Store, is_unavailable, text
+from ocs.store.cluster_pipe import ClusterPipes
 from ocs.store.keys import notifications_stream
 from ocs.vocabulary.types import Notification, NotificationKind
 
@@ -73,9 +74,21 @@ async def subscribe(
         notifications_stream(p): f"{max(start - 1, 0)}-{2**64 - 1}"
         for p in range(partitions)
     }
+    pipes = ClusterPipes(client, timeout=5.0) if isinstance(client, RedisCluster) else None
+    try:
+        async for note in _follow(client, cursor, pipes, retry_delay):
+            yield note
+    finally:
+        if pipes is not None:
+            pipes.close()
+
+
+async def _follow(
+    client: Store, cursor: dict[str, str], pipes: ClusterPipes | None, retry_delay: float
+) -> AsyncIterator[Notification]:
     while True:
         try:
-            reply = await _read(client, cursor)
+            reply = await _read(client, cursor, pipes)
         except (rexc.RedisError, rexc.RedisClusterException, OSError) as exc:
             if not is_unavailable(exc):
                 raise
@@ -93,24 +106,36 @@ async def subscribe(
                     yield note
 
 
-async def _read(client: Store, cursor: dict[str, str]) -> Any:
+async def _read(client: Store, cursor: dict[str, str], pipes: ClusterPipes | None) -> Any:
     """New entries of every stream after its cursor (waiting up to 1 s for one).
 
     One server: one blocking XREAD over every partition. A cluster refuses a
     command over keys of several slots (each partition is a slot), so there:
-    one XREAD per partition, pipelined (one round trip per node), every
-    :data:`CLUSTER_POLL` seconds while nothing is new.
+    one XREAD per partition, every :data:`CLUSTER_POLL` seconds while nothing
+    is new, through the hot path's kind of pipes (one write per primary,
+    hiredis): redis-py's cluster pipeline cost 19 ms of CPU a second for these
+    polls on an idle server (about 8 µs per request at 2,500 Gy CCR/s).
     """
-    if not isinstance(client, RedisCluster):
+    if pipes is None:
         return await client.xread(cursor, count=500, block=1000)  # type: ignore[arg-type]
-    pipe = client.pipeline()
-    for stream, after in cursor.items():
-        pipe.xread({stream: after}, count=500)
-    replies: list[Any] = await pipe.execute()
-    found = [item for reply in replies for item in (reply or ())]
+    streams = list(cursor.items())
+    replies = await pipes.execute(
+        [("XREAD", "COUNT", 500, "STREAMS", stream, after) for stream, after in streams]
+    )
+    found = []
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+        for stream, entries in reply or ():
+            found.append((stream, [(eid, _fields(flat)) for eid, flat in entries]))
     if not found:
         await asyncio.sleep(CLUSTER_POLL)
     return found
+
+
+def _fields(flat: list[Any]) -> dict[Any, Any]:
+    """A stream entry's fields as redis-py gives them (a mapping), from RESP's flat list."""
+    return dict(zip(flat[::2], flat[1::2], strict=False))
 
 
 def _decode_entry(fields: dict[Any, Any]) -> Notification | None:

@@ -242,16 +242,17 @@ def connect(where: str | StoreTarget, *, timeout: float = 2.0, max_connections: 
     if target.mode == "sentinel":
         return _sentinel_primary(target, timeout, max_connections)
     assert target.url is not None
-    extra = {**target.auth(), **(target.tls.kwargs() if target.tls else {})}
+    url, tls = _single_tls(target)
     pool = BlockingConnectionPool.from_url(
-        target.url,
+        url,
         decode_responses=False,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         max_connections=max_connections,
         timeout=timeout,
         health_check_interval=30,
-        **extra,
+        **target.auth(),
+        **tls,
     )
     pool.connection_class = _hiredis_packing(pool.connection_class)
     client = Redis(connection_pool=pool)
@@ -380,15 +381,29 @@ def connect_sync(where: str | StoreTarget, *, timeout: float = 10.0) -> SyncStor
         )
         primary: redis.Redis = sentinel.master_for(target.master, decode_responses=False)
         return primary
-    assert target.url is not None
+    url, single_tls = _single_tls(target)
     return redis.Redis.from_url(
-        target.url,
+        url,
         decode_responses=False,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         **target.auth(),
-        **tls,
+        **single_tls,
     )
+
+
+def _single_tls(target: StoreTarget) -> tuple[str, dict[str, Any]]:
+    """One server's URL and TLS arguments: with redis.tls, ``rediss://`` (redis-py picks
+    its TLS connection by the scheme, and takes no ``ssl`` argument there)."""
+    assert target.url is not None
+    if target.tls is None:
+        return target.url, {}
+    url = "rediss://" + target.url.removeprefix("redis://").removeprefix("rediss://")
+    if target.url.startswith("unix://"):
+        raise StoreConfigError("redis.tls: a unix socket is not TLS (use rediss://host:port)")
+    tls = target.tls.kwargs()
+    del tls["ssl"]
+    return url, tls
 
 
 _PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {}

@@ -62,6 +62,7 @@ Command = tuple[Any, ...]
 
 _SCRIPTS = frozenset({"FCALL", "FCALL_RO", "EVALSHA", "EVALSHA_RO", "EVAL", "EVAL_RO"})
 _KEYLESS = frozenset({"WAIT", "PING", "ASKING", "TIME"})
+_STREAM_READS = frozenset({"XREAD", "XREADGROUP"})
 _PLAIN = _SCRIPTS | _KEYLESS | {"SET", "GET", "ZADD", "ZREM", "SADD", "SREM", "HGET", "DEL"}
 REFRESH_EVERY = 5.0  # seconds between background reads of the slot map under traffic
 REFRESH_MIN_GAP = 0.2  # never more often than this, however many connections fail
@@ -81,6 +82,12 @@ def command_key(command: Command) -> bytes | str | None:
         name = (name.decode() if isinstance(name, bytes) else str(name)).upper()
     if name in _SCRIPTS:
         return command[3] if int(command[2]) > 0 else None
+    if name in _STREAM_READS:  # XREAD [COUNT n] [BLOCK ms] STREAMS key ... id ...
+        for at, word in enumerate(command):
+            if str(word).upper() == "STREAMS" and at + 1 < len(command):
+                key = command[at + 1]
+                return key if isinstance(key, bytes | str) else str(key)
+        return None
     if name in _KEYLESS or len(command) < 2:
         return None
     key = command[1]
