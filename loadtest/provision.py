@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-
 from ocs.accounts import Accounts, BucketSpec
 from ocs.audit import Actor
+from ocs.store import layout
 from ocs.vocabulary.types import Identity, IdentityType, UnitType
 
 BATCH = 200
@@ -108,16 +107,11 @@ async def existing_subscribers(
     return out
 
 
-def _buckets(raw: bytes | None) -> dict[str, Bucket]:
-    if raw is None:
-        return {}
-    data: Any = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    out = {}
-    for b in (data or {}).get("b") or []:
-        out[str(b.get("id"))] = Bucket(
-            str(b.get("unit")), int(b.get("amt", 0)), int(b.get("res", 0))
-        )
-    return out
+def _buckets(fields: dict[Any, Any]) -> dict[str, Bucket]:
+    return {
+        b.id: Bucket(b.unit, b.amount, b.reserved)
+        for b in layout.buckets(layout.account_fields(fields))
+    }
 
 
 async def balances(accounts: Accounts, account_ids: Sequence[str]) -> Balances:
@@ -128,7 +122,7 @@ async def balances(accounts: Accounts, account_ids: Sequence[str]) -> Balances:
         chunk = ids[start : start + BATCH * 5]
         pipe = accounts.redis.pipeline(transaction=False)
         for acct in chunk:
-            pipe.get(accounts.keys(acct).balance)
+            pipe.hgetall(accounts.keys(acct).account)
         for acct, raw in zip(chunk, await pipe.execute(), strict=True):
             out[acct] = _buckets(raw)
     return out

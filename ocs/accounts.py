@@ -29,9 +29,12 @@ from typing import Any
 import msgpack
 
 from ocs.audit import Actor
-from ocs.store.client import Store, blob, storage_errors, text
+from ocs.store import layout
+from ocs.store.client import Store
 from ocs.store.client import partitions as read_partitions
+from ocs.store.client import storage_errors, text
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys, identity_index
+from ocs.store.layout import StoreMigrationNeeded
 from ocs.store.scripts import Scripts
 from ocs.vocabulary.errors import ChargingError, UserUnknown
 from ocs.vocabulary.types import Identity, NotificationKind, UnitType
@@ -85,10 +88,14 @@ class BucketSpec:
             return "main"
         return f"{self.unit.value}-{uuid.uuid4().hex[:8]}"
 
-    def services(self) -> list[list[int]]:
-        """[[rg, sid], ...] with -1 as "any" (msgpack arrays must not hold nil)."""
-        pairs = [[rg, -1] for rg in self.rating_groups] + [[-1, sid] for sid in self.service_ids]
-        return pairs
+    def services(self) -> list[int]:
+        """[rg, sid, rg, sid, ...] with -1 as "any" (msgpack arrays must not hold nil)."""
+        out: list[int] = []
+        for rg in self.rating_groups:
+            out += (rg, -1)
+        for sid in self.service_ids:
+            out += (-1, sid)
+        return out
 
     def to_lua(self) -> dict[str, Any]:
         return {
@@ -106,10 +113,15 @@ class BucketSpec:
 
 
 def _decode(raw: bytes | None) -> dict[str, Any]:
+    """A script's reply; an account of an older layout raised (nothing changed)."""
     if raw is None:
         return {}
     value = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return {}
+    if value.get("e") == "migrate":
+        raise StoreMigrationNeeded("an account of this store")
+    return value
 
 
 class Accounts:
@@ -122,6 +134,9 @@ class Accounts:
 
     @classmethod
     async def connect(cls, client: Store) -> Accounts:
+        """Accounts of ``client``'s store; StoreMigrationNeeded if it holds an
+        older layout (``ocs store migrate``)."""
+        await layout.check_layout(client)
         return cls(client, await read_partitions(client))
 
     def keys(self, account_id: str) -> AccountKeys:
@@ -181,7 +196,7 @@ class Accounts:
             }
             reply = _decode(
                 await self.scripts.create(
-                    keys=[keys.account, keys.balance, keys.ids, keys.ref(ref), keys.audit],
+                    keys=[keys.account, keys.ids, keys.ref(ref), keys.audit],
                     args=[_pack(request)],
                 )
             )
@@ -250,7 +265,6 @@ class Accounts:
                 await self.scripts.credit(
                     keys=[
                         keys.account,
-                        keys.balance,
                         keys.sessions,
                         keys.ref(ref),
                         keys.notifications,
@@ -306,7 +320,6 @@ class Accounts:
                         keys.account,
                         keys.sessions,
                         keys.notifications,
-                        keys.balance,
                         keys.ref(ref),
                         keys.audit,
                     ],
@@ -349,7 +362,6 @@ class Accounts:
                 keys.account,
                 keys.sessions,
                 keys.notifications,
-                keys.balance,
                 keys.ref(ref),
                 keys.audit,
             ],
@@ -375,7 +387,7 @@ class Accounts:
         try:
             reply = await self._run(
                 "identity",
-                [keys.account, keys.ids, keys.ref(ref), keys.audit, keys.balance],
+                [keys.account, keys.ids, keys.ref(ref), keys.audit],
                 request,
             )
         except BaseException:
@@ -394,7 +406,7 @@ class Accounts:
         keys = self.keys(account_id)
         request = self._identity_request(account_id, ident, True, actor, ref)
         reply = await self._run(
-            "identity", [keys.account, keys.ids, keys.ref(ref), keys.audit, keys.balance], request
+            "identity", [keys.account, keys.ids, keys.ref(ref), keys.audit], request
         )
         if reply.get("e") == "not_found":
             raise UserUnknown(f"account {account_id} has no identity {ident.key()}")
@@ -443,7 +455,6 @@ class Accounts:
             "expire",
             [
                 keys.account,
-                keys.balance,
                 keys.sessions,
                 keys.notifications,
                 keys.ref(ref),
@@ -475,7 +486,6 @@ class Accounts:
                 keys.notifications,
                 keys.ref(ref),
                 keys.audit,
-                keys.balance,
             ],
             request,
         )
@@ -495,20 +505,25 @@ class Accounts:
         """Everything about one account: status, identities, buckets, sessions."""
         keys = self.keys(account_id)
         async with storage_errors():
-            info = await self.redis.hgetall(keys.account)
-            if not info:
+            fields = layout.account_fields(await self.redis.hgetall(keys.account))
+            if not fields:
                 raise UserUnknown(f"no account {account_id}")
-            bal = _decode(blob(await self.redis.get(keys.balance)))
+            if "m" not in fields:
+                raise StoreMigrationNeeded(f"account {account_id}")
             ids = sorted(text(i) for i in await self.redis.smembers(keys.ids))
+            stored = layout.buckets(fields)
+            handles = {b.handle: b.id for b in stored}
             sessions = []
-            for sid in sorted(await self.redis.smembers(keys.sessions)):
-                sess = _decode(blob(await self.redis.get(keys.session(text(sid)))))
+            for sid in sorted(text(s) for s in await self.redis.smembers(keys.sessions)):
+                sess = await self.redis.hgetall(keys.session(sid))
                 if sess:
-                    sessions.append(_session_view(sess))
-        buckets = [_bucket_view(b) for b in (bal.get("b") or [])]
+                    sessions.append({"session": sid, **layout.session_view(sess, handles)})
+        # In the order they were made (a bucket's handle grows with each new one),
+        # not the order they are consumed in.
+        buckets = [_bucket_view(b) for b in sorted(stored, key=lambda b: b.handle)]
         return {
             "account": account_id,
-            **{text(k): text(v) for k, v in info.items()},
+            **layout.info_fields(fields),
             "identities": ids,
             "buckets": buckets,
             "reserved": {
@@ -535,42 +550,21 @@ class Accounts:
                     return int(cursor), out
 
 
-def _bucket_view(b: dict[str, Any]) -> dict[str, Any]:
+def _bucket_view(b: layout.Bucket) -> dict[str, Any]:
     return {
-        "id": b.get("id"),
-        "unit": b.get("unit"),
-        "amount": b.get("amt", 0),
-        "reserved": b.get("res", 0),
-        "available": b.get("amt", 0) - b.get("res", 0) - b.get("floor", 0),
-        "expires": b.get("exp", 0) or None,
-        "priority": b.get("pri"),
+        "id": b.id,
+        "unit": b.unit,
+        "amount": b.amount,
+        "reserved": b.reserved,
+        "available": b.amount - b.reserved - b.floor,
+        "expires": b.expires or None,
+        "priority": b.priority,
         "services": [
             {
-                "rating_group": None if p[0] == -1 else p[0],
-                "service_id": None if p[1] == -1 else p[1],
+                "rating_group": None if rg == -1 else rg,
+                "service_id": None if sid == -1 else sid,
             }
-            for p in b.get("svc") or []
+            for rg, sid in b.services
         ],
-        "floor": b.get("floor", 0),
-    }
-
-
-def _session_view(s: dict[str, Any]) -> dict[str, Any]:
-    svc = s.get("svc") or {}
-    return {
-        "session": s.get("sid"),
-        "owner": s.get("owner"),
-        "started": s.get("start"),
-        "last_seen": s.get("last"),
-        "deadline": s.get("dl"),
-        "policy_version": s.get("pv"),
-        "services": {
-            k: {
-                "name": v.get("nm"),
-                "reserved": v.get("res") or {},
-                "used": v.get("used") or {},
-                "charged": v.get("ch", 0),
-            }
-            for k, v in (svc.items() if isinstance(svc, dict) else [])
-        },
+        "floor": b.floor,
     }

@@ -24,6 +24,7 @@ from ocs.policy.loader import PolicySet
 from ocs.policy.models import Allowance
 from ocs.store.client import Store, storage_errors, text
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys
+from ocs.store.layout import StoreMigrationNeeded
 from ocs.store.scripts import Scripts
 from ocs.vocabulary.errors import UserUnknown
 
@@ -68,14 +69,12 @@ def period_of(allowance: Allowance, now: int, zone: str) -> Period:
 
 def _allowance_args(policies: PolicySet, name: str, a: Allowance, now: int) -> dict[str, Any]:
     period = period_of(a, now, policies.timezone)
-    pairs = []
+    pairs: list[int] = []  # flat (rating group, service id) pairs, -1: any
     for sname in a.services:
         svc = policies.services[sname]
-        pairs.append(
-            [
-                -1 if svc.rating_group is None else svc.rating_group,
-                -1 if svc.service_id is None else svc.service_id,
-            ]
+        pairs += (
+            -1 if svc.rating_group is None else svc.rating_group,
+            -1 if svc.service_id is None else svc.service_id,
         )
     return {
         "name": name,
@@ -128,11 +127,13 @@ class Renewals:
             async with storage_errors():
                 reply = msgpack.unpackb(
                     await self.scripts.renew(
-                        keys=[keys.account, keys.balance, keys.audit],
+                        keys=[keys.account, keys.audit],
                         args=[msgpack.packb(request, use_bin_type=True)],
                     ),
                     raw=False,
                 )
+            if reply.get("e") == "migrate":
+                raise StoreMigrationNeeded(f"account {account_id}")
             renewed += int(reply.get("renewed", 0))
         return renewed
 

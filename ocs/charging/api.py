@@ -36,6 +36,7 @@ from ocs.store.calls import AbandonReply, SessionArgs, Stale
 from ocs.store.client import Store
 from ocs.store.client import partitions as read_partitions
 from ocs.store.gateway import IndexHints, ScriptGateway
+from ocs.store.layout import check_layout
 from ocs.vocabulary import errors
 from ocs.vocabulary.types import (
     ChargingAnswer,
@@ -93,6 +94,9 @@ class ChargingService:
 
     @classmethod
     async def connect(cls, client: Store, policies: PolicySet) -> ChargingService:
+        """The service on ``client``'s store; StoreMigrationNeeded if the
+        store holds an older layout (``ocs store migrate``)."""
+        await check_layout(client)
         service = cls(client, policies, await read_partitions(client))
         await service.store.load()
         return service

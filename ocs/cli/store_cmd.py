@@ -8,6 +8,7 @@ line here (``ocs store migrate`` from the store's own module):
 - ``info``           the store: kind, nodes, partitions and where they live
 - ``local-cluster``  a Valkey Cluster on loopback, in the foreground (:mod:`ocs.cli.store_local`)
 - ``local-sentinel`` a primary, a replica and three sentinels, in the foreground
+- ``migrate``        convert state an older ocs wrote to this layout (:mod:`ocs.cli.store_migrate`)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ COMMANDS = {
     "info": "ocs.cli.store_info:info_cmd",
     "local-cluster": "ocs.cli.store_local:local_cluster_cmd",
     "local-sentinel": "ocs.cli.store_local:local_sentinel_cmd",
+    "migrate": "ocs.cli.store_migrate:migrate_cmd",
 }
 
 

@@ -38,6 +38,7 @@ from ocs.store.calls import (
 )
 from ocs.store.client import Store, storage_errors
 from ocs.store.keys import AccountKeys, owner_index, session_index, supervision_shard
+from ocs.store.layout import StoreMigrationNeeded
 from ocs.store.scripts import HOT_FUNCTIONS, Scripts, evalsha, library
 from ocs.vocabulary.errors import StorageUnavailable
 
@@ -139,13 +140,7 @@ class ScriptGateway:
     async def event(self, args: EventArgs) -> EventReply:
         """Run one direct debit, refund or balance check."""
         keys = self.keys(args.account_id)
-        event_keys = (
-            keys.account,
-            keys.balance,
-            keys.ids,
-            f"{keys.events}:{args.event_id}",
-            keys.records,
-        )
+        event_keys = (keys.account, keys.ids, f"{keys.events}:{args.event_id}", keys.records)
         script = "refund" if args.op == "refund" else "event"
         raw = await self.run(script, event_keys, pack_event(args))
         return read_event(raw, args.event_id)
@@ -154,16 +149,7 @@ class ScriptGateway:
         """Release and record one session the gateway will not close (or
         learn that it is alive, moved or gone)."""
         keys = self.keys(args.account_id)
-        blob, answers, order = keys.session_keys(args.session_id)
-        abandon_keys = (
-            keys.account,
-            keys.balance,
-            keys.sessions,
-            blob,
-            keys.records,
-            answers,
-            order,
-        )
+        abandon_keys = (keys.account, keys.sessions, keys.session(args.session_id), keys.records)
         raw = await self.run("abandon", abandon_keys, pack_abandon(args))
         return read_abandon(raw, args.session_id)
 
@@ -182,6 +168,8 @@ class ScriptGateway:
                 continue
             for reply in replies:
                 if isinstance(reply, Exception):
+                    if "WRONGTYPE" in str(reply):  # a key of an older layout
+                        raise StoreMigrationNeeded(str(reply)) from reply
                     async with storage_errors():
                         raise reply
             return replies

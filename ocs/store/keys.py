@@ -60,7 +60,6 @@ class AccountKeys:
     __slots__ = (
         "account",
         "audit",
-        "balance",
         "base",
         "events",
         "ids",
@@ -73,8 +72,8 @@ class AccountKeys:
     def __init__(self, account_id: str, partitions: int) -> None:
         self.partition = partition_of(account_id, partitions)
         self.base = f"{PREFIX}:{tag(self.partition)}:a:{account_id}"
-        self.account = self.base  # hash: status, currency, plan, created...
-        self.balance = f"{self.base}:bal"  # msgpack blob: buckets
+        # hash: status, currency, plan, created... and the buckets (ocs/store/layout.py)
+        self.account = self.base
         self.ids = f"{self.base}:ids"  # set of identity keys
         self.sessions = f"{self.base}:sessions"  # set of open session ids
         self.events = f"{self.base}:ev"  # hash: event id -> stored answer
@@ -87,26 +86,18 @@ class AccountKeys:
         return f"{self.base}:ref:{reference}"
 
     def session(self, session_id: str) -> str:
+        """hash: one session's state and its last answers (ocs/store/layout.py)."""
         return f"{self.base}:s:{session_id}"
-
-    def session_keys(self, session_id: str) -> tuple[str, str, str]:
-        """The session blob, its answers (hash: request key -> answer), their order."""
-        base = self.session(session_id)
-        return base, f"{base}:a", f"{base}:o"
 
     def script_keys(self, session_id: str) -> tuple[str, ...]:
         """KEYS of the session scripts, in their order (ocs/store/lua/session_common.lua)."""
-        blob, answers, order = self.session_keys(session_id)
         return (
             self.account,
-            self.balance,
             self.ids,
+            self.session(session_id),
             self.sessions,
-            blob,
             self.records,
             self.notifications,
-            answers,
-            order,
         )
 
 

@@ -23,9 +23,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-import msgpack
-
-from ocs.store.client import Store, blob, storage_errors
+from ocs.store.client import Store, storage_errors, text
 from ocs.store.keys import AccountKeys
 
 
@@ -111,8 +109,7 @@ CLOSED_KEPT = 86400  # seconds a closed session and its answers are kept
 async def read_state(client: Store, keys: AccountKeys, session_id: str) -> State:
     """The state the store holds for one session (for tools and tests)."""
     async with storage_errors():
-        raw = blob(await client.get(keys.session(session_id)))
-    if raw is None:
+        st = await client.hget(keys.session(session_id), "st")
+    if st is None:
         return State.IDLE
-    sess = msgpack.unpackb(raw, raw=False, strict_map_key=False)
-    return State.OPEN if sess.get("st") == "open" else State.CLOSED
+    return State.OPEN if text(st) == "open" else State.CLOSED

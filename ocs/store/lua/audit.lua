@@ -8,29 +8,48 @@
 -- makes a repeated call answer the first reply, marked `dup`, and change
 -- nothing, not even the audit trail.
 
+bind()
+
+-- The account's fields and its buckets as an editable list (bucket_list);
+-- nil, nil and the error reply when it is unknown, deleted or stored by an
+-- older ocs (`ocs store migrate`).
+local function admin_account(key, now)
+  local h = hash_to_table(call('HGETALL', key))
+  if not h.status or h.status == 'deleted' then return nil, nil, mp_pack({e = 'user_unknown'}) end
+  if not h.m then return nil, nil, mp_pack({e = 'migrate'}) end
+  return h, bucket_list({M = meta_of(h.m), B = mp_unpack(h.b), now = now}), nil
+end
+
 -- Money of the account in micro-units: every money bucket's amount, expired
 -- or not (an account statement is the history of this number).
-local function money_total(bal)
+local function money_total(list)
   local t = 0
-  for _, b in ipairs(bal.b) do
+  for _, b in ipairs(list) do
     if b.unit == 'money' then t = t + b.amt end
   end
   return t
 end
 
+local function find_in(list, id)
+  for _, b in ipairs(list) do
+    if b.id == id then return b end
+  end
+  return nil
+end
+
 -- The first reply of a repeated reference, marked as a replay; nil if new.
 local function replayed(ref, ref_key)
   if not ref or ref == '' then return nil end
-  local prev = redis.call('GET', ref_key)
+  local prev = call('GET', ref_key)
   if not prev then return nil end
-  local reply = cmsgpack.unpack(prev)
+  local reply = mp_unpack(prev)
   reply.dup = 1
-  return cmsgpack.pack(reply)
+  return mp_pack(reply)
 end
 
 -- Keep the reply of a referenced call for a year; returns it.
 local function remember_ref(ref, ref_key, packed)
-  if ref and ref ~= '' then redis.call('SET', ref_key, packed, 'EX', 31536000) end
+  if ref and ref ~= '' then call('SET', ref_key, packed, 'EX', 31536000) end
   return packed
 end
 
@@ -45,5 +64,5 @@ local function audit(stream, req, e)
   e.rid = au.rid or ''
   e.why = au.why or ''
   e.ref = req.ref or ''
-  redis.call('XADD', stream, '*', 'a', cmsgpack.pack(e))
+  call('XADD', stream, '*', 'a', mp_pack(e))
 end

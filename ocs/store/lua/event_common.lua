@@ -1,29 +1,32 @@
 -- event_common.lua: opening checks of the one-shot scripts (after lib.lua).
--- KEYS: 1 account hash, 2 balance, 3 identities, 4 event answer key,
--- 5 records stream.
+-- KEYS: 1 account hash, 2 identities, 3 event answer key, 4 records stream.
+-- ARGV[1]: msgpack {eid, now, acct, ik, plan, ids, owner, pv, ttl, tax,
+-- cause, op, svc = {k, nm, rg, sid, ru, u, t (6 integers), used}, amount}.
+bind()
 local req = cmsgpack.unpack(ARGV[1])
 local now = req.now
 
 local function reply(t) return cmsgpack.pack(t) end
 
-local acct, refused = load_account(req, KEYS[1], KEYS[3])
-if not acct then return reply(refused) end
+local bal, refused = load_account(KEYS[1], KEYS[2], req.ik or '', req.plan, now)
+if not bal then return reply({e = refused}) end
 
 -- An event id answered before is answered again, identically, changing nothing.
-local prev = unpack_blob(redis.call('GET', KEYS[4]))
+local prev = redis.call('GET', KEYS[3])
 if prev then
+  prev = cmsgpack.unpack(prev)
   prev.replay = 1
   return reply(prev)
 end
 
 local function remember_event(result)
-  redis.call('SET', KEYS[4], cmsgpack.pack(result), 'EX', req.ttl)
+  redis.call('SET', KEYS[3], cmsgpack.pack(result), 'EX', req.ttl)
 end
 
 local function event_record(q, used, charged, kind, fb)
-  local sess = {acct = req.acct, ids = req.ids, sid = req.eid, owner = req.owner,
-    start = now, pv = req.pv,
-    svc = {[q.k] = {k = q.k, nm = q.nm, rg = q.rg, sid = q.sid, used = used,
-      ch = charged, sf = 0, fb = fb or {}}}}
-  write_record(KEYS[5], sess, acct, now, req.cause, kind, 'ev/' .. req.acct .. '/' .. req.eid, req.tax)
+  local svc = {service = q.k, name = q.nm, rating_group = q.rg, service_id = q.sid,
+    used = used, charged = charged, shortfall = 0, from_buckets = fb or {}}
+  local view = {ids = req.ids, owner = req.owner, start = now, pv = req.pv}
+  write_record(KEYS[4], {svc}, view, req.acct, req.eid, bal.currency, now, req.cause, kind,
+    req.tax)
 end

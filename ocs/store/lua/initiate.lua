@@ -3,7 +3,10 @@
 -- A blocked account gets nothing reserved and no session (standards §2.6:
 -- "CCR-I fails: stay Idle, nothing reserved"). A repeated initiate for an
 -- open session (a new request key) continues it.
-if blocked then return reply({e = 'blocked'}) end
-sess = current_session(true)
-if not sess then return reply({e = 'unknown_session'}) end
-return serve_and_keep(false)
+local f = read_fields()
+local H, by_key = decode_hot(f[2])
+local again = repeated(H)
+if again then return again end
+if blocked then return 'Eblocked' end
+if not current(f[1], true) then return 'Eunknown_session' end
+return serve_and_keep(f, H, by_key, false)

@@ -2,25 +2,18 @@
 -- re-authorised (Gy RAR, RADIUS CoA) so the new tariffs apply from their
 -- next request. The caller renews the new plan's allowances after it.
 -- KEYS: 1 account hash, 2 open-session set, 3 notifications stream,
--- 4 balance, 5 reference key, 6 audit stream.
-local req = cmsgpack.unpack(ARGV[1])
-local dup = replayed(req.ref, KEYS[5])
+-- 4 reference key, 5 audit stream.
+local req = mp_unpack(ARGV[1])
+local dup = replayed(req.ref, KEYS[4])
 if dup then return dup end
-local acct = hash_to_table(redis.call('HGETALL', KEYS[1]))
-if not acct.status or acct.status == 'deleted' then return cmsgpack.pack({e = 'user_unknown'}) end
+local acct, list, refused = admin_account(KEYS[1], req.now)
+if not acct then return refused end
 if (acct.currency or '') ~= req.currency then
-  return cmsgpack.pack({e = 'currency', currency = acct.currency})
+  return mp_pack({e = 'currency', currency = acct.currency})
 end
-redis.call('HSET', KEYS[1], 'plan', req.plan, 'updated', req.now)
-local n = 0
-for _, sid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local s = unpack_blob(redis.call('GET', KEYS[1] .. ':s:' .. sid))
-  if s and s.st == 'open' then
-    publish(KEYS[3], 'policy_change', s.acct, sid, s.owner, s.attrs)
-    n = n + 1
-  end
-end
-local money = money_total(load_balance(KEYS[4]))
-audit(KEYS[6], req, {op = 'plan', acct = req.acct, cur = acct.currency, from = acct.plan,
+call('HSET', KEYS[1], 'plan', req.plan, 'updated', req.now)
+local n = publish_sessions(KEYS[2], KEYS[1], KEYS[3], 'policy_change', req.acct, nil)
+local money = money_total(list)
+audit(KEYS[5], req, {op = 'plan', acct = req.acct, cur = acct.currency, from = acct.plan,
   to = req.plan, mb = money, ma = money, sessions = n})
-return remember_ref(req.ref, KEYS[5], cmsgpack.pack({ok = 1, from = acct.plan, sessions = n}))
+return remember_ref(req.ref, KEYS[4], mp_pack({ok = 1, from = acct.plan, sessions = n}))

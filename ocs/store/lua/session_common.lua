@@ -1,89 +1,146 @@
 -- session_common.lua: the opening checks and shared steps of the three
--- session scripts (prepended after lib.lua). KEYS: 1 account hash,
--- 2 balance, 3 identities, 4 open-session set, 5 session, 6 records stream,
--- 7 notifications stream, 8 the session's answers (hash: request key ->
--- packed answer), 9 their order (list).
+-- session scripts (prepended after lib.lua). The state machine they enforce
+-- is the table in ocs/store/session_states.py.
+-- KEYS: 1 account hash, 2 identities, 3 session hash, 4 open-session set,
+-- 5 records stream, 6 notifications stream.
+-- ARGV[1]: one msgpack list, positional (ocs/store/calls.py pack_session):
+-- now, request key, account, identity key, plan, create, supervision,
+-- owner, attributes (msgpack), identities (msgpack), policy version, cause,
+-- tax ppm, session id, thresholds (count, values), services (count, then
+-- each as services_of in lib.lua reads it).
+-- Replies: 'E' .. error code; 'R' .. a stored answer (a repeat, nothing
+-- changed); or the answer: msgpack list (opened, then key, status,
+-- granted, final, charged, shortfall per service).
 
-local req = cmsgpack.unpack(ARGV[1])
-local now = req.now
+bind()
+local A = mp_unpack(ARGV[1])
+local now, rk, acct_id = A[1], A[2], A[3]
+local sup, owner, attrs, pv, sid = A[7], A[8], A[9], A[11], A[14]
 
-local function reply(t) return cmsgpack.pack(t) end
+local bal, refused = load_account(KEYS[1], KEYS[2], A[4], A[5], now)
+if not bal then return 'E' .. refused end
 
-local acct, refused = load_account(req, KEYS[1], KEYS[3])
-if not acct then return reply(refused) end
+local svcs = services_of(A, 16 + A[15])
+local blocked = bal.status ~= 'active'
+local opened = false  -- this call opened the session: the answer says so
 
--- A request key answered before gets that answer again, changing nothing
--- (marked with a leading "R": a packed answer is a map, never starts so).
-local prev = redis.call('HGET', KEYS[8], req.rk)
-if prev then return 'R' .. prev end
-
-local sess = unpack_blob(redis.call('GET', KEYS[5]))
-
-local function open_session()
-  return {sid = req.sid, acct = req.acct, ids = req.ids, owner = req.owner,
-    attrs = req.attrs, start = now, last = now, st = 'open', pv = req.pv,
-    svc = {}, dl = now + req.sup}
-end
-
--- True once this call opened the session: the answer says so (`new`), and
--- a caller that skipped the index writes (it believed the session known)
--- makes them then.
-local opened = false
-
--- The open session this request continues: nil for a closed one (its
--- answers were replayed above) and for an unknown one unless `may_create`.
-local function current_session(may_create)
-  if sess then
-    if sess.st ~= 'open' then return nil end
-    return sess
-  end
-  if not may_create then return nil end
+-- May this request go on? True for the open session it continues, or for
+-- one it opens; false for a closed session (a repeat was answered before)
+-- and for an unknown one unless `may_create`.
+local function current(st, may_create)
+  if st then return st == 'open' end
+  if not may_create then return false end
   opened = true
-  return open_session()
+  return true
 end
 
--- Store the open session and the balance (pruned) in one write.
-local function store_open(bal)
-  -- The front end's latest view of the session (a Diameter session moved to
-  -- another peer, a new Framed-IP): pushes go where the session now is.
-  if req.owner and req.owner ~= '' then sess.owner = req.owner end
-  if req.attrs and #req.attrs > 0 then sess.attrs = req.attrs end
-  sess.last = now
-  sess.dl = now + req.sup
-  prune(bal, now)
-  redis.call('MSET', KEYS[5], cmsgpack.pack(sess), KEYS[2], cmsgpack.pack(bal))
-  -- An open session read from its key joined the open-session set in the
-  -- call that opened it and leaves only when closed (close_session, abandon):
-  -- only a session opened by this call is added.
-  if opened then redis.call('SADD', KEYS[4], req.sid) end
+-- A repeat of one of the newest four request keys (H[4..7]): its stored
+-- answer, unchanged, or nil.
+local function repeated(H)
+  if not H then return nil end
+  local slot = (H[4] == rk and 1) or (H[5] == rk and 2) or (H[6] == rk and 3) or
+    (H[7] == rk and 4)
+  if not slot then return nil end
+  return 'R' .. call('HGET', KEYS[3], 'a' .. slot)
 end
 
-local function store_closed()
-  close_session(sess, now, KEYS[5], KEYS[8], KEYS[9], KEYS[4])
+-- A service's name and ids, kept for its record (written once).
+local function static_of(o)
+  local s = {nm = A[o + 1], ru = UNIT_NAMES[A[o + 4]]}
+  if A[o + 2] ~= -1 then s.rg = A[o + 2] end
+  if A[o + 3] ~= -1 then s.sid = A[o + 3] end
+  return s
 end
 
--- Store the answer under the request key and send it.
-local function answer(result)
-  local packed = cmsgpack.pack(result)
-  remember(KEYS[8], KEYS[9], req.rk, packed)
-  return packed
+-- The request's services not yet in the session get a fresh state;
+-- returns their fields' positions by key (nil if none).
+local function add_new(by_key)
+  local new = nil
+  for s = 1, #svcs do
+    local o = svcs[s]
+    local k = A[o]
+    if not by_key[k] then
+      by_key[k] = new_service(k)
+      new = new or {}
+      new[k] = o
+    end
+  end
+  return new
+end
+
+-- The new hot state: times, answers so far, the newest four request keys
+-- with this one in the next slot, every service; and that slot.
+local function next_hot(H, by_key, deadline)
+  local q = H and H[3] or 0
+  local slot = q % 4 + 1
+  local NH = {now, deadline, q + 1, '', '', '', ''}
+  if H then NH[4], NH[5], NH[6], NH[7] = H[4], H[5], H[6], H[7] end
+  NH[3 + slot] = rk
+  encode_services(NH, 7, by_key)
+  return mp_pack(NH), slot
+end
+
+-- Low-balance / exhaustion events: the owner and attributes the session now has.
+local function events(before, stored_owner, stored_attrs, limited)
+  local after = money_available(bal)
+  local nthr = A[15]
+  if nthr == 0 and not limited and not (before > 0 and after <= 0) then return end
+  local thresholds = {}
+  for j = 1, nthr do thresholds[j] = A[15 + j] end
+  local o = owner ~= '' and owner or stored_owner or ''
+  local raw = attrs ~= '' and attrs or stored_attrs
+  balance_events(KEYS[6], sid, o, raw and mp_unpack(raw) or {}, acct_id, before, after,
+    thresholds, limited)
+end
+
+-- The session fields an initiate or update reads: state, hot state, owner,
+-- attributes.
+local function read_fields()
+  return call('HMGET', KEYS[3], 'st', 'h', 'o', 'at')
 end
 
 -- Serve every service (usage, then a new reservation unless `deny`), keep
--- the session open, remember the answer: initiate and update.
-local function serve_and_keep(deny)
-  local bal = load_balance(KEYS[2])
-  local before = money_available(bal, now)
-  local out = serve(bal, sess, req.svcs, now, deny, true)
-  local result = {a = req.acct, svcs = out, cur = acct.currency}
-  if opened then result.new = 1 end
-  local limited = false
-  for _, r in ipairs(out) do
-    if r.st == 'credit_limit_reached' then limited = true end
+-- the session open, remember the answer: initiate and update. Only what
+-- changed is written: the hot state, the answer, the amounts (and a new
+-- service's name, a new owner or attributes, the fields of an opening).
+local function serve_and_keep(f, H, by_key, deny)
+  by_key = by_key or {}
+  local new = add_new(by_key)
+  local before = money_available(bal)
+  local out = {opened and 1 or 0}
+  local limited = serve(A, bal, svcs, by_key, H and H[1] or now, deny, true, out)
+  local answer = mp_pack(out)
+  events(before, f[3], f[4], limited)
+  local hot, slot = next_hot(H, by_key, now + sup)
+  local w = {'HSET', KEYS[3], 'h', hot, 'a' .. slot, answer}
+  local n = 6
+  if new then
+    for k, o in lnext, new do
+      w[n + 1], w[n + 2] = 'n:' .. k, mp_pack(static_of(o))
+      n = n + 2
+    end
   end
-  balance_events(KEYS[7], sess, req.acct, before, money_available(bal, now), req.lowb, limited)
-  store_open(bal)
-  return answer(result)
+  if opened then
+    w[n + 1], w[n + 2], w[n + 3], w[n + 4], w[n + 5], w[n + 6] = 'st', 'open', 'start', now, 'pv', pv
+    n = n + 6
+    if A[10] ~= '' then
+      w[n + 1], w[n + 2] = 'ids', A[10]
+      n = n + 2
+    end
+  end
+  -- The front end's latest view of the session (a Diameter session moved to
+  -- another peer, a new Framed-IP): pushes go where the session now is.
+  if owner ~= '' and owner ~= f[3] then
+    w[n + 1], w[n + 2] = 'o', owner
+    n = n + 2
+  end
+  if attrs ~= '' and attrs ~= f[4] then
+    w[n + 1], w[n + 2] = 'at', attrs
+  end
+  call(tunpack(w))
+  -- A session joins the open-session set in the call that opens it and
+  -- leaves it only when closed.
+  if opened then call('SADD', KEYS[4], sid) end
+  save_balance(KEYS[1], bal)
+  return answer
 end
-
-local blocked = acct.status ~= 'active'

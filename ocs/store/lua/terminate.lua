@@ -3,17 +3,30 @@
 -- Debit and record happen in this one call: never one without the other.
 -- Unknown session: still charged and recorded when the caller allows it
 -- (RADIUS Stop without Start, standards §3.4), else UNKNOWN_SESSION.
-sess = current_session(req.create == 1)
-if not sess then return reply({e = 'unknown_session'}) end
-
-local bal = load_balance(KEYS[2])
-local before = money_available(bal, now)
-local out = serve(bal, sess, req.svcs, now, blocked, false)
-release_all(bal, sess)
-write_record(KEYS[6], sess, acct, now, req.cause, 'session', req.acct .. '/' .. req.sid, req.tax)
-local result = {a = req.acct, svcs = out, cur = acct.currency}
-if opened then result.new = 1 end
-balance_events(KEYS[7], sess, req.acct, before, money_available(bal, now), req.lowb, false)
-store_closed()
-save_balance(KEYS[2], bal, now)
-return answer(result)
+local f, H, by_key = read_closing(KEYS[3])
+local again = repeated(H)
+if again then return again end
+if not current(f.st, A[6] == 1) then return 'Eunknown_session' end
+local new = add_new(by_key)
+local statics = nil
+if new then
+  statics = {}
+  for k, o in lnext, new do statics[k] = static_of(o) end
+end
+local before = money_available(bal)
+local out = {opened and 1 or 0}
+serve(A, bal, svcs, by_key, H and H[1] or now, blocked, false, out)
+local view = session_view(f)
+if opened then
+  view = {ids = A[10] ~= '' and mp_unpack(A[10]) or {}, owner = owner, start = now, pv = pv}
+end
+write_record(KEYS[5], close_services(bal, f, by_key, statics), view, acct_id, sid, bal.currency,
+  now, A[12], 'session', A[13])
+local answer = mp_pack(out)
+events(before, f.o, f.at, false)
+-- Closed, the session keeps only what answers a repeat: the request keys
+-- and the answers (its services' state went into the record).
+local hot, slot = next_hot(H, {}, now)
+mark_closed(KEYS[3], KEYS[4], sid, {'h', hot, 'a' .. slot, answer})
+save_balance(KEYS[1], bal)
+return answer

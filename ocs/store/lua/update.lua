@@ -3,6 +3,9 @@
 -- account still pays its usage and gets no new grant (standards §2.8, 4010).
 -- Unknown session: opened implicitly when the caller allows it (RADIUS
 -- Interim without Start), else UNKNOWN_SESSION (standards §2.9).
-sess = current_session(req.create == 1)
-if not sess then return reply({e = 'unknown_session'}) end
-return serve_and_keep(blocked)
+local f = read_fields()
+local H, by_key = decode_hot(f[2])
+local again = repeated(H)
+if again then return again end
+if not current(f[1], A[6] == 1) then return 'Eunknown_session' end
+return serve_and_keep(f, H, by_key, blocked)

@@ -10,7 +10,10 @@ from ocs.charging.api import ChargingService
 from ocs.charging.rating import TariffParams, cost
 from ocs.store.scripts import script_source
 
-PROBE = "\nlocal a = cmsgpack.unpack(ARGV[1])\nreturn {cost(a.t, a.u), affordable(a.t, a.c0, a.want, a.money)}\n"
+PROBE = (
+    "\nbind()\nlocal a = cmsgpack.unpack(ARGV[1])\n"
+    "return {cost(a.t, 1, a.u), affordable(a.t, 1, a.c0, a.want, a.money)}\n"
+)
 
 tariffs = st.builds(
     TariffParams,
@@ -36,9 +39,7 @@ async def test_lua_cost_equals_python_cost(
 ) -> None:
     """cost() in lib.lua equals ocs.charging.rating.cost; affordable() is the largest affordable grant."""
     lib = script_source("abandon").split("-- abandon.lua")[0]
-    fu, fp, bu, bp, r, free = t.ints()
-    lua_t = {"fu": fu, "fp": fp, "bu": bu, "bp": bp, "r": r, "free": free}
-    arg = msgpack.packb({"t": lua_t, "u": u, "c0": c0, "want": want, "money": money})
+    arg = msgpack.packb({"t": list(t.ints()), "u": u, "c0": c0, "want": want, "money": money})
     lua_cost, grant = await charging.redis.eval(lib + PROBE, 0, arg)
     assert lua_cost == cost(t, u)
     base = cost(t, c0)

@@ -108,7 +108,7 @@ class Case:
 
     async def _day_passes(self) -> list[int]:
         keys = self.charging.store.keys(self.acct.account_id)
-        stored = keys.session_keys(self.session.session_id)
+        stored = [keys.session(self.session.session_id)]
         ttls = [await self.charging.redis.ttl(k) for k in stored]
         for k in stored:  # the day, shortened: each key expires as it was told to
             await self.charging.redis.pexpire(k, 1)

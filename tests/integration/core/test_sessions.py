@@ -411,9 +411,8 @@ async def test_reopened_session_gets_its_index_entries(
     s = SessionRef(unique_session(), owner="radius:10.0.0.2")
     await charging.update(s, "i1", [ask(DATA, Usage(), used=1, cumulative=True)], acct.identity)
     keys = charging.store.keys(acct.account_id)
-    blob, answers, order = keys.session_keys(s.session_id)
     member = f"{acct.account_id}\0{s.session_id}"
-    await charging.redis.delete(blob, answers, order, session_index(s.session_id))
+    await charging.redis.delete(keys.session(s.session_id), session_index(s.session_id))
     await charging.redis.zrem(supervision_shard(acct.account_id), member)
     again = await charging.update(
         s, "i2", [ask(DATA, Usage(), used=5, cumulative=True)], acct.identity

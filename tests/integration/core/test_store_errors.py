@@ -19,12 +19,15 @@ from ocs.vocabulary.types import (
 )
 from tests.core_fixtures import NewAccount, unique_session
 
-# A library whose every function refuses with a code no ocs version uses.
+# A library whose every function refuses with a code no ocs version uses
+# (the session scripts answer 'E' and the code, the others a msgpack map).
+SESSION_SCRIPTS = ("initiate", "update", "terminate")
 MYSTERY = "\n".join(
     ["#!lua name=mystery_lib"]
     + [
-        f"redis.register_function('mystery_lib_{name}', "
-        "function(KEYS, ARGV) return cmsgpack.pack({e = 'mystery_code'}) end)"
+        f"redis.register_function('mystery_lib_{name}', function(KEYS, ARGV) return "
+        + ("'Emystery_code'" if name in SESSION_SCRIPTS else "cmsgpack.pack({e = 'mystery_code'})")
+        + " end)"
         for name in HOT_FUNCTIONS
     ]
 )

@@ -23,7 +23,7 @@ from ocs.export.rows import RowStyle, record_rows
 from ocs.export.summary import PeriodTotals
 from ocs.store.scripts import script_source
 
-PROBE = "\nlocal a = cmsgpack.unpack(ARGV[1])\nreturn {split_tax(a.g, a.p)}\n"
+PROBE = "\nbind()\nlocal a = cmsgpack.unpack(ARGV[1])\nreturn {split_tax(a.g, a.p)}\n"
 STYLE = RowStyle(zone=ZoneInfo("UTC"), currencies=Currencies())
 
 

@@ -1,0 +1,49 @@
+-- audit.lua: helpers of the account administration scripts (create, credit,
+-- status, plan, identity, expire, kick, renew), prepended after lib.lua.
+--
+-- Every operator change appends one audit entry to its partition's audit
+-- stream (KEYS: the last key of each such script) in the same call as the
+-- change, so neither exists without the other (ocs/audit.py decodes it).
+-- An idempotency reference (the CLI's --ref, the API's Idempotency-Key)
+-- makes a repeated call answer the first reply, marked `dup`, and change
+-- nothing, not even the audit trail.
+
+-- Money of the account in micro-units: every money bucket's amount, expired
+-- or not (an account statement is the history of this number).
+local function money_total(bal)
+  local t = 0
+  for _, b in ipairs(bal.b) do
+    if b.unit == 'money' then t = t + b.amt end
+  end
+  return t
+end
+
+-- The first reply of a repeated reference, marked as a replay; nil if new.
+local function replayed(ref, ref_key)
+  if not ref or ref == '' then return nil end
+  local prev = redis.call('GET', ref_key)
+  if not prev then return nil end
+  local reply = cmsgpack.unpack(prev)
+  reply.dup = 1
+  return cmsgpack.pack(reply)
+end
+
+-- Keep the reply of a referenced call for a year; returns it.
+local function remember_ref(ref, ref_key, packed)
+  if ref and ref ~= '' then redis.call('SET', ref_key, packed, 'EX', 31536000) end
+  return packed
+end
+
+-- Append the audit entry `e` (op, acct and what changed) with who made the
+-- change, how, why and when (req.au: who, via, rid, why; req.now).
+local function audit(stream, req, e)
+  local au = req.au or {}
+  e.v = 1
+  e.at = req.now
+  e.who = au.who or ''
+  e.via = au.via or ''
+  e.rid = au.rid or ''
+  e.why = au.why or ''
+  e.ref = req.ref or ''
+  redis.call('XADD', stream, '*', 'a', cmsgpack.pack(e))
+end
