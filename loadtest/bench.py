@@ -11,7 +11,11 @@ no-op responders (:mod:`loadtest.noop`, the Python ceiling) and FreeRADIUS
     runs the product default, ``always``: the cost of durability);
 (c) RADIUS accounting against the OCS and against FreeRADIUS;
 (d) Nchf (5G converged charging over HTTP/2) against the OCS, at a fixed rate and its maximum;
-(e) the OCS's CPU per answered request (``/proc/<pid>/stat`` before/after).
+(e) the OCS's CPU per answered request (``/proc/<pid>/stat`` before/after),
+    and what the step made Redis do per answered request
+    (:mod:`loadtest.redis_probe`: Redis process CPU from ``/proc``, the
+    scripts' ``usec_per_call`` from ``INFO commandstats`` reset at the step's
+    start, AOF bytes); per request type: ``python -m loadtest.luabench``.
 
 ``--only NAME`` (repeatable) runs the steps whose name contains NAME, e.g.
 ``--only "Gy max" --only Nchf`` for the Gy and Nchf steps of one run.
@@ -52,6 +56,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtest import freeradius
+from loadtest.redis_probe import RedisProbe
 from loadtest.runner import Provisioning, RunOptions, run
 from loadtest.serverproc import SECRET, cpu_of_tree, free_udp_port, start_ocs
 from loadtest.spec import LoadSpec, Model, Protocol, Shape, Target
@@ -94,6 +99,7 @@ class Step:
     rate: float = 0.0
     summary: dict[str, Any] | None = None
     server_cpu_s: float | None = None
+    redis: dict[str, Any] | None = None  # RedisFigures.per_request of the step
     skipped: str = ""
     appendfsync: str | None = None  # set on Redis for this step only (None: the default)
     shards: int = 0  # on a local cluster of this many primaries (0: the one server)
@@ -139,6 +145,7 @@ class Bench:
         self.ocs: Any = None
         self.ocs2: Any = None  # started for the --workers steps only
         self.noop: subprocess.Popen[bytes] | None = None
+        self.probe: RedisProbe | None = None  # made when Redis has started
         self.noop_ports = (free_port(), free_udp_port())
         self.fr: freeradius.FreeRadius | None = None
         self.fr_skip = ""
@@ -148,6 +155,8 @@ class Bench:
 
     def start(self) -> None:
         self.redis.start()
+        pid = self.redis.process.pid if self.redis.process else None
+        self.probe = RedisProbe(self.redis.url, pid)
         self.ocs = start_ocs(self.dir, self.redis.url, POLICIES)
         self.noop = subprocess.Popen(
             [
@@ -177,6 +186,8 @@ class Bench:
         time.sleep(0.5)
 
     def stop(self) -> None:
+        if self.probe is not None:
+            self.probe.close()
         if self.fr is not None:
             self.fr.stop()
         if self.noop is not None:
@@ -241,8 +252,14 @@ class Bench:
             self.redis.set_appendfsync(step.appendfsync)
         try:
             before = cpu_of_tree(pid)
+            # The probe watches the one server: a step on a cluster has no row of it.
+            probe = None if step.shards else self.probe
+            if probe is not None:
+                probe.start()
             step.summary = run(opts)
             step.server_cpu_s = cpu_of_tree(pid) - before
+            if probe is not None:
+                step.redis = probe.stop().per_request(int(step.summary["answered"]))
         finally:
             if step.appendfsync:
                 self.redis.set_appendfsync(APPENDFSYNC)
@@ -330,7 +347,7 @@ def _row(
 ) -> list[str]:
     s = step.summary
     if s is None:
-        return [step.name, "skipped", "", "", "", "", "", "", "", step.skipped[:40]]
+        return [step.name, "skipped", *[""] * 10, step.skipped[:40]]
     lat = s["latency"]
     answered = s["answered"] or 1
     server = f"{step.server_cpu_s * 1e6 / answered:,.0f}" if step.server_cpu_s else "-"
@@ -341,6 +358,8 @@ def _row(
     if step.protocol is Protocol.RADIUS and step.target in ("ocs", "ocs2") and fr_rate:
         ratio += f", {s['rate'] / fr_rate:.2f} of FreeRADIUS"
     cons = s.get("conservation")
+    r = step.redis or {}
+    fcall = r.get("script_usec_per_call")
     return [
         step.name,
         f"{step.rate:,.0f}" if step.model is Model.OPEN else "closed",
@@ -350,6 +369,9 @@ def _row(
         f"{s['failed_answers'] + s['timeouts'] + s['disconnected']:,}",
         f"{s['generator_cpu']['us_per_request']}",
         server,
+        f"{r['redis_cpu_us_per_request']:,.0f}" if r else "-",
+        f"{fcall:.1f}" if fcall is not None else "-",
+        f"{r['aof_bytes_per_request']:,.0f}" if r else "-",
         ("PASS" if cons["ok"] else "FAIL") if cons else "-",
         ratio,
     ]
@@ -373,6 +395,9 @@ def table(done: list[Step]) -> Table:
         "failed",
         "gen CPU µs",
         "server CPU µs",
+        "Redis CPU µs",
+        "script µs/call",
+        "AOF B",
         "conservation",
         "ratio",
     ):
@@ -417,9 +442,17 @@ def main(argv: list[str] | None = None) -> int:
         choices=(0, 1),
         help="--shards: a replica per primary, and steps with durability replica",
     )
+    parser.add_argument(
+        "--scale",
+        metavar="N,N,...",
+        help="the scaling table instead: Gy max per worker count, Redis, workers and "
+        "generator on cores of their own (loadtest/scale.py), e.g. 1,2,4,8",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     console = Console(width=None if sys.stdout.isatty() else 160)
+    if args.scale:
+        return _scale(args, console)
     done: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="ocs-bench-") as tmp:
         bench = Bench(plan, Path(tmp), console, freeradius_wanted=not args.no_freeradius)
@@ -459,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
                         "durability": st.durability,
                         "rate": st.rate,
                         "server_cpu_s": st.server_cpu_s,
+                        "redis": st.redis,
                         "skipped": st.skipped,
                         "summary": st.summary,
                     }
@@ -480,6 +514,23 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]conservation failed or no report: {failed}[/]")
         return 1
     return 0
+
+
+def _scale(args: argparse.Namespace, console: Console) -> int:
+    from loadtest import scale
+
+    try:
+        counts = [int(n) for n in args.scale.split(",") if n.strip()]
+    except ValueError:
+        console.print(f"--scale {args.scale!r}: expected worker counts, e.g. 1,2,4,8")
+        return 2
+    rows, conserved = scale.main(counts, console)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"scale-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    machine = f"{platform.node()} {os.cpu_count()} CPUs"
+    path.write_text(json.dumps({"machine": machine, "rows": rows}, indent=1, default=str))
+    console.print(f"results: {path}")
+    return 0 if conserved else 1
 
 
 if __name__ == "__main__":

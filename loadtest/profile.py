@@ -36,8 +36,9 @@ from pathlib import Path
 from rich.console import Console
 
 from loadtest.bench import POLICIES, Bench, Plan, Step, _spec
+from loadtest.redis_probe import RedisProbe
 from loadtest.runner import Provisioning, RunOptions, run
-from loadtest.serverproc import cpu_of, cpu_of_tree, cpu_split, start_ocs
+from loadtest.serverproc import cpu_of_tree, cpu_split, start_ocs
 from loadtest.spec import Model, Protocol
 
 AREAS = (
@@ -128,10 +129,14 @@ def main(argv: list[str] | None = None) -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )  # fmt: skip
-            cpu0, rcpu0 = cpu_of_tree(server), cpu_of(redis_pid) if redis_pid else 0.0
+            probe = RedisProbe(bench.redis.url, redis_pid)
+            cpu0 = cpu_of_tree(server)
             split0 = cpu_split(server)
+            probe.start()
             summary = run(opts)
-            cpu, rcpu = cpu_of_tree(server) - cpu0, (cpu_of(redis_pid) - rcpu0) if redis_pid else 0
+            figures = probe.stop()
+            probe.close()
+            cpu, rcpu = cpu_of_tree(server) - cpu0, figures.cpu_s
             user, system = (b - a for a, b in zip(split0, cpu_split(server), strict=True))
             sampler.wait(timeout=60)
         finally:
@@ -145,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{protocol.value}: {summary['rate']:,.0f} requests/s, server CPU "
             f"{cpu * 1e6 / answered:,.0f} µs and Redis CPU {rcpu * 1e6 / answered:,.0f} µs "
             f"per answered request, conservation {'PASS' if cons.get('ok') else 'FAIL'}"
+        )
+        redis = figures.per_request(answered)
+        print(
+            f"Redis: scripts {redis['script_calls_per_request']} calls of "
+            f"{redis['script_usec_per_call']} µs per answered request (INFO commandstats), "
+            f"AOF {redis['aof_bytes_per_request']:,.0f} bytes per answered request"
         )
         if args.workers == 1:
             print(

@@ -40,5 +40,8 @@ def test_quick_bench_produces_results_and_conserves(tmp_path: Path) -> None:
         assert step["summary"]["answered"] > 0
         assert step["summary"]["conservation"]["ok"], step["summary"]["conservation"]
         assert step["server_cpu_s"] > 0
+        redis = step["redis"]  # what the step made Redis do (loadtest/redis_probe.py)
+        assert redis["redis_cpu_us_per_request"] > 0 and redis["aof_bytes_per_request"] > 0
+        assert redis["script_calls_per_request"] > 0 and redis["commandstats"]
     fr = next(s for s in steps if s["target"] == "freeradius")
     assert fr["skipped"] == "--no-freeradius" and fr["summary"] is None
