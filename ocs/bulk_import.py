@@ -266,7 +266,7 @@ class Importer:
                 "ref": row.ref,
                 "au": self.actor.to_lua(),
             }
-            script_keys = [keys.account, keys.balance, keys.ids, keys.ref(row.ref), keys.audit]
+            script_keys = [keys.account, keys.ids, keys.ref(row.ref), keys.audit]
             pipe.evalsha(
                 script.sha,
                 len(script_keys),

@@ -35,6 +35,7 @@ from ocs.charging.records import ChargedRecord
 from ocs.history import account_audit, account_records, id_key
 from ocs.store.client import Store, storage_errors
 from ocs.store.keys import AccountKeys
+from ocs.store.layout import StoreMigrationNeeded
 from ocs.store.scripts import Scripts
 from ocs.vocabulary.errors import UserUnknown
 
@@ -98,9 +99,11 @@ def audit_line(entry: AuditEntry) -> Line:
 async def snapshot(client: Store, scripts: Scripts, keys: AccountKeys) -> dict[str, Any]:
     async with storage_errors():
         raw = await scripts.snapshot(
-            keys=[keys.account, keys.balance, keys.sessions, keys.records, keys.audit], args=[]
+            keys=[keys.account, keys.sessions, keys.records, keys.audit], args=[]
         )
     snap: dict[str, Any] = msgpack.unpackb(raw, raw=False)
+    if snap.get("e") == "migrate":
+        raise StoreMigrationNeeded(f"account {keys.base.rsplit(':', 1)[-1]}")
     if snap.get("e") == "user_unknown":
         raise UserUnknown(f"no account {keys.base.rsplit(':', 1)[-1]}")
     return snap
