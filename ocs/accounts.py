@@ -30,9 +30,8 @@ import msgpack
 
 from ocs.audit import Actor
 from ocs.store import layout
-from ocs.store.client import Store
+from ocs.store.client import Store, storage_errors, text
 from ocs.store.client import partitions as read_partitions
-from ocs.store.client import storage_errors, text
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys, identity_index
 from ocs.store.layout import StoreMigrationNeeded
 from ocs.store.scripts import Scripts

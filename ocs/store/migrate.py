@@ -25,11 +25,13 @@ from typing import Any
 
 import msgpack
 from redis import exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
 
-from ocs.store.client import partitions as read_partitions
 from ocs.store.client import Store, storage_errors, text
+from ocs.store.client import partitions as read_partitions
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys
 from ocs.store.layout import LAYOUT, LAYOUT_KEY
+from ocs.vocabulary.errors import StorageUnavailable
 
 MAX = 2**53 - 1
 UNIT_CODES = {
@@ -209,8 +211,23 @@ async def migrate_account(client: Store, keys: AccountKeys) -> tuple[bool, int]:
     return True, len(converted)
 
 
+class MigrationUnsupported(StorageUnavailable):
+    """Layout 1 predates Redis Cluster support: a cluster store is never of it."""
+
+
 async def migrate(client: Store, progress: Callable[[str], None] | None = None) -> MigrationReport:
     """Convert every account of the store, then mark it layout 2."""
+    if isinstance(client, RedisCluster):
+        # Layout 1 ran on one server (or a Sentinel primary) only; migrate it
+        # there, before moving the data to a cluster.
+        async with storage_errors():
+            mark = await client.get(LAYOUT_KEY)
+        if mark is not None and int(text(mark)) == LAYOUT:
+            return MigrationReport()
+        raise MigrationUnsupported(
+            "ocs store migrate converts a single server or a Sentinel primary; "
+            "migrate there before moving the data to a cluster"
+        )
     report = MigrationReport()
     partitions = await read_partitions(client)
     async with storage_errors():
