@@ -11,9 +11,26 @@ table is :mod:`ocs.store.session_states`): ``initiate`` (CCR-I / Start)
 one-shot ``event`` (RFC 4006 §5.4).
 
 Idempotency: every request carries a ``request_key`` (Gy: the CC-Request-Number
-as text; RADIUS: a digest of status and counters). The script stores the first
-outcome under that key and a repeat gets the same answer with
-``replayed=True`` and no second charge.
+as text; Nchf: the invocation sequence number; RADIUS: a digest of status and
+counters). The script stores the first outcome under that key and a repeat
+gets the same answer with ``replayed=True`` and no second charge, within a
+window of ``ANSWER_WINDOW`` (64) answers per session
+(:mod:`ocs.store.layout`, "Answers"):
+
+- a numbered key (decimal) N is replayed while N is among the last 64
+  numbers of its session, in whatever order they came (a CCR-U re-sent
+  after a T-flag failover and six newer ones, a CCR-T re-sent after the
+  close);
+- older than that it is *too old*: it may have been charged and its answer
+  is gone, so it raises :class:`~ocs.vocabulary.errors.RequestTooOld`
+  (an InvalidRequest: Gy 5012 DIAMETER_UNABLE_TO_COMPLY, Nchf
+  CHARGING_FAILED) and changes nothing: a late duplicate is never charged
+  twice, and the client, which has moved on, drops it;
+- any other key (RADIUS) is replayed while its hashed slot holds it; a
+  RADIUS record that is not replayed and whose cumulative counters are
+  all at or below the ones already counted (an Interim delayed or re-sent
+  past newer ones) charges nothing (standards §3.4: never charge a total
+  twice).
 """
 
 from __future__ import annotations

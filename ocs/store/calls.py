@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-from ocs.store.layout import StoreMigrationNeeded
+from ocs.store.layout import StoreMigrationNeeded, script_key
 from ocs.vocabulary import errors
 
 # A price reduced to the script's integers: first units, first price, block
@@ -57,6 +57,7 @@ _REFUSALS: dict[str, type[errors.ChargingError]] = {
     "user_unknown": errors.UserUnknown,
     "blocked": errors.AccountBlocked,
     "unknown_session": errors.UnknownSession,
+    "too_old": errors.RequestTooOld,
 }
 
 
@@ -205,7 +206,7 @@ def pack_session(op: str, a: SessionArgs) -> bytes:
     ids = _pack(list(a.ids)) if a.ids and (op != "update" or a.create) else b""
     out: list[Any] = [
         a.now,
-        a.request_key,
+        script_key(a.request_key),
         a.account_id,
         a.identity_key,
         a.plan,

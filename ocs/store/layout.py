@@ -16,15 +16,34 @@ Session hash ``ocs:{pNN}:a:<account>:s:<session>``
     ``st`` (open / closed), ``start``, ``pv`` (policy version at opening),
     ``o`` (owner), ``at`` (attributes, msgpack), ``ids`` (identities,
     msgpack); ``h``: the hot state, msgpack ``[last
-    request, supervision deadline, answers so far, request key x 4 (the
-    newest four, by slot; '' for none), service count, then per service: key,
-    money-rated units so far, charged, shortfall, then reserved (bucket handle
-    -> units), used (unit code -> units), last cumulative counter (unit code
-    -> counter) and taken from unit buckets (bucket id -> units), each as a
-    count and its pairs]``; ``a1``..``a4``: the answers of the keys in those
-    slots; ``n:<key>``: a service's name and ids (msgpack map, written once).
+    request, supervision deadline, answers so far, service count, then per
+    service: key, money-rated units so far, charged, shortfall, then reserved
+    (bucket handle -> units), used (unit code -> units), last cumulative
+    counter (unit code -> counter) and taken from unit buckets (bucket id ->
+    units), each as a count and its pairs]``; ``a0``..``a63``: the answers
+    kept for repeats (below); ``n:<key>``: a service's name and ids (msgpack
+    map, written once).
 
-A CCR-U reads five account fields and four session fields and writes back
+Answers (idempotency, DESIGN.md "Idempotent by construction")
+    Each answer is kept in field ``a<slot>`` as ``<request key>\n<answer>``,
+    where the slot is :func:`answer_slot` of its request key, in a window of
+    ``ANSWER_WINDOW`` (64) slots. A *numbered* key (Gy CC-Request-Number,
+    RFC 4006 §8.2, one more per request of a session; Nchf invocation
+    sequence number: decimal, below 10**12) N takes slot N mod 64, so the
+    answers of the last 64 numbers are kept, whatever arrived in between; a
+    slot only ever takes a higher number than it holds, so a number below
+    the one in its slot is *too old*: it may have been answered and that
+    answer is gone, and the script refuses it (``too_old``) without
+    changing anything. A number never answered (its slot empty or holding a
+    lower one) is a new request. Any other key (RADIUS: a digest of status
+    and counters) takes the slot of a hash of its text: its repeat is
+    replayed while no other key took that slot since; older than that it is
+    a new request, and a RADIUS record older than the counters already
+    counted charges nothing (lib.lua ``stale``). The window costs nothing on
+    the hot path: the slot is read with the session's other fields and
+    written with the answer, and ``h`` holds no request key.
+
+A CCR-U reads five account fields and five session fields and writes back
 ``b``, ``h`` and one answer: no other state is read or rewritten, and
 identities, attributes and the record history are not touched until the
 session closes. Layout 1 (ocs before this layout: msgpack blobs for the
@@ -44,6 +63,8 @@ from ocs.store.keys import ACCOUNTS_INDEX, PREFIX
 from ocs.vocabulary.errors import StorageUnavailable
 
 LAYOUT = 2
+ANSWER_WINDOW = 64  # answers kept per session (lib.lua ANSWER_WINDOW)
+NUMBERED_BELOW = 10**12  # a numbered key travels as an integer below this
 LAYOUT_KEY = f"{PREFIX}:meta:layout"
 MIGRATE_COMMAND = "ocs store migrate"
 
@@ -129,16 +150,18 @@ class HotState(NamedTuple):
     last: int
     deadline: int
     answers: int
-    request_keys: tuple[str, str, str, str]  # by answer slot, '' for none
     services: tuple[ServiceState, ...]
+
+
+_HOT_SERVICES = 3  # where the service count is in ``h`` (0-based)
 
 
 def hot_state(raw: Any) -> HotState:
     """A session's ``h``."""
     t = unpack(raw)
-    i = 8
+    i = _HOT_SERVICES + 1
     services = []
-    for _ in range(int(t[7])):
+    for _ in range(int(t[_HOT_SERVICES])):
         key, mu, ch, sf = str(t[i]), int(t[i + 1]), int(t[i + 2]), int(t[i + 3])
         i += 4
         maps: list[dict[Any, int]] = []
@@ -159,8 +182,35 @@ def hot_state(raw: Any) -> HotState:
                 {str(b): v for b, v in fb.items()},
             )
         )
-    keys = (str(t[3]), str(t[4]), str(t[5]), str(t[6]))
-    return HotState(int(t[0]), int(t[1]), int(t[2]), keys, tuple(services))
+    return HotState(int(t[0]), int(t[1]), int(t[2]), tuple(services))
+
+
+def script_key(request_key: str) -> int | str:
+    """The request key as the session scripts take it: an integer when it is
+    numbered (a decimal without leading zeros, below ``NUMBERED_BELOW``)."""
+    if (
+        request_key.isascii()
+        and request_key.isdigit()
+        and len(request_key) <= 12
+        and (request_key == "0" or request_key[0] != "0")
+    ):
+        return int(request_key)  # 12 digits at most: below NUMBERED_BELOW
+    return request_key
+
+
+def answer_slot(key: int | str) -> int:
+    """The answer slot of a script key (lib.lua ``answer_field``)."""
+    if isinstance(key, int):
+        return key % ANSWER_WINDOW
+    h = 0
+    for b in key.encode():
+        h = (h * 31 + b) % 65521
+    return h % ANSWER_WINDOW
+
+
+def kept_answer(key: int | str, answer: bytes) -> bytes:
+    """The value of an answer slot (lib.lua ``keep_answer``)."""
+    return str(key).encode() + b"\n" + answer
 
 
 def session_view(fields: Mapping[Any, Any], handles: Mapping[int, str]) -> dict[str, Any]:

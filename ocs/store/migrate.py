@@ -7,10 +7,10 @@ their order in a list (``...:o``). Each account is converted with its
 sessions in one transaction (WATCH on every key read, so a writer in
 between makes it start that account again): the buckets become ``m`` and
 ``b`` of the account hash; each session becomes a hash with its hot state
-``h``, its newest four answers (``a1``..``a4``, as layout 2 answers them)
-and its cold fields; a closed session keeps its time-to-live. The store is
-then marked layout 2 (``ocs:meta:layout``), which ``ocs serve`` checks at
-start.
+``h``, its answers in their slots (``a0``..``a63``, as layout 2 keeps
+them: :mod:`ocs.store.layout` "Answers") and its cold fields; a closed
+session keeps its time-to-live. The store is then marked layout 2
+(``ocs:meta:layout``), which ``ocs serve`` checks at start.
 
 Run it with every ocs server stopped (an older server would keep writing
 layout 1). Running it twice converts nothing the second time. Identities,
@@ -30,7 +30,7 @@ from redis.asyncio.cluster import RedisCluster
 from ocs.store.client import Store, storage_errors, text
 from ocs.store.client import partitions as read_partitions
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys
-from ocs.store.layout import LAYOUT, LAYOUT_KEY
+from ocs.store.layout import LAYOUT, LAYOUT_KEY, answer_slot, kept_answer, script_key
 from ocs.vocabulary.errors import StorageUnavailable
 
 MAX = 2**53 - 1
@@ -43,7 +43,6 @@ UNIT_CODES = {
     "events": 6,
 }
 _STATUS_CODES = {"granted": 0, "credit_limit_reached": 1, "service_denied": 2}
-ANSWERS_KEPT = 4
 
 
 @dataclass
@@ -130,8 +129,6 @@ def session_v2(
     handles: dict[str, int],
 ) -> dict[str, bytes | str | int]:
     """A layout-1 session blob, its answers and their order -> layout-2 fields."""
-    kept = [rk for rk in order if rk in answers][-ANSWERS_KEPT:]
-    keys = [text(rk) for rk in kept] + [""] * (ANSWERS_KEPT - len(kept))
     services: list[Any] = []
     fields: dict[str, bytes | str | int] = {}
     svcs = sess.get("svc") or {}
@@ -148,10 +145,19 @@ def session_v2(
                 static[name] = int(value)
         fields[f"n:{k}"] = _pack(static)
     last = int(sess.get("last") or sess.get("start") or 0)
-    hot = [last, int(sess.get("dl") or 0), len(kept), *keys, len(svcs), *services]
+    kept = [rk for rk in order if rk in answers]
+    hot = [last, int(sess.get("dl") or 0), len(kept), len(svcs), *services]
     fields["h"] = _pack(hot)
-    for slot, rk in enumerate(kept, start=1):
-        fields[f"a{slot}"] = _answer_v2(answers[rk])
+    held: dict[int, int | str] = {}  # slot -> key, in the order answered
+    for rk in kept:
+        key = script_key(text(rk))
+        slot = answer_slot(key)
+        before = held.get(slot)
+        # A slot only ever takes a higher number (layout.py "Answers").
+        if isinstance(key, int) and isinstance(before, int) and before > key:
+            continue
+        held[slot] = key
+        fields[f"a{slot}"] = kept_answer(key, _answer_v2(answers[rk]))
     fields["st"] = str(sess.get("st") or "open")
     fields["start"] = int(sess.get("start") or 0)
     fields["pv"] = str(sess.get("pv") or "")

@@ -7,7 +7,9 @@ state in the store), OPEN (reserving) or CLOSED (kept a day so a repeat of
 an answered request gets its answer again, then forgotten). Every request
 carries a request key (Gy: CC-Request-Number; RADIUS: a digest of the
 packet); a key already answered is checked before anything else, in every
-state, and gets the stored answer with nothing changed.
+state, and gets the stored answer with nothing changed. A numbered key older
+than the answers a session keeps (``ocs.store.layout``, "Answers") is
+refused with nothing changed, in every state: it may have been answered.
 
 "with subscriber" is a request that names its subscriber although the
 session should be known: RADIUS, where an Interim or a Stop may arrive
@@ -40,6 +42,7 @@ class Event(enum.Enum):
     TERMINATE = "terminate"  # CCR-T, Accounting-Stop
     TERMINATE_WITH_SUBSCRIBER = "terminate with subscriber"
     REPEAT = "repeat"  # any request whose key was answered before
+    TOO_OLD = "numbered request older than the answers kept"
     ABANDON = "abandon"  # supervision: silent past its deadline (RFC 4006 §5.5 Tcc)
     ABANDON_EARLY = "abandon before the deadline"  # a stale supervision entry
     CLOSE_FOR_OWNER = "close for its owner"  # peer restart, NAS reboot
@@ -55,6 +58,7 @@ class Outcome(enum.Enum):
     UNKNOWN_SESSION = "UnknownSession, nothing changed"
     RECORDED = "usage debited, everything released, record written"
     REPLAYED = "the stored answer, replayed, nothing changed"
+    REFUSED_TOO_OLD = "RequestTooOld, nothing changed"
     ALIVE = "alive: its deadline, nothing changed"
     MOVED = "moved: left alone"
     GONE = "gone: nothing to close"
@@ -89,11 +93,13 @@ TABLE: tuple[Row, ...] = (
     Row(S.OPEN, E.TERMINATE, False, R.RECORDED, S.CLOSED),
     Row(S.OPEN, E.TERMINATE, True, R.RECORDED, S.CLOSED),
     Row(S.OPEN, E.REPEAT, False, R.REPLAYED, S.OPEN),
+    Row(S.OPEN, E.TOO_OLD, False, R.REFUSED_TOO_OLD, S.OPEN),
     Row(S.OPEN, E.ABANDON, False, R.RECORDED, S.CLOSED),
     Row(S.OPEN, E.ABANDON_EARLY, False, R.ALIVE, S.OPEN),
     Row(S.OPEN, E.CLOSE_FOR_OWNER, False, R.RECORDED, S.CLOSED),
     Row(S.OPEN, E.CLOSE_FOR_OTHER_OWNER, False, R.MOVED, S.OPEN),
     Row(S.CLOSED, E.REPEAT, False, R.REPLAYED, S.CLOSED),
+    Row(S.CLOSED, E.TOO_OLD, False, R.REFUSED_TOO_OLD, S.CLOSED),
     Row(S.CLOSED, E.INITIATE, False, R.UNKNOWN_SESSION, S.CLOSED),
     Row(S.CLOSED, E.UPDATE, False, R.UNKNOWN_SESSION, S.CLOSED),
     Row(S.CLOSED, E.UPDATE_WITH_SUBSCRIBER, False, R.UNKNOWN_SESSION, S.CLOSED),

@@ -38,3 +38,11 @@ class StorageUnavailable(ChargingError):
 
 class InvalidRequest(ChargingError):
     """The request is not meaningful (e.g. negative usage, no services)."""
+
+
+class RequestTooOld(InvalidRequest):
+    """A numbered request (Gy CC-Request-Number, Nchf invocation sequence
+    number) older than the answers its session keeps: it may have been
+    charged already and its answer is gone, so it is refused and nothing
+    changes (Gy 5012 DIAMETER_UNABLE_TO_COMPLY, Nchf CHARGING_FAILED; see
+    ocs/charging/api.py "Idempotency")."""

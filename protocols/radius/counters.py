@@ -5,8 +5,11 @@ the wraps, so a total is ``gigawords * 2**32 + octets`` (standards §3.3). Every
 Interim and Stop carries totals since the session started: the front end
 passes them as ``UsedUnits(cumulative=True)`` and the charging core charges the
 difference from the last report, starting a new epoch (never a credit) when a
-total goes down (standards §3.4). A NAS that wraps without sending Gigawords
-therefore loses at most the wrapped part, never charges twice.
+total goes down while another goes up (standards §3.4; the session time goes
+on). A NAS that wraps without sending Gigawords therefore loses at most the
+wrapped part, never charges twice. A record none of whose totals went up and
+one went down is older than the last one counted (re-sent or delayed past
+newer ones): it charges nothing (ocs/store/lua/lib.lua ``stale``).
 
 ``request_key`` is the idempotency key of one record: a digest of the status
 type and the counters, so a record the NAS re-sends with a new Identifier

@@ -5,7 +5,8 @@
 -- open session (a new request key) continues it.
 local f = read_fields()
 local H, by_key = decode_hot(f[2])
-local again = repeated(H)
+-- A repeat gets its stored answer; a number too old to tell, a refusal.
+local again = kept_answer(f[5], rk)
 if again then return again end
 if blocked then return 'Eblocked' end
 if not current(f[1], true) then return 'Eunknown_session' end

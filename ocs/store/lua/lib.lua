@@ -8,10 +8,10 @@
 -- hash holds its buckets' fixed description `m` (msgpack, consumption
 -- order, each with a handle that never changes) and their amounts `b`
 -- (msgpack list: amount, reserved per bucket, in `m`'s order); a session
--- hash holds its hot state `h` (one msgpack list: times, the newest request
--- keys, each service's state) and its newest answers a1..a4, and cold
--- fields written when they change. A CCR-U reads four account fields and
--- four session fields and writes `b`, `h` and one answer.
+-- hash holds its hot state `h` (one msgpack list: times, each service's
+-- state), its answers in a window of ANSWER_WINDOW slots `a0`..`a63`, and
+-- cold fields written when they change. A CCR-U reads five account fields
+-- and five session fields and writes `b`, `h` and one answer.
 --
 -- Why so few tables and strings: inside the server every Lua table costs
 -- about 2,000 instructions (allocation and collection), tonumber() of a
@@ -27,10 +27,12 @@ local MAX = 9007199254740991  -- 2^53 - 1, the largest exact integer
 -- (about 300 instructions, callgrind), and the library's load step may not
 -- read them at all; a local costs one VM instruction.
 local floor, call, mp_pack, mp_unpack, lnext, tunpack, sort, sub = nil, nil, nil, nil, nil, nil, nil, nil
+local find, byte, tostr, tonum = nil, nil, nil, nil
 local function bind()
   if floor then return end
   floor, call, mp_pack, mp_unpack = math.floor, redis.call, cmsgpack.pack, cmsgpack.unpack
   lnext, tunpack, sort, sub = next, unpack, table.sort, string.sub
+  find, byte, tostr, tonum = string.find, string.byte, tostring, tonumber
 end
 
 -- Units by code (the request and the stored state use the codes; records
@@ -547,51 +549,78 @@ local function services_of(A, i)
   return at, i
 end
 
--- Apply one service's usage reports (each with its own tariff: before/after a
--- tariff switch). Cumulative reports (RADIUS) are turned into deltas here: a
--- total below the last starts a new epoch and is charged from zero.
+-- A cumulative report none of whose counters went up while one went down
+-- is an older record than the last one counted: a RADIUS Interim re-sent
+-- or delayed past newer ones (its answer no longer kept). It charges
+-- nothing and leaves the counters as they are. A real restart of the
+-- counters comes with time going on (Acct-Session-Time up) or some other
+-- counter up (a 32-bit octet counter wrapping without Gigawords), and
+-- starts a new epoch below (standards §3.4); a NAS that reboots closes
+-- its sessions with Accounting-On first.
+local function stale(A, i, cum)
+  if not cum then return false end
+  local lower = false
+  for p = i + 2, i + 1 + 2 * A[i + 1], 2 do
+    local prev, v = cum[A[p]] or 0, A[p + 1]
+    if v > prev then return false end
+    if v < prev then lower = true end
+  end
+  return lower
+end
+
+-- Charge one usage report at A[i] (with its own tariff: before/after a
+-- tariff switch). Cumulative reports (RADIUS) are turned into deltas here:
+-- a total below the last starts a new epoch and is charged from zero.
+local function apply_report(A, o, i, bal, sv, last, units, money)
+  local ru = A[o + 4]
+  local cumulative = A[i] == 1
+  local u = 0
+  for p = i + 2, i + 1 + 2 * A[i + 1], 2 do
+    local code, v = A[p], A[p + 1]
+    local d = v
+    if cumulative then
+      local cum = sv.cum or {}
+      sv.cum = cum
+      local prev = cum[code] or 0
+      if v >= prev then d = v - prev end
+      cum[code] = v
+    end
+    if code == ru then u = d end
+    local total = (sv[code] or 0) + d
+    if total > MAX then total = MAX end
+    sv[code] = total
+  end
+  local t = i + 2 + 2 * A[i + 1]
+  local kind = A[t]
+  if kind ~= 2 then
+    return debit(bal, sv, u, A, kind == 1 and t + 1 or o + 6, units, money)
+  end
+  -- No Tariff-Change-Usage but the interval since the last report spans
+  -- tariff switches: split the usage in proportion to the time spent
+  -- under each tariff (policies/README.md, "Tariff switches").
+  local segs = {}
+  for g = 1, A[t + 1] do
+    local at = t + 2 + 7 * (g - 1)
+    segs[2 * g - 1] = A[at]
+    segs[2 * g] = at + 1
+  end
+  local parts = split_by_time(u, segs, last, bal.now)
+  local charged, short = 0, 0
+  for p = 1, #parts, 2 do
+    local c, s = debit(bal, sv, parts[p], A, parts[p + 1], units, money)
+    charged = charged + c
+    short = short + s
+  end
+  return charged, short
+end
+
+-- Apply one service's usage reports (each with its own tariff).
 local function apply_reports(A, o, bal, sv, last, units, money)
   local charged, short = 0, 0
-  local ru, now = A[o + 4], bal.now
   local i = o + 15
   for _ = 1, A[o + 14] do
-    local cumulative = A[i] == 1
-    local u = 0
-    for p = i + 2, i + 1 + 2 * A[i + 1], 2 do
-      local code, v = A[p], A[p + 1]
-      local d = v
-      if cumulative then
-        local cum = sv.cum or {}
-        sv.cum = cum
-        local prev = cum[code] or 0
-        if v >= prev then d = v - prev end
-        cum[code] = v
-      end
-      if code == ru then u = d end
-      local total = (sv[code] or 0) + d
-      if total > MAX then total = MAX end
-      sv[code] = total
-    end
-    local t = i + 2 + 2 * A[i + 1]
-    local kind = A[t]
-    if kind == 2 then
-      -- No Tariff-Change-Usage but the interval since the last report spans
-      -- tariff switches: split the usage in proportion to the time spent
-      -- under each tariff (policies/README.md, "Tariff switches").
-      local segs = {}
-      for g = 1, A[t + 1] do
-        local at = t + 2 + 7 * (g - 1)
-        segs[2 * g - 1] = A[at]
-        segs[2 * g] = at + 1
-      end
-      local parts = split_by_time(u, segs, last, now)
-      for p = 1, #parts, 2 do
-        local c, s = debit(bal, sv, parts[p], A, parts[p + 1], units, money)
-        charged = charged + c
-        short = short + s
-      end
-    else
-      local c, s = debit(bal, sv, u, A, kind == 1 and t + 1 or o + 6, units, money)
+    if not (A[i] == 1 and stale(A, i, sv.cum)) then
+      local c, s = apply_report(A, o, i, bal, sv, last, units, money)
       charged = charged + c
       short = short + s
     end
@@ -745,12 +774,54 @@ local function hash_to_table(flat)
   return t
 end
 
--- The hot state `h` of a session: {last, deadline, answers so far, the
--- newest four request keys ('' for none), services}; nil for none.
+-- The hot state `h` of a session: {last, deadline, answers so far,
+-- services}; nil for none.
+local HOT_SERVICES = 4  -- where the services start in `h`
+
 local function decode_hot(raw)
   if not raw then return nil, nil end
   local H = mp_unpack(raw)
-  return H, decode_services(H, 8)
+  return H, decode_services(H, HOT_SERVICES)
+end
+
+-- -- Answers kept for repeats (ocs/store/layout.py, "Answers") ----------------
+-- A session keeps each answer in field `a<slot>` as "<request key>\n<answer>".
+-- A numbered request key (Gy CC-Request-Number, Nchf invocation sequence
+-- number; the caller sends it as an integer) N has slot N mod ANSWER_WINDOW,
+-- so the last ANSWER_WINDOW numbers are replayed, and a slot only ever
+-- takes a higher number than it holds: a number below the one in its slot
+-- is too old to replay, and is refused. Any other key (RADIUS: a digest)
+-- has the slot of a hash of its text: a repeat is replayed while no other
+-- key took that slot since (RADIUS relies on its counters beyond that).
+local ANSWER_WINDOW = 64
+
+local function answer_field(rk)
+  if type(rk) == 'number' then return 'a' .. rk % ANSWER_WINDOW end
+  local h = 0
+  for i = 1, #rk do h = (h * 31 + byte(rk, i)) % 65521 end
+  return 'a' .. h % ANSWER_WINDOW
+end
+
+-- What the stored value `v` of a request's slot says: 'R' .. the answer (a
+-- repeat: nothing changes), 'Etoo_old' (a number below the one holding the
+-- slot: it may have been answered, and that answer is gone), or nil (new).
+local function kept_answer(v, rk)
+  if not v then return nil end
+  local p = find(v, '\n', 1, true)
+  if not p then return nil end
+  local key = sub(v, 1, p - 1)
+  if type(rk) == 'number' then
+    local held = tonum(key)
+    if held == rk then return 'R' .. sub(v, p + 1) end
+    if held and held > rk then return 'Etoo_old' end
+    return nil
+  end
+  if key == rk then return 'R' .. sub(v, p + 1) end
+  return nil
+end
+
+local function keep_answer(rk, answer)
+  return tostr(rk) .. '\n' .. answer
 end
 
 -- A closing session: its fields, its hot state and its services by key.

@@ -4,18 +4,21 @@
 -- KEYS: 1 account hash, 2 identities, 3 session hash, 4 open-session set,
 -- 5 records stream, 6 notifications stream.
 -- ARGV[1]: one msgpack list, positional (ocs/store/calls.py pack_session):
--- now, request key, account, identity key, plan, create, supervision,
--- owner, attributes (msgpack), identities (msgpack), policy version, cause,
--- tax ppm, session id, thresholds (count, values), services (count, then
--- each as services_of in lib.lua reads it).
--- Replies: 'E' .. error code; 'R' .. a stored answer (a repeat, nothing
--- changed); or the answer: msgpack list (opened, then key, status,
--- granted, final, charged, shortfall per service).
+-- now, request key (an integer when numbered: layout.py "Answers"),
+-- account, identity key, plan, create, supervision, owner, attributes
+-- (msgpack), identities (msgpack), policy version, cause, tax ppm, session
+-- id, thresholds (count, values), services (count, then each as
+-- services_of in lib.lua reads it).
+-- Replies: 'E' .. error code (too_old: a numbered request older than the
+-- answers kept); 'R' .. a stored answer (a repeat, nothing changed); or
+-- the answer: msgpack list (opened, then key, status, granted, final,
+-- charged, shortfall per service).
 
 bind()
 local A = mp_unpack(ARGV[1])
 local now, rk, acct_id = A[1], A[2], A[3]
 local sup, owner, attrs, pv, sid = A[7], A[8], A[9], A[11], A[14]
+local afield = answer_field(rk)  -- where this request's answer is kept
 
 local bal, refused = load_account(KEYS[1], KEYS[2], A[4], A[5], now)
 if not bal then return 'E' .. refused end
@@ -34,15 +37,6 @@ local function current(st, may_create)
   return true
 end
 
--- A repeat of one of the newest four request keys (H[4..7]): its stored
--- answer, unchanged, or nil.
-local function repeated(H)
-  if not H then return nil end
-  local slot = (H[4] == rk and 1) or (H[5] == rk and 2) or (H[6] == rk and 3) or
-    (H[7] == rk and 4)
-  if not slot then return nil end
-  return 'R' .. call('HGET', KEYS[3], 'a' .. slot)
-end
 
 -- A service's name and ids, kept for its record (written once).
 local function static_of(o)
@@ -68,16 +62,11 @@ local function add_new(by_key)
   return new
 end
 
--- The new hot state: times, answers so far, the newest four request keys
--- with this one in the next slot, every service; and that slot.
+-- The new hot state: times, answers so far, every service.
 local function next_hot(H, by_key, deadline)
-  local q = H and H[3] or 0
-  local slot = q % 4 + 1
-  local NH = {now, deadline, q + 1, '', '', '', ''}
-  if H then NH[4], NH[5], NH[6], NH[7] = H[4], H[5], H[6], H[7] end
-  NH[3 + slot] = rk
-  encode_services(NH, 7, by_key)
-  return mp_pack(NH), slot
+  local NH = {now, deadline, (H and H[3] or 0) + 1}
+  encode_services(NH, HOT_SERVICES - 1, by_key)
+  return mp_pack(NH)
 end
 
 -- Low-balance / exhaustion events: the owner and attributes the session now has.
@@ -94,9 +83,9 @@ local function events(before, stored_owner, stored_attrs, limited)
 end
 
 -- The session fields an initiate or update reads: state, hot state, owner,
--- attributes.
+-- attributes, this request's answer slot.
 local function read_fields()
-  return call('HMGET', KEYS[3], 'st', 'h', 'o', 'at')
+  return call('HMGET', KEYS[3], 'st', 'h', 'o', 'at', afield)
 end
 
 -- Serve every service (usage, then a new reservation unless `deny`), keep
@@ -111,8 +100,7 @@ local function serve_and_keep(f, H, by_key, deny)
   local limited = serve(A, bal, svcs, by_key, H and H[1] or now, deny, true, out)
   local answer = mp_pack(out)
   events(before, f[3], f[4], limited)
-  local hot, slot = next_hot(H, by_key, now + sup)
-  local w = {'HSET', KEYS[3], 'h', hot, 'a' .. slot, answer}
+  local w = {'HSET', KEYS[3], 'h', next_hot(H, by_key, now + sup), afield, keep_answer(rk, answer)}
   local n = 6
   if new then
     for k, o in lnext, new do

@@ -4,7 +4,8 @@
 -- Unknown session: still charged and recorded when the caller allows it
 -- (RADIUS Stop without Start, standards §3.4), else UNKNOWN_SESSION.
 local f, H, by_key = read_closing(KEYS[3])
-local again = repeated(H)
+-- A repeat gets its stored answer; a number too old to tell, a refusal.
+local again = kept_answer(f[afield], rk)
 if again then return again end
 if not current(f.st, A[6] == 1) then return 'Eunknown_session' end
 local new = add_new(by_key)
@@ -24,9 +25,8 @@ write_record(KEYS[5], close_services(bal, f, by_key, statics), view, acct_id, si
   now, A[12], 'session', A[13])
 local answer = mp_pack(out)
 events(before, f.o, f.at, false)
--- Closed, the session keeps only what answers a repeat: the request keys
--- and the answers (its services' state went into the record).
-local hot, slot = next_hot(H, {}, now)
-mark_closed(KEYS[3], KEYS[4], sid, {'h', hot, 'a' .. slot, answer})
+-- Closed, the session keeps only what answers a repeat: its answers (its
+-- services' state went into the record).
+mark_closed(KEYS[3], KEYS[4], sid, {'h', next_hot(H, {}, now), afield, keep_answer(rk, answer)})
 save_balance(KEYS[1], bal)
 return answer

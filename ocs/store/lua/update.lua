@@ -5,7 +5,8 @@
 -- Interim without Start), else UNKNOWN_SESSION (standards §2.9).
 local f = read_fields()
 local H, by_key = decode_hot(f[2])
-local again = repeated(H)
+-- A repeat gets its stored answer; a number too old to tell, a refusal.
+local again = kept_answer(f[5], rk)
 if again then return again end
 if not current(f[1], A[6] == 1) then return 'Eunknown_session' end
 return serve_and_keep(f, H, by_key, blocked)

@@ -1,5 +1,5 @@
-"""The newest four answers of a session are kept: a repeat of any of them, in any order,
-gets its own answer again and changes nothing (the compact idempotency record of layout 2)."""
+"""The answers of a session are kept (a window of 64 numbers, ocs/store/layout.py "Answers"):
+a repeat of any of them, in any order, gets its own answer again and changes nothing."""
 
 from __future__ import annotations
 

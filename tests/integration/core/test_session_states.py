@@ -11,6 +11,7 @@ import pytest
 from ocs.accounts import Accounts
 from ocs.charging.api import ChargingService
 from ocs.charging.records import decode_record
+from ocs.store.layout import ANSWER_WINDOW
 from ocs.store.session_states import CLOSED_KEPT, TABLE, Event, Outcome, Row, State, read_state
 from ocs.vocabulary import errors
 from ocs.vocabulary.types import (
@@ -47,15 +48,21 @@ class Case:
         self.last: tuple[str, str] = ("", "")  # (op, request key) last answered
         self.first: ChargingAnswer | None = None
 
-    async def into(self, state: State) -> None:
+    async def into(self, state: State, past_window: bool = False) -> None:
+        """Drive the session into ``state``; ``past_window``: with request 0's
+        answer slot taken by a newer number (ANSWER_WINDOW) on the way."""
         c, s, ident = self.charging, self.session, self.acct.identity
         if state is State.IDLE:
             return
         self.first = await c.initiate(s, ident, ask(), request_key="0")
         self.last = ("initiate", "0")
+        n = 1
+        if past_window:
+            await c.update(s, str(ANSWER_WINDOW), ask(used=100))
+            n = ANSWER_WINDOW + 1
         if state is State.CLOSED:
-            self.first = await c.terminate(s, "1", ask(used=100))
-            self.last = ("terminate", "1")
+            self.first = await c.terminate(s, str(n), ask(used=100))
+            self.last = ("terminate", str(n))
 
     async def view(self) -> dict[str, Any]:
         shown = await self.accounts.show(self.acct.account_id)
@@ -82,6 +89,7 @@ class Case:
                 s, "5", ask(used=100), subscriber=ident
             ),
             Event.REPEAT: self._repeat,
+            Event.TOO_OLD: lambda: c.update(s, "0", ask(used=100)),
             Event.ABANDON: lambda: c.abandon(acct, s.session_id, TerminationCause.ABANDONED, FAR),
             Event.ABANDON_EARLY: lambda: c.abandon(acct, s.session_id, TerminationCause.ABANDONED),
             Event.CLOSE_FOR_OWNER: lambda: c.terminate_owner_sessions(
@@ -127,7 +135,7 @@ async def test_state_machine_row(
 ) -> None:
     """The row's event in the row's state has the row's outcome and leaves the row's next state."""
     case = Case(charging, accounts, await new_account(money=1_000_000))
-    await case.into(row.state)
+    await case.into(row.state, past_window=row.event is Event.TOO_OLD)
     assert await case.state() is row.state
     if row.blocked:
         await accounts.set_status(case.acct.account_id, "blocked")
@@ -145,6 +153,8 @@ async def test_state_machine_row(
         assert isinstance(error, errors.AccountBlocked) and unchanged
     elif outcome is Outcome.UNKNOWN_SESSION:
         assert isinstance(error, errors.UnknownSession) and unchanged
+    elif outcome is Outcome.REFUSED_TOO_OLD:
+        assert isinstance(error, errors.RequestTooOld) and unchanged
     else:
         assert error is None, error
     if outcome in (Outcome.RESERVED, Outcome.RESERVED_NEW):

@@ -285,20 +285,49 @@ async def test_stop_without_start_is_charged_and_recorded(
     assert rec.services[0].used == {"total_octets": 2_000}
 
 
+def totals(octets: int, seconds: int) -> ServiceRequest:
+    """A RADIUS-style report: cumulative octets and session time."""
+    return ServiceRequest(
+        DATA, Usage(), (UsedUnits(Usage(total_octets=octets, seconds=seconds), cumulative=True),)
+    )
+
+
 async def test_cumulative_counters_charge_deltas_and_a_lower_total_starts_an_epoch(
     charging: ChargingService, accounts: Accounts, new_account: NewAccount
 ) -> None:
-    """RADIUS-style totals: charge the difference; counters going down never credit (standards §3.4)."""
+    """RADIUS-style totals: charge the difference; a counter going down while time goes
+    on (a wrap without Gigawords) starts an epoch, never a credit (standards §3.4)."""
     acct = await new_account()
     s = SessionRef(unique_session())
     await charging.initiate(s, acct.identity, [ask(DATA, Usage())])
-    u1 = await charging.update(s, "a", [ask(DATA, Usage(), used=3_000, cumulative=True)])
-    u2 = await charging.update(s, "b", [ask(DATA, Usage(), used=5_000, cumulative=True)])
-    u3 = await charging.update(s, "c", [ask(DATA, Usage(), used=1_000, cumulative=True)])
+    u1 = await charging.update(s, "a", [totals(3_000, 60)])
+    u2 = await charging.update(s, "b", [totals(5_000, 120)])
+    u3 = await charging.update(s, "c", [totals(1_000, 180)])
     assert [u.services[0].charged for u in (u1, u2, u3)] == [30, 20, 10]
-    await charging.terminate(s, "d", [ask(DATA, used=1_000, cumulative=True)])
+    await charging.terminate(s, "d", [totals(1_000, 200)])
     (rec,) = await records_of(charging, acct.account_id)
-    assert rec.services[0].used == {"total_octets": 6_000} and rec.charged == 60
+    assert rec.services[0].used == {"total_octets": 6_000, "seconds": 200}
+    assert rec.charged == 60
+
+
+async def test_an_older_record_with_lower_totals_charges_nothing(
+    charging: ChargingService, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """An Interim delayed past a newer one (every total at or below the counted ones):
+    charged nothing, counters kept, so the next report charges only its difference."""
+    acct = await new_account()
+    s = SessionRef(unique_session())
+    await charging.initiate(s, acct.identity, [ask(DATA, Usage())])
+    await charging.update(s, "a", [totals(5_000, 120)])
+    late = await charging.update(s, "b", [totals(3_000, 60)])
+    assert late.services[0].charged == 0 and not late.replayed
+    assert (await money(accounts, acct.account_id))[0] == 1_000_000 - 50
+    nxt = await charging.update(s, "c", [totals(6_000, 180)])
+    assert nxt.services[0].charged == 10
+    await charging.terminate(s, "d", [totals(6_000, 200)])
+    (rec,) = await records_of(charging, acct.account_id)
+    assert rec.services[0].used == {"total_octets": 6_000, "seconds": 200}
+    assert rec.charged == 60
 
 
 async def test_blocked_account_cannot_start_and_live_session_is_denied_but_debited(

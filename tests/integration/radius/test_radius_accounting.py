@@ -196,15 +196,89 @@ async def test_counters_going_down_start_a_new_epoch_and_never_credit(
     accounts: Accounts,
     new_account: NewAccount,
 ) -> None:
-    """standards §3.4: a lower total (32-bit wrap without Gigawords) is charged from zero."""
+    """standards §3.4: a lower total while time goes on (32-bit wrap without Gigawords)
+    is charged from zero."""
     a = await new_account(money=1_000_000)
     user, sid = a.identity.value, acct_session()
     await exchange(nas, server, acct(user, sid, "Start", 1))
-    await exchange(nas, server, acct(user, sid, "Interim-Update", 2, Acct_Input_Octets=5000))
+    await exchange(
+        nas,
+        server,
+        acct(user, sid, "Interim-Update", 2, Acct_Input_Octets=5000, Acct_Session_Time=60),
+    )
     assert (await money(accounts, a.account_id))[0] == 1_000_000 - 50
-    await exchange(nas, server, acct(user, sid, "Interim-Update", 3, Acct_Input_Octets=2000))
+    await exchange(
+        nas,
+        server,
+        acct(user, sid, "Interim-Update", 3, Acct_Input_Octets=2000, Acct_Session_Time=120),
+    )
     # Not a credit of 30: a new epoch, its 2000 octets charged from zero (2 blocks).
     assert (await money(accounts, a.account_id))[0] == 1_000_000 - 50 - 20
+
+
+def interim(user: str, sid: str, ident: int, k: int) -> rp.AcctPacket:
+    """The k-th Interim of a session: 1000 octets and 60 s more than the one before."""
+    return acct(
+        user, sid, "Interim-Update", ident, Acct_Input_Octets=1000 * k, Acct_Session_Time=60 * k
+    )
+
+
+async def test_interim_resent_after_newer_ones_charges_nothing(
+    server: Server,
+    nas: Nas,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.4: a NAS re-sends Interim 1 (new Identifier) after Interims 2..8: no charge."""
+    a = await new_account(money=1_000_000)
+    user, sid = a.identity.value, acct_session()
+    await exchange(nas, server, acct(user, sid, "Start", 1))
+    for k in range(1, 9):
+        assert await exchange(nas, server, interim(user, sid, 1 + k, k))
+    assert (await money(accounts, a.account_id))[0] == 1_000_000 - 80
+    assert await exchange(nas, server, interim(user, sid, 20, 1))
+    assert (await money(accounts, a.account_id))[0] == 1_000_000 - 80
+
+
+async def test_interim_delayed_past_a_newer_one_charges_nothing(
+    server: Server,
+    nas: Nas,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.4: Interim 2 arrives after Interim 3 (never seen before): its lower totals
+    charge nothing, and the Stop charges only what is past Interim 3."""
+    a = await new_account(money=1_000_000)
+    user, sid = a.identity.value, acct_session()
+    await exchange(nas, server, acct(user, sid, "Start", 1))
+    assert await exchange(nas, server, interim(user, sid, 2, 3))
+    assert await exchange(nas, server, interim(user, sid, 3, 2))
+    assert (await money(accounts, a.account_id))[0] == 1_000_000 - 30
+    stop = acct(user, sid, "Stop", 4, Acct_Input_Octets=4000, Acct_Session_Time=240)
+    assert await exchange(nas, server, stop)
+    assert await money(accounts, a.account_id) == (1_000_000 - 40, 0)
+
+
+async def test_stop_resent_after_newer_records_charges_nothing(
+    server: Server,
+    nas: Nas,
+    charging: ChargingService,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """standards §3.4: the Stop re-sent (new Identifier) after the close: no charge, one record."""
+    a = await new_account(money=1_000_000)
+    user, sid = a.identity.value, acct_session()
+    await exchange(nas, server, acct(user, sid, "Start", 1))
+    for k in range(1, 7):
+        assert await exchange(nas, server, interim(user, sid, 1 + k, k))
+    stop = dict(Acct_Input_Octets=7000, Acct_Session_Time=420)
+    assert await exchange(nas, server, acct(user, sid, "Stop", 10, **stop))
+    assert await money(accounts, a.account_id) == (1_000_000 - 70, 0)
+    for ident in (11, 12):
+        await exchange(nas, server, acct(user, sid, "Stop", ident, Acct_Delay_Time=ident, **stop))
+    assert await money(accounts, a.account_id) == (1_000_000 - 70, 0)
+    assert len(await records_of(charging, a.account_id)) == 1
 
 
 async def test_stop_without_start_is_charged_and_recorded(
