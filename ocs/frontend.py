@@ -86,7 +86,9 @@ async def follow_notifications(
 ) -> None:
     """Hand every push notification to ``handle`` until cancelled. The subscription
     rides out Redis outages itself; anything else that ends it (``handle`` raising
-    included) goes to ``on_lost`` and the subscription is taken again after ``delay``."""
+    included) goes to ``on_lost`` and the subscription is taken again after ``delay``.
+    A cancellation that the subscription swallowed, or turned into an error of its own
+    (a Redis read cancelled mid-way ends with a TimeoutError), ends it all the same."""
     while True:
         try:
             async for note in charging.notifications():
@@ -94,8 +96,18 @@ async def follow_notifications(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if _cancelling():
+                return
             on_lost(exc)
+        if _cancelling():
+            return
         await asyncio.sleep(delay)
+
+
+def _cancelling() -> bool:
+    """Whether the running task has been asked to stop (and has not taken it back)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def bound_addresses(servers: Iterable[asyncio.Server]) -> list[tuple[str, int]]:

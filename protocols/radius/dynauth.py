@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from ocs.charging.port import ChargingApi
+from ocs.frontend import follow_notifications
 from ocs.vocabulary.errors import ChargingError
 from ocs.vocabulary.types import (
     Notification,
@@ -58,6 +59,8 @@ from protocols.radius.sessions import LiveSessions
 from protocols.radius.settings import ClientConfig, RadiusConfig
 
 log = structlog.get_logger("ocs.radius.dae")
+
+RESUBSCRIBE_DELAY = 1.0  # seconds before following the pushes again after a lost subscription
 
 DISCONNECT_KINDS = {
     NotificationKind.BLOCKED: TerminationCause.ADMIN,
@@ -99,13 +102,20 @@ class DynAuth:
         self._spawn(self.disconnect(session.session_id, session.owner, session.attributes, cause))
 
     async def consume(self) -> None:
-        """Push for every RADIUS session the core notifies about (until cancelled or
-        closed: a subscription that swallows the cancellation still stops here)."""
-        async for note in self._charging.notifications():
-            if self._closed:
-                return
-            if note.owner.startswith(ss.OWNER_PREFIX):
-                self._spawn(self.on_notification(note))
+        """Push for every RADIUS session the core notifies about, until cancelled. A
+        subscription that ends otherwise (an entry that does not decode, a Redis error
+        that is not an outage) is logged and taken again, as the Diameter and Nchf
+        front ends do: one bad notification never stops the Disconnects that follow."""
+
+        def lost(exc: Exception) -> None:
+            log.warning("radius_dae_subscription_lost", error=repr(exc))
+
+        await follow_notifications(self._charging, self._route, lost, RESUBSCRIBE_DELAY)
+
+    def _route(self, note: Notification) -> None:
+        """Act on the notifications of RADIUS-owned sessions (nothing once closed)."""
+        if note.owner.startswith(ss.OWNER_PREFIX):
+            self._spawn(self.on_notification(note))
 
     async def on_notification(self, note: Notification) -> DaeReply | None:
         if not self._enabled:  # a top-up would reserve a grant nobody is told about

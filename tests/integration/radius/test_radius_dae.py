@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+import msgpack
 import structlog.testing
 from pyrad import packet as rp
 
 from ocs.accounts import Accounts, BucketSpec
 from ocs.charging.api import ChargingService
+from ocs.store.keys import notifications_stream
 from ocs.vocabulary.types import TerminationCause, UnitType
 from protocols.radius import metrics as m
 from protocols.radius import sessions as ss
@@ -248,3 +250,32 @@ async def test_a_push_that_cannot_be_sent_is_counted_and_logged(
     ]
     assert "253" in failed[0]["error"]
     assert len(dae.raw) == received
+
+
+async def test_disconnects_go_on_after_a_notification_that_does_not_decode(
+    server: Server,
+    nas: Nas,
+    dae: DaeListener,
+    charging: ChargingService,
+    accounts: Accounts,
+    new_account: NewAccount,
+) -> None:
+    """A notifications-stream entry that is not a notification (msgpack of a list: the
+    decoder raises AttributeError) ends the subscription once; the consumer takes it
+    again, and blocking another account still sends its Disconnect-Request to the NAS
+    (it used to stop pushing for the rest of the worker's life)."""
+    first, second = await new_account(money=1_000_000), await new_account(money=1_000_000)
+    sid_first, sid_second = acct_session(), acct_session()
+    assert await exchange(nas, server, acct(first.identity.value, sid_first, "Start", 1))
+    assert await exchange(nas, server, acct(second.identity.value, sid_second, "Start", 1))
+    # The consumer is following: the first block is heard.
+    heard = await until_pushed(dae, lambda: accounts.set_status(first.account_id, "blocked"))
+    assert heard["Acct-Session-Id"] == [sid_first]
+    await server.frontend.dynauth.drain(2)
+    dae.received.clear()
+    with structlog.testing.capture_logs() as logs:
+        await charging.redis.xadd(notifications_stream(0), {"n": msgpack.packb([1, 2])})
+        req = await until_pushed(dae, lambda: accounts.set_status(second.account_id, "blocked"))
+    assert req.code == rp.DisconnectRequest
+    assert req["Acct-Session-Id"] == [sid_second]
+    assert "radius_dae_subscription_lost" in [e["event"] for e in logs]
