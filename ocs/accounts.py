@@ -19,6 +19,7 @@ answers the first reply with ``dup`` set and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 import uuid
@@ -179,9 +180,9 @@ class Accounts:
         if not identities:
             raise AccountError("an account needs at least one identity")
         acct = account_id or (id_for_reference(ref) if ref else uuid.uuid4().hex[:16])
+        keys = self.keys(acct)
         async with storage_errors():
             claimed = await self._claim(identities, acct)
-            keys = self.keys(acct)
             request = {
                 "now": int(time.time()),
                 "acct": acct,
@@ -193,33 +194,62 @@ class Accounts:
                 "ref": ref,
                 "au": (actor or Actor.system()).to_lua(),
             }
-            reply = _decode(
-                await self.scripts.create(
-                    keys=[keys.account, keys.ids, keys.ref(ref), keys.audit],
-                    args=[_pack(request)],
+            try:
+                reply = _decode(
+                    await self.scripts.create(
+                        keys=[keys.account, keys.ids, keys.ref(ref), keys.audit],
+                        args=[_pack(request)],
+                    )
                 )
-            )
+            except BaseException:
+                # Made or not (a lost reply)? What the account holds stays.
+                await asyncio.shield(self._let_go(claimed, acct))
+                raise
             if reply.get("e") == "exists":
-                for key in claimed:
-                    await self.redis.delete(key)
+                # Another create made this account first (a concurrent one of the
+                # same id, or an earlier one): its identities are its own.
+                await self._let_go(claimed, acct)
                 raise Conflict(f"account {acct} already exists")
             await self.redis.sadd(ACCOUNTS_INDEX, acct)
         return Created(acct, bool(reply.get("dup")))
 
     async def _claim(self, identities: Sequence[Identity], acct: str) -> list[str]:
-        """Point every identity at ``acct`` (those already pointing there count:
-        a repeat after a crash); returns the index keys this call set."""
+        """Point every identity at ``acct``; returns the identity keys this call
+        claimed (one already pointing there is not: a concurrent create of the
+        same account, or a repeat after a crash). A taken identity lets go of
+        the claimed ones and raises Conflict.
+
+        Each identity index is a slot of its own, so no one script can claim
+        them all on a cluster: they are claimed one by one (claim.lua), in the
+        order of their keys, so two creates sharing identities meet at the
+        first shared one and only one goes past it (claimed in the caller's
+        order, [x, y] and [y, x] could each take one and both fail)."""
         claimed: list[str] = []
-        for ident in identities:
-            index = identity_index(ident.key())
-            if await self.redis.set(index, acct, nx=True):
-                claimed.append(index)
-                continue
-            if await self.redis.get(index) != acct.encode():
-                for key in claimed:
-                    await self.redis.delete(key)
-                raise Conflict(f"identity {ident.key()} already belongs to an account")
+        try:
+            for key in sorted({i.key() for i in identities}):
+                got = text(
+                    await self.scripts.claim(keys=[identity_index(key)], args=[acct, "claim"])
+                )
+                if got == "new":
+                    claimed.append(key)
+                elif got != "ours":
+                    raise Conflict(f"identity {key} already belongs to an account")
+        except BaseException:
+            await asyncio.shield(self._release(claimed, acct))
+            raise
         return claimed
+
+    async def _let_go(self, claimed: Sequence[str], acct: str) -> None:
+        """Release the claimed identities that the account ``acct`` does not
+        hold (none if it does not exist): a create that did not make it."""
+        held = {text(i) for i in await self.redis.smembers(self.keys(acct).ids)}
+        await self._release([k for k in claimed if k not in held], acct)
+
+    async def _release(self, identity_keys: Sequence[str], acct: str) -> None:
+        """Free each identity while its index still names ``acct`` (compare and
+        delete: never another account's)."""
+        for key in identity_keys:
+            await self.scripts.claim(keys=[identity_index(key)], args=[acct, "release"])
 
     async def resolve(self, ref: str) -> str:
         """An account id from an id or an identity (``e164:336...``)."""
@@ -328,10 +358,8 @@ class Accounts:
             if reply.get("e") == "user_unknown":
                 raise UserUnknown(f"no account {account_id}")
             if status == "deleted" and not reply.get("dup"):
-                for ident in await self.redis.smembers(keys.ids):
-                    index = identity_index(text(ident))
-                    if await self.redis.get(index) == account_id.encode():
-                        await self.redis.delete(index)
+                held = [text(i) for i in await self.redis.smembers(keys.ids)]
+                await self._release(held, account_id)
                 await self.redis.srem(ACCOUNTS_INDEX, account_id)
         return reply
 
@@ -391,8 +419,7 @@ class Accounts:
             )
         except BaseException:
             async with storage_errors():
-                for key in claimed:
-                    await self.redis.delete(key)
+                await asyncio.shield(self._let_go(claimed, account_id))
             raise
         if reply.get("e") == "present":
             raise Conflict(f"account {account_id} already has identity {ident.key()}")
@@ -412,9 +439,7 @@ class Accounts:
         if reply.get("e") == "last_identity":
             raise Conflict(f"{ident.key()} is the last identity of account {account_id}")
         async with storage_errors():
-            index = identity_index(ident.key())
-            if await self.redis.get(index) == account_id.encode():
-                await self.redis.delete(index)
+            await self._release([ident.key()], account_id)
         return reply
 
     @staticmethod

@@ -43,6 +43,7 @@ _PARTS: dict[str, tuple[str, ...]] = {
     "expire": ("lib", "audit", "expire"),
     "kick": ("lib", "audit", "kick"),
     "snapshot": ("lib", "audit", "snapshot"),  # read-only: the account statement's anchor
+    "claim": ("claim",),  # one identity index (its own slot): claim or let go
 }
 
 
@@ -69,6 +70,7 @@ class Scripts:
     expire: AsyncScript
     kick: AsyncScript
     snapshot: AsyncScript
+    claim: AsyncScript
 
     def all(self) -> list[AsyncScript]:
         return [getattr(self, name) for name in _PARTS]
