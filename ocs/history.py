@@ -72,17 +72,24 @@ async def scan(
 
     ``start`` may be exclusive (``(id``). ScanLimit past ``scan_limit`` entries read."""
     read = 0
-    while True:
-        async with storage_errors():
-            items: Any = await client.xrange(stream, min=start, max=end, count=CHUNK)
+    async for items in _chunks(client, stream, start, end):
         for entry_id, fields in items:
             read += 1
             if any(needle in v for v in fields.values()):
                 yield text(entry_id), fields
+        if len(items) == CHUNK and read >= scan_limit:
+            raise ScanLimit(f"more than {scan_limit} entries of {stream} in the window")
+
+
+async def _chunks(client: Store, stream: str, start: str, end: str) -> AsyncIterator[Any]:
+    """``stream``'s entries in [start, end], oldest first, :data:`CHUNK` a read; the
+    last chunk is the one shorter than that. ``start`` may be exclusive (``(id``)."""
+    while True:
+        async with storage_errors():
+            items: Any = await client.xrange(stream, min=start, max=end, count=CHUNK)
+        yield items
         if len(items) < CHUNK:
             return
-        if read >= scan_limit:
-            raise ScanLimit(f"more than {scan_limit} entries of {stream} in the window")
         start = f"({text(items[-1][0])}"
 
 
@@ -110,9 +117,7 @@ async def records_page(
     out: list[tuple[str, ChargedRecord]] = []
     needle = account_id.encode()
     read = 0
-    while True:
-        async with storage_errors():
-            items: Any = await client.xrange(stream, min=start, max=end, count=CHUNK)
+    async for items in _chunks(client, stream, start, end):
         for entry_id, fields in items:
             read += 1
             raw = fields.get(RECORD_FIELD)
@@ -126,11 +131,9 @@ async def records_page(
                 out.append((text(entry_id), rec))
                 if len(out) >= limit:
                     return RecordsPage(out, text(entry_id))
-        if len(items) < CHUNK:
-            return RecordsPage(out, None)
-        start = f"({text(items[-1][0])}"
-        if read >= scan_limit:
+        if len(items) == CHUNK and read >= scan_limit:
             return RecordsPage(out, text(items[-1][0]))
+    return RecordsPage(out, None)
 
 
 async def account_records(
@@ -143,10 +146,9 @@ async def account_records(
 ) -> list[tuple[str, ChargedRecord]]:
     """Every charged record of the account from ``since_ms`` through entry id ``through``."""
     stream = records_stream(partition_of(account_id, partitions))
-    await check_retained(client, stream, since_ms)
     out = []
-    async for entry_id, fields in scan(
-        client, stream, f"{since_ms}-0", through, account_id.encode(), scan_limit
+    async for entry_id, fields in _mentions(
+        client, stream, account_id, since_ms, through, scan_limit
     ):
         try:
             rec = decode_record(fields[RECORD_FIELD])
@@ -167,11 +169,9 @@ async def account_audit(
 ) -> list[AuditEntry]:
     """Every audit entry of the account from ``since_ms`` through entry id ``through``."""
     p = partition_of(account_id, partitions)
-    stream = audit_stream(p)
-    await check_retained(client, stream, since_ms)
     out = []
-    async for entry_id, fields in scan(
-        client, stream, f"{since_ms}-0", through, account_id.encode(), scan_limit
+    async for entry_id, fields in _mentions(
+        client, audit_stream(p), account_id, since_ms, through, scan_limit
     ):
         try:
             entry = decode_audit(entry_id, p, fields[AUDIT_FIELD])
@@ -180,3 +180,15 @@ async def account_audit(
         if entry.account == account_id:
             out.append(entry)
     return out
+
+
+async def _mentions(
+    client: Store, stream: str, account_id: str, since_ms: int, through: str, scan_limit: int
+) -> AsyncIterator[tuple[str, dict[bytes, bytes]]]:
+    """The entries of ``stream`` from ``since_ms`` through entry id ``through`` that name
+    the account (to be decoded and checked); Trimmed first when that start is gone."""
+    await check_retained(client, stream, since_ms)
+    async for item in scan(
+        client, stream, f"{since_ms}-0", through, account_id.encode(), scan_limit
+    ):
+        yield item

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ocs.frontend import Listener
+from ocs.processes import pid_alive
 
 LOCK_NAME = "serve.lock"
 
@@ -97,7 +98,7 @@ class NodeLock:
             holder = _read_pid(fd)
             os.close(fd)
             who = f"pid {holder}" if holder else "another process"
-            if holder and not _alive(holder):
+            if holder and not pid_alive(holder):
                 who = f"workers of pid {holder}, which died"
             raise NodeConflict(
                 f"redis.data_dir {self.path.parent}: another ocs serve ({who}) is running "
@@ -119,13 +120,3 @@ def _read_pid(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).split()[0])
     except (OSError, ValueError, IndexError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

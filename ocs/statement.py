@@ -75,20 +75,26 @@ def record_line(entry_id: str, rec: ChargedRecord) -> Line:
         "record",
         rec.kind,
         -rec.charged,
-        {
-            "record_id": rec.record_id,
-            "session": rec.session,
-            "cause": rec.cause,
-            "start": rec.start,
-            "end": rec.end,
-            "charged": rec.charged,
-            "tax": rec.tax,
-            "services": [
-                {"service": s.service, "name": s.name, "used": s.used, "charged": s.charged}
-                for s in rec.services
-            ],
-        },
+        record_detail(rec),
     )
+
+
+def record_detail(rec: ChargedRecord) -> dict[str, Any]:
+    """What a statement line (and ``ocs account records --json``) shows of a charged
+    record: integers, each service's usage and charge."""
+    return {
+        "record_id": rec.record_id,
+        "session": rec.session,
+        "cause": rec.cause,
+        "start": rec.start,
+        "end": rec.end,
+        "charged": rec.charged,
+        "tax": rec.tax,
+        "services": [
+            {"service": s.service, "name": s.name, "used": s.used, "charged": s.charged}
+            for s in rec.services
+        ],
+    }
 
 
 def audit_line(entry: AuditEntry) -> Line:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ocs.cli import human, values
-from ocs.cli.common import already, display_zone, fail, run_with_store
+from ocs.cli.common import already, display_zone, fail, run_change, run_with_store
 from ocs.cli.history_cmd import history, records, sessions, statement, terminate
 from ocs.cli.import_cmd import import_accounts
 from ocs.vocabulary.types import Identity, NotificationKind, UnitType
@@ -326,21 +326,18 @@ def expire(
     from ocs.audit import Actor
 
     zone = display_zone(obj)
-
-    async def go(accounts: Accounts) -> None:
-        acct = await accounts.resolve(ref)
-        reply = await accounts.expire_bucket(
+    run_change(
+        obj,
+        ref,
+        change_ref,
+        lambda accounts, acct: accounts.expire_bucket(
             acct, bucket, at, actor=Actor.cli(reason), ref=change_ref
-        )
-        if reply.get("dup"):
-            click.echo(already(change_ref))
-            return
-        click.echo(
+        ),
+        lambda reply: (
             f"bucket {bucket} expires {human.when(int(reply['exp']), zone)}; "
             f"{reply.get('sessions', 0)} live session(s) notified"
-        )
-
-    run_with_store(obj, go)
+        ),
+    )
 
 
 def _status_command(name: str, status: str, help_text: str) -> None:
@@ -352,17 +349,15 @@ def _status_command(name: str, status: str, help_text: str) -> None:
     def cmd(obj: dict[str, Any], ref: str, reason: str, change_ref: str) -> None:
         from ocs.audit import Actor
 
-        async def go(accounts: Accounts) -> None:
-            acct = await accounts.resolve(ref)
-            reply = await accounts.change_status(
+        run_change(
+            obj,
+            ref,
+            change_ref,
+            lambda accounts, acct: accounts.change_status(
                 acct, status, actor=Actor.cli(reason), ref=change_ref
-            )
-            if reply.get("dup"):
-                click.echo(already(change_ref))
-                return
-            click.echo(f"{status}; {reply.get('sessions', 0)} live session(s) notified")
-
-        run_with_store(obj, go)
+            ),
+            lambda reply: f"{status}; {reply.get('sessions', 0)} live session(s) notified",
+        )
 
 
 _status_command(
@@ -428,16 +423,12 @@ def _identity_command(name: str, remove: bool, help_text: str) -> None:
     ) -> None:
         from ocs.audit import Actor
 
-        async def go(accounts: Accounts) -> None:
-            acct = await accounts.resolve(ref)
-            call = accounts.remove_identity if remove else accounts.add_identity
-            reply = await call(acct, identity, actor=Actor.cli(reason), ref=change_ref)
-            if reply.get("dup"):
-                click.echo(already(change_ref))
-                return
-            click.echo(f"{'removed' if remove else 'added'} {identity.key()}")
+        def call(accounts: Accounts, acct: str) -> Awaitable[dict[str, Any]]:
+            change = accounts.remove_identity if remove else accounts.add_identity
+            return change(acct, identity, actor=Actor.cli(reason), ref=change_ref)
 
-        run_with_store(obj, go)
+        done = f"{'removed' if remove else 'added'} {identity.key()}"
+        run_change(obj, ref, change_ref, call, lambda _: done)
 
 
 _identity_command("add", False, "Give the account IDENTITY (it must be free).")

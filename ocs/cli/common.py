@@ -111,6 +111,24 @@ def already(ref: str) -> str:
     return f"already applied (--ref {ref}): nothing changed"
 
 
+def run_change(
+    obj: dict[str, Any],
+    ref: str,
+    change_ref: str,
+    change: Callable[[Accounts, str], Awaitable[dict[str, Any]]],
+    done: Callable[[dict[str, Any]], str],
+) -> None:
+    """One audited change of the account REF names: ``change(accounts, account_id)``
+    returns the script's reply; prints ``done(reply)``, or :func:`already` when the
+    reference was applied before (the reply says ``dup``: nothing changed)."""
+
+    async def go(accounts: Accounts) -> None:
+        reply = await change(accounts, await accounts.resolve(ref))
+        click.echo(already(change_ref) if reply.get("dup") else done(reply))
+
+    run_with_store(obj, go)
+
+
 def run_with_client(
     obj: dict[str, Any], action: Callable[[Store], Awaitable[None]], command: str
 ) -> None:

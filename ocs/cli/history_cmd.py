@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ocs.cli import human, values
-from ocs.cli.common import already, display_zone, fail, run_with_store
+from ocs.cli.common import display_zone, fail, run_change, run_with_store
 
 if TYPE_CHECKING:
     from ocs.accounts import Accounts
@@ -193,6 +193,7 @@ def records(
 ) -> None:
     """Charged records of an account (sessions, direct debits, refunds), oldest first."""
     from ocs.history import Trimmed, records_page
+    from ocs.statement import record_detail
 
     from_ms, to_ms = _window(since, until, 7)
     zone = display_zone(obj)
@@ -209,20 +210,10 @@ def records(
             if as_json:
                 view = {
                     "entry_id": entry_id,
-                    "record_id": rec.record_id,
                     "kind": rec.kind,
-                    "session": rec.session,
-                    "start": rec.start,
-                    "end": rec.end,
-                    "cause": rec.cause,
                     "currency": rec.currency,
-                    "charged": rec.charged,
-                    "tax": rec.tax,
                     "net": rec.net,
-                    "services": [
-                        {"service": s.service, "name": s.name, "used": s.used, "charged": s.charged}
-                        for s in rec.services
-                    ],
+                    **record_detail(rec),
                 }
                 click.echo(json.dumps(view, sort_keys=True))
                 continue
@@ -293,14 +284,12 @@ def terminate(obj: dict[str, Any], ref: str, session: str, reason: str, change_r
     if not session or len(session) > 1024 or not session.isprintable():
         raise click.BadParameter(f"{session[:40]!r}: expected a session id", param_hint="SESSION")
 
-    async def go(accounts: Accounts) -> None:
-        acct = await accounts.resolve(ref)
-        reply = await accounts.terminate_session(
+    run_change(
+        obj,
+        ref,
+        change_ref,
+        lambda accounts, acct: accounts.terminate_session(
             acct, session, actor=Actor.cli(reason), ref=change_ref
-        )
-        if reply.get("dup"):
-            click.echo(already(change_ref))
-            return
-        click.echo(f"asked {reply.get('owner')} to end {session}")
-
-    run_with_store(obj, go)
+        ),
+        lambda reply: f"asked {reply.get('owner')} to end {session}",
+    )

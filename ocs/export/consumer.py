@@ -13,6 +13,8 @@ import os
 import secrets
 import socket
 
+from ocs.processes import pid_alive
+
 
 def new_consumer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -25,16 +27,6 @@ def staging_token(consumer: str) -> str:
 
 def consumer_of_token(token: str) -> str:
     return token.replace("+", ":")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def is_dead_local(consumer: str) -> bool:

@@ -84,6 +84,7 @@ from redis.retry import Retry
 
 from ocs.metrics import EMBEDDED_REDIS_RESTARTS
 from ocs.pdeathsig import die_with_parent
+from ocs.processes import pid_alive
 
 if TYPE_CHECKING:
     from ocs.config import Config
@@ -150,12 +151,8 @@ def _read_pid(path: Path) -> int | None:
 
 def _alive(pid: int) -> bool:
     """Is ``pid`` a running (not zombie) process?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True  # exists, owned by someone else
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
