@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo
 
 import click
@@ -104,6 +105,20 @@ def display_zone(obj: dict[str, Any]) -> ZoneInfo:
         return ZoneInfo(load_policies(config.path(config.policies.dir)).timezone)
     except (PolicyError, OSError, ValueError):
         return ZoneInfo("UTC")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def pid_file_option(whose: str) -> Callable[[F], F]:
+    """``--pid-file``: where a long-running command writes ``whose`` pid while it runs
+    (for systemd's PIDFile= and sysvinit scripts; see :mod:`ocs.service_manager`)."""
+    return click.option(
+        "--pid-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help=f"write {whose} pid here while it runs (systemd PIDFile=, sysvinit)",
+    )
 
 
 def already(ref: str) -> str:

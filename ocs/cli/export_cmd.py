@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ocs.cli.common import OneLineGroup, fail, one_line
+from ocs.cli.common import OneLineGroup, fail, one_line, pid_file_option
 
 if TYPE_CHECKING:  # the rest is imported when a command runs (see ocs.cli.main)
     from ocs.config import Config
@@ -141,12 +141,7 @@ def _serve_http(host: str, port: int, details: bool, stack: ExitStack) -> None:
     help="overrides export.output_dir",
 )
 @click.option("--once", is_flag=True, help="drain the streams, close complete periods, exit")
-@click.option(
-    "--pid-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="write the exporter's pid here while it runs (systemd PIDFile=, sysvinit)",
-)
+@pid_file_option("the exporter's")
 @click.pass_context
 def export_cli(
     ctx: click.Context,

@@ -20,7 +20,7 @@ import click
 from ocs import __version__
 from ocs.cli.account_cmd import account_cli
 from ocs.cli.admin_cmd import admin_cli
-from ocs.cli.common import OneLineGroup, fail
+from ocs.cli.common import OneLineGroup, fail, pid_file_option
 from ocs.cli.export_cmd import export_cli
 from ocs.cli.plan_cmd import plan_cli
 from ocs.cli.policy_cmd import policy_cli
@@ -106,12 +106,7 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 @click.option("--workers", type=int, default=None, help="worker processes (default: config)")
 @click.option("--worker-index", type=int, default=None, hidden=True)
 @click.option("--node-start", type=int, default=None, hidden=True)
-@click.option(
-    "--pid-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="write the node's pid here while it runs (systemd PIDFile=, sysvinit)",
-)
+@pid_file_option("the node's")
 @click.pass_obj
 def serve(
     obj: dict[str, Any],

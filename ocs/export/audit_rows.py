@@ -20,7 +20,7 @@ from typing import Any
 from ocs.audit import AuditEntry
 from ocs.export.money import decimal_string, to_minor
 from ocs.export.periods import iso_local
-from ocs.export.rows import Row, RowStyle
+from ocs.export.rows import Row, RowStyle, coerce_columns
 
 AUDIT_COLUMNS: dict[str, type] = {
     "entry_id": str,
@@ -87,11 +87,7 @@ def audit_rows(entry_id: str, partition: int, entry: AuditEntry, style: RowStyle
 
 def coerce_audit_row(raw: Mapping[str, Any]) -> Row:
     """A row read back from CSV or JSON, with the declared column types."""
-    if set(raw) != set(AUDIT_COLUMNS):
-        missing = sorted(set(AUDIT_COLUMNS) - set(raw))
-        extra = sorted(set(raw) - set(AUDIT_COLUMNS))
-        raise ValueError(f"audit columns differ: missing {missing}, unexpected {extra}")
-    return {name: kind(raw[name]) for name, kind in AUDIT_COLUMNS.items()}
+    return coerce_columns(raw, AUDIT_COLUMNS, "audit")
 
 
 def audit_totals(rows: Iterable[Row]) -> dict[str, Any]:

@@ -143,8 +143,14 @@ def _row(common: Row, svc: ServiceCharge | None, gross: int, tax: int, exponent:
 
 def coerce_row(raw: Mapping[str, Any]) -> Row:
     """A row read back from CSV or JSON, with the declared column types."""
-    if set(raw) != set(COLUMNS):
-        missing = sorted(set(COLUMNS) - set(raw))
-        extra = sorted(set(raw) - set(COLUMNS))
-        raise ValueError(f"row columns differ: missing {missing}, unexpected {extra}")
-    return {name: kind(raw[name]) for name, kind in COLUMNS.items()}
+    return coerce_columns(raw, COLUMNS, "row")
+
+
+def coerce_columns(raw: Mapping[str, Any], columns: Mapping[str, type], what: str) -> Row:
+    """``raw`` with each of ``columns`` turned to its declared type; ValueError naming
+    the missing and unexpected columns (``what columns differ``) when they differ."""
+    if set(raw) != set(columns):
+        missing = sorted(set(columns) - set(raw))
+        extra = sorted(set(raw) - set(columns))
+        raise ValueError(f"{what} columns differ: missing {missing}, unexpected {extra}")
+    return {name: kind(raw[name]) for name, kind in columns.items()}

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
@@ -231,19 +232,11 @@ def _check_batch(bdir: Path, report: Report) -> list[Row] | None:
     if meta is None:
         return None
     report.batches += 1
-    versions: list[list[Row]] = []
-    for fname, info in meta["files"].items():
-        if not _check_file(bdir, fname, info, where, report):
-            continue
-        try:
-            versions.append(read_rows(bdir / fname))
-        except _ROW_ERRORS as exc:
-            report.problems.append(f"{where}/{fname}: unreadable rows: {exc}")
-    if not versions:
+    # Lazy: each file is checked just before it is read, as the report lists them.
+    files = (f for f, info in meta["files"].items() if _check_file(bdir, f, info, where, report))
+    rows = _same_versions(where, bdir, files, report, read_rows, "")
+    if rows is None:
         return None
-    rows = versions[0]
-    if any(v != rows for v in versions[1:]):
-        report.problems.append(f"{where}: the formats hold different rows")
     ordered = sorted(meta["entries"], key=id_key)
     name = BatchName.parse(bdir.name)
     if name is None or (name.partition, name.first, name.last) != (
@@ -349,17 +342,26 @@ def _audit_seen(where: str, rows: list[Row], seen: dict[tuple[int, str], str], r
         r.audit_entries += 1
 
 
-def _same_versions(where: str, folder: Path, names: list[str], report: Report) -> list[Row] | None:
+def _same_versions(
+    where: str,
+    folder: Path,
+    names: Iterable[str],
+    report: Report,
+    read: Callable[[Path], list[Row]] = _audit_rows,
+    what: str = "audit ",
+) -> list[Row] | None:
+    """The rows that every format of one batch holds (read with ``read``); each
+    unreadable file, and formats that disagree, go to the report. None: none read."""
     versions: list[list[Row]] = []
     for name in names:
         try:
-            versions.append(_audit_rows(folder / name))
+            versions.append(read(folder / name))
         except _ROW_ERRORS as exc:
-            report.problems.append(f"{where}/{name}: unreadable audit rows: {exc}")
+            report.problems.append(f"{where}/{name}: unreadable {what}rows: {exc}")
     if not versions:
         return None
     if any(v != versions[0] for v in versions[1:]):
-        report.problems.append(f"{where}: the audit formats hold different rows")
+        report.problems.append(f"{where}: the {what}formats hold different rows")
     return versions[0]
 
 
