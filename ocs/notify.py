@@ -92,18 +92,28 @@ async def _follow(
         except (rexc.RedisError, rexc.RedisClusterException, OSError) as exc:
             if not is_unavailable(exc):
                 raise
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
+            if _cancelling():
                 raise
             log.warning("notification_read_failed", error=repr(exc))
             await asyncio.sleep(retry_delay)
             continue
+        if _cancelling():
+            # A layer under the read lost the cancel (Python 3.11: async-timeout
+            # turns one racing the read's own timeout into a timeout or a plain
+            # return); the task still counts it: honour it.
+            raise asyncio.CancelledError
         for stream, entries in reply or ():
             for entry_id, fields in entries:
                 cursor[text(stream)] = text(entry_id)
                 note = _decode_entry(fields)
                 if note is not None and note.kind in PUSH_KINDS:
                     yield note
+
+
+def _cancelling() -> bool:
+    """Whether this task has a cancel pending (one a layer below may have swallowed)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _read(client: Store, cursor: dict[str, str], pipes: ClusterPipes | None) -> Any:
