@@ -112,6 +112,18 @@ class BucketSpec:
         }
 
 
+def _request(account_id: str, actor: Actor | None, ref: str, **fields: Any) -> dict[str, Any]:
+    """An administration script's argument: the change's fields, with the time,
+    the account, the reference and who asked (``system`` when no one is named)."""
+    return {
+        "now": int(time.time()),
+        "acct": account_id,
+        **fields,
+        "ref": ref,
+        "au": (actor or Actor.system()).to_lua(),
+    }
+
+
 def _decode(raw: bytes | None) -> dict[str, Any]:
     """A script's reply; an account of an older layout raised (nothing changed)."""
     if raw is None:
@@ -183,17 +195,16 @@ class Accounts:
         keys = self.keys(acct)
         async with storage_errors():
             claimed = await self._claim(identities, acct)
-            request = {
-                "now": int(time.time()),
-                "acct": acct,
-                "currency": currency,
-                "plan": plan,
-                "ids": [i.key() for i in identities],
-                "buckets": [b.to_lua() for b in buckets],
-                "test": 1 if test else 0,
-                "ref": ref,
-                "au": (actor or Actor.system()).to_lua(),
-            }
+            request = _request(
+                acct,
+                actor,
+                ref,
+                currency=currency,
+                plan=plan,
+                ids=[i.key() for i in identities],
+                buckets=[b.to_lua() for b in buckets],
+                test=1 if test else 0,
+            )
             try:
                 reply = _decode(
                     await self.scripts.create(
@@ -280,31 +291,11 @@ class Accounts:
         if kind is NotificationKind.ADJUST and not who.reason.strip():
             raise AccountError("an adjustment needs a reason")
         keys = self.keys(account_id)
-        request = {
-            "now": int(time.time()),
-            "acct": account_id,
-            "delta": delta,
-            "b": spec.to_lua(),
-            "kind": kind.value,
-            "ref": ref,
-            "au": who.to_lua(),
-        }
-        async with storage_errors():
-            reply = _decode(
-                await self.scripts.credit(
-                    keys=[
-                        keys.account,
-                        keys.sessions,
-                        keys.ref(ref),
-                        keys.notifications,
-                        keys.audit,
-                    ],
-                    args=[_pack(request)],
-                )
-            )
+        request = _request(account_id, who, ref, delta=delta, b=spec.to_lua(), kind=kind.value)
+        # credit.lua takes the reference before the notifications.
+        credit_keys = [keys.account, keys.sessions, keys.ref(ref), keys.notifications, keys.audit]
+        reply = await self._run("credit", credit_keys, request)
         err = reply.get("e")
-        if err == "user_unknown":
-            raise UserUnknown(f"no account {account_id}")
         if err == "below_floor":
             raise AccountError(
                 f"bucket {spec.resolved_id()} has only {reply.get('available')} available"
@@ -334,29 +325,9 @@ class Accounts:
             "active": NotificationKind.POLICY_CHANGE,
         }[status]
         keys = self.keys(account_id)
-        request = {
-            "now": int(time.time()),
-            "acct": account_id,
-            "status": status,
-            "kind": kind.value,
-            "ref": ref,
-            "au": (actor or Actor.system()).to_lua(),
-        }
+        request = _request(account_id, actor, ref, status=status, kind=kind.value)
+        reply = await self._run("status", self._pushing_keys(account_id, ref), request)
         async with storage_errors():
-            reply = _decode(
-                await self.scripts.status(
-                    keys=[
-                        keys.account,
-                        keys.sessions,
-                        keys.notifications,
-                        keys.ref(ref),
-                        keys.audit,
-                    ],
-                    args=[_pack(request)],
-                )
-            )
-            if reply.get("e") == "user_unknown":
-                raise UserUnknown(f"no account {account_id}")
             if status == "deleted" and not reply.get("dup"):
                 held = [text(i) for i in await self.redis.smembers(keys.ids)]
                 await self._release(held, account_id)
@@ -374,26 +345,8 @@ class Accounts:
     ) -> dict[str, Any]:
         """Move an account to ``plan`` (of the account's ``currency``); live
         sessions are re-authorised. The caller renews the new plan's allowances."""
-        keys = self.keys(account_id)
-        request = {
-            "now": int(time.time()),
-            "acct": account_id,
-            "plan": plan,
-            "currency": currency,
-            "ref": ref,
-            "au": (actor or Actor.system()).to_lua(),
-        }
-        reply = await self._run(
-            "plan",
-            [
-                keys.account,
-                keys.sessions,
-                keys.notifications,
-                keys.ref(ref),
-                keys.audit,
-            ],
-            request,
-        )
+        request = _request(account_id, actor, ref, plan=plan, currency=currency)
+        reply = await self._run("plan", self._pushing_keys(account_id, ref), request)
         if reply.get("e") == "currency":
             raise Conflict(
                 f"plan {plan} charges in {currency}, account {account_id} holds "
@@ -446,14 +399,12 @@ class Accounts:
     def _identity_request(
         account_id: str, ident: Identity, remove: bool, actor: Actor | None, ref: str
     ) -> dict[str, Any]:
-        return {
-            "now": int(time.time()),
-            "acct": account_id,
-            "ident": ident.key(),
-            "remove": 1 if remove else 0,
-            "ref": ref,
-            "au": (actor or Actor.system()).to_lua(),
-        }
+        return _request(account_id, actor, ref, ident=ident.key(), remove=1 if remove else 0)
+
+    def _pushing_keys(self, account_id: str, ref: str) -> list[str]:
+        """KEYS of the scripts that tell live sessions (status, plan, expire)."""
+        keys = self.keys(account_id)
+        return [keys.account, keys.sessions, keys.notifications, keys.ref(ref), keys.audit]
 
     async def expire_bucket(
         self,
@@ -466,26 +417,8 @@ class Accounts:
     ) -> dict[str, Any]:
         """Give a bucket a new expiry; at or before now it expires at once and
         what it held is forfeited (see expire.lua)."""
-        keys = self.keys(account_id)
-        request = {
-            "now": int(time.time()),
-            "acct": account_id,
-            "bucket": bucket_id,
-            "at": at,
-            "ref": ref,
-            "au": (actor or Actor.system()).to_lua(),
-        }
-        reply = await self._run(
-            "expire",
-            [
-                keys.account,
-                keys.sessions,
-                keys.notifications,
-                keys.ref(ref),
-                keys.audit,
-            ],
-            request,
-        )
+        request = _request(account_id, actor, ref, bucket=bucket_id, at=at)
+        reply = await self._run("expire", self._pushing_keys(account_id, ref), request)
         if reply.get("e") == "no_bucket":
             raise UserUnknown(f"account {account_id} has no bucket {bucket_id}")
         return reply
@@ -495,13 +428,7 @@ class Accounts:
     ) -> dict[str, Any]:
         """Ask the session's front end to end it (ASR, Disconnect, abort notify)."""
         keys = self.keys(account_id)
-        request = {
-            "now": int(time.time()),
-            "acct": account_id,
-            "sid": session_id,
-            "ref": ref,
-            "au": (actor or Actor.system()).to_lua(),
-        }
+        request = _request(account_id, actor, ref, sid=session_id)
         reply = await self._run(
             "kick",
             [

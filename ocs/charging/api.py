@@ -38,12 +38,12 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import structlog
 
 from ocs.charging import closing
-from ocs.charging.events import charge_event, plan_unknown
+from ocs.charging.events import EventRequest, charge_event, plan_unknown
 from ocs.charging.requests import outcomes, rate_request
 from ocs.charging.resolver import Resolver, Target
 from ocs.metrics import CHARGING_OUTCOMES
@@ -149,8 +149,11 @@ class ChargingService:
         ids = _as_list(subscriber)
         if not ids:
             raise errors.InvalidRequest("initiate needs a subscriber identity")
-        return await self._session_call(
-            "initiate", session, request_key, services, ids, now, TerminationCause.NORMAL, True
+        return await _counted(
+            "initiate",
+            self._session_call(
+                "initiate", session, request_key, services, ids, now, TerminationCause.NORMAL, True
+            ),
         )
 
     async def update(
@@ -166,15 +169,18 @@ class ChargingService:
         With ``subscriber`` given and the session unknown, the session is opened
         implicitly (RADIUS Interim without Start); without it, UnknownSession.
         """
-        return await self._session_call(
+        return await _counted(
             "update",
-            session,
-            request_key,
-            services,
-            _as_list(subscriber),
-            now,
-            TerminationCause.NORMAL,
-            subscriber is not None,
+            self._session_call(
+                "update",
+                session,
+                request_key,
+                services,
+                _as_list(subscriber),
+                now,
+                TerminationCause.NORMAL,
+                subscriber is not None,
+            ),
         )
 
     async def terminate(
@@ -191,40 +197,21 @@ class ChargingService:
         With ``subscriber`` given and the session unknown, the usage is still
         charged and recorded (RADIUS Stop without Start); otherwise UnknownSession.
         """
-        return await self._session_call(
+        return await _counted(
             "terminate",
-            session,
-            request_key,
-            services,
-            _as_list(subscriber),
-            now,
-            cause,
-            subscriber is not None,
+            self._session_call(
+                "terminate",
+                session,
+                request_key,
+                services,
+                _as_list(subscriber),
+                now,
+                cause,
+                subscriber is not None,
+            ),
         )
 
     async def _session_call(
-        self,
-        op: str,
-        session: SessionRef,
-        request_key: str,
-        services: Sequence[ServiceRequest],
-        ids: list[Identity],
-        now: int | None,
-        cause: TerminationCause,
-        create: bool,
-    ) -> ChargingAnswer:
-        try:
-            answer = await self._session_call_once(
-                op, session, request_key, services, ids, now, cause, create
-            )
-        except errors.ChargingError as exc:
-            CHARGING_OUTCOMES.inc(op, error_name(exc))
-            raise
-        for outcome in answer.services:
-            CHARGING_OUTCOMES.inc(op, outcome.status.value)
-        return answer
-
-    async def _session_call_once(
         self,
         op: str,
         session: SessionRef,
@@ -321,26 +308,8 @@ class ChargingService:
         owner: str = "",
         now: int | None = None,
     ) -> EventAnswer:
-        """One-shot charge (see :meth:`_event`), counted in ocs_charging_outcomes_total."""
-        try:
-            answer = await self._event(event_id, subscriber, service, action, units, owner, now)
-        except errors.ChargingError as exc:
-            CHARGING_OUTCOMES.inc("event", error_name(exc))
-            raise
-        CHARGING_OUTCOMES.inc("event", answer.status.value)
-        return answer
-
-    async def _event(
-        self,
-        event_id: str,
-        subscriber: Identity | Sequence[Identity],
-        service: ServiceKey,
-        action: EventAction,
-        units: Usage | None = None,
-        owner: str = "",
-        now: int | None = None,
-    ) -> EventAnswer:
-        """One-shot charge: direct debit, refund, balance check, price enquiry.
+        """One-shot charge: direct debit, refund, balance check, price enquiry,
+        counted in ocs_charging_outcomes_total.
 
         ``event_id`` makes it idempotent (Gy: Session-Id + CC-Request-Number).
         A service unknown to the policy, or units it is not rated in (see
@@ -348,18 +317,14 @@ class ChargingService:
         changing nothing.
         """
         ts = int(self.clock()) if now is None else now
-        return await charge_event(
-            self.store,
-            self.resolver,
-            self.policies,
-            event_id,
-            _as_list(subscriber),
-            service,
-            action,
-            units,
-            owner,
-            ts,
-        )
+        request = EventRequest(event_id, _as_list(subscriber), service, action, units, owner, ts)
+        try:
+            answer = await charge_event(self.store, self.resolver, self.policies, request)
+        except errors.ChargingError as exc:
+            CHARGING_OUTCOMES.inc("event", error_name(exc))
+            raise
+        CHARGING_OUTCOMES.inc("event", answer.status.value)
+        return answer
 
     # -- closing sessions the gateway will not close ---------------------------
 
@@ -398,6 +363,19 @@ class ChargingService:
         """The unit the policy in force rates ``service`` in (None: no policy service)."""
         name = self.policies.service_name(service)
         return None if name is None else self.policies.services[name].unit
+
+
+async def _counted(op: str, call: Awaitable[ChargingAnswer]) -> ChargingAnswer:
+    """The answer of a session call, counted in ocs_charging_outcomes_total
+    (per service, or the error's name)."""
+    try:
+        answer = await call
+    except errors.ChargingError as exc:
+        CHARGING_OUTCOMES.inc(op, error_name(exc))
+        raise
+    for outcome in answer.services:
+        CHARGING_OUTCOMES.inc(op, outcome.status.value)
+    return answer
 
 
 def _number(request_key: str) -> int:

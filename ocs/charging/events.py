@@ -15,6 +15,7 @@ charged as some other amount.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from ocs.charging.rating import cost, rated_amount, saturate, tariff_params
 from ocs.charging.resolver import Resolver, Target
@@ -60,45 +61,38 @@ def event_charge(
     return amount, Usage.of(unit, amount)
 
 
+class EventRequest(NamedTuple):
+    """One one-shot request as the API received it (``now`` resolved)."""
+
+    event_id: str
+    ids: Sequence[Identity]
+    service: ServiceKey
+    action: EventAction
+    units: Usage | None
+    owner: str
+    now: int
+
+
 async def charge_event(
-    store: ScriptGateway,
-    resolver: Resolver,
-    policies: PolicySet,
-    event_id: str,
-    ids: Sequence[Identity],
-    service: ServiceKey,
-    action: EventAction,
-    units: Usage | None,
-    owner: str,
-    now: int,
+    store: ScriptGateway, resolver: Resolver, policies: PolicySet, request: EventRequest
 ) -> EventAnswer:
     """Rate and run one event; a service unknown to the policy answers
     RATING_FAILED, changing nothing."""
     for attempt in (0, 1):
-        target = await resolver.by_identity(ids)
-        answer = await _charge(
-            store, policies, target, event_id, ids, service, action, units, owner, now
-        )
+        target = await resolver.by_identity(request.ids)
+        answer = await _charge(store, policies, target, request)
         if answer is not None:
             return answer
         if attempt == 0:
-            resolver.forget(ids)
-    raise UserUnknown(event_id)  # stale twice: the data keeps moving
+            resolver.forget(request.ids)
+    raise UserUnknown(request.event_id)  # stale twice: the data keeps moving
 
 
 async def _charge(
-    store: ScriptGateway,
-    policies: PolicySet,
-    target: Target,
-    event_id: str,
-    ids: Sequence[Identity],
-    service: ServiceKey,
-    action: EventAction,
-    units: Usage | None,
-    owner: str,
-    now: int,
+    store: ScriptGateway, policies: PolicySet, target: Target, request: EventRequest
 ) -> EventAnswer | None:
     """The answer, or None when the script found the resolved target stale."""
+    event_id, ids, service, action, units, owner, now = request
     account = target.account_id
     plan = policies.plans.get(target.plan)
     if plan is None:

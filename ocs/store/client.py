@@ -289,19 +289,36 @@ class _BoundedCluster(RedisCluster):
             self._turns.release()
 
 
+def _connection_kwargs(target: StoreTarget, timeout: float) -> dict[str, Any]:
+    """What every connection to the store's nodes is opened with: time-outs,
+    credentials, TLS."""
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        **target.auth(),
+        **(target.tls.kwargs() if target.tls else {}),
+    }
+
+
+def _sentinel_kwargs(target: StoreTarget, timeout: float) -> dict[str, Any]:
+    """How the sentinels themselves are asked (their own credentials)."""
+    user, password = target.sentinel_auth
+    out: dict[str, Any] = {"socket_timeout": timeout}
+    if password is not None:
+        out.update({"password": password, "username": user})
+    return out
+
+
 def _cluster(target: StoreTarget, timeout: float, max_connections: int) -> RedisCluster:
     client = _BoundedCluster(
         startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
         decode_responses=False,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
         max_connections=max_connections,
         timeout=timeout,
         # Keep serving the slots that have a primary while another's replica
         # is promoted (the nodes run with cluster-require-full-coverage no).
         require_full_coverage=False,
-        **target.auth(),
-        **(target.tls.kwargs() if target.tls else {}),
+        **_connection_kwargs(target, timeout),
     )
     _remember(client, target)
     return client
@@ -313,18 +330,11 @@ class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
 
 
 def _sentinel_primary(target: StoreTarget, timeout: float, max_connections: int) -> Redis:
-    user, password = target.sentinel_auth
-    sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout}
-    if password is not None:
-        sentinel_kwargs.update({"password": password, "username": user})
     assert target.master is not None
     sentinel = Sentinel(
         list(target.nodes),
-        sentinel_kwargs=sentinel_kwargs,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        **target.auth(),
-        **(target.tls.kwargs() if target.tls else {}),
+        sentinel_kwargs=_sentinel_kwargs(target, timeout),
+        **_connection_kwargs(target, timeout),
     )
     client: Redis = sentinel.master_for(
         target.master,
@@ -351,7 +361,6 @@ def target_for(client: object) -> StoreTarget | None:
 def connect_sync(where: str | StoreTarget, *, timeout: float = 10.0) -> SyncStore:
     """A blocking client of the same store (the exporter, which is synchronous)."""
     target = parse_url(where) if isinstance(where, str) else where
-    tls = target.tls.kwargs() if target.tls else {}
     if target.mode == "cluster":
         return redis.cluster.RedisCluster(
             startup_nodes=[
@@ -359,25 +368,15 @@ def connect_sync(where: str | StoreTarget, *, timeout: float = 10.0) -> SyncStor
                 for h, p in target.nodes
             ],
             decode_responses=False,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
             require_full_coverage=False,
-            **target.auth(),
-            **tls,
+            **_connection_kwargs(target, timeout),
         )
     if target.mode == "sentinel":
-        user, password = target.sentinel_auth
-        sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout}
-        if password is not None:
-            sentinel_kwargs.update({"password": password, "username": user})
         assert target.master is not None
         sentinel = redis.sentinel.Sentinel(
             list(target.nodes),
-            sentinel_kwargs=sentinel_kwargs,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            **target.auth(),
-            **tls,
+            sentinel_kwargs=_sentinel_kwargs(target, timeout),
+            **_connection_kwargs(target, timeout),
         )
         primary: redis.Redis = sentinel.master_for(target.master, decode_responses=False)
         return primary

@@ -27,6 +27,7 @@ import msgpack
 from redis import exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
 
+from ocs.store.calls import UNIT_CODES
 from ocs.store.client import Store, storage_errors, text
 from ocs.store.client import partitions as read_partitions
 from ocs.store.keys import ACCOUNTS_INDEX, AccountKeys
@@ -34,14 +35,6 @@ from ocs.store.layout import LAYOUT, LAYOUT_KEY, answer_slot, kept_answer, scrip
 from ocs.vocabulary.errors import StorageUnavailable
 
 MAX = 2**53 - 1
-UNIT_CODES = {
-    "money": 1,
-    "total_octets": 2,
-    "input_octets": 3,
-    "output_octets": 4,
-    "seconds": 5,
-    "events": 6,
-}
 _STATUS_CODES = {"granted": 0, "credit_limit_reached": 1, "service_denied": 2}
 
 

@@ -47,6 +47,18 @@ local function replayed(ref, ref_key)
   return mp_pack(reply)
 end
 
+-- The opening of an administration script: its request, then either the
+-- reply to give at once (the first reply of a repeated reference, or the
+-- account's refusal) or the account and its bucket list.
+local function admin_open(ref_key, account_key)
+  local req = mp_unpack(ARGV[1])
+  local dup = replayed(req.ref, ref_key)
+  if dup then return req, dup end
+  local acct, list, refused = admin_account(account_key, req.now)
+  if not acct then return req, refused end
+  return req, nil, acct, list
+end
+
 -- Keep the reply of a referenced call for a year; returns it.
 local function remember_ref(ref, ref_key, packed)
   if ref and ref ~= '' then call('SET', ref_key, packed, 'EX', 31536000) end

@@ -6,12 +6,9 @@
 -- never takes a bucket below its floor plus what is reserved. Live sessions
 -- are told (the notifications stream) so the front ends re-authorise them
 -- (Gy RAR, RADIUS CoA).
-local req = mp_unpack(ARGV[1])
-local dup = replayed(req.ref, KEYS[3])
-if dup then return dup end
+local req, done, acct, list = admin_open(KEYS[3], KEYS[1])
+if done then return done end
 local now = req.now
-local acct, list, refused = admin_account(KEYS[1], now)
-if not acct then return refused end
 local mb = money_total(list)
 local spec = req.b
 local b = find_in(list, spec.id)

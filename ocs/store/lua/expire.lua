@@ -5,12 +5,9 @@
 -- (what they had reserved from it is released at their next request).
 -- KEYS: 1 account hash, 2 open-session set, 3 notifications stream,
 -- 4 reference key, 5 audit stream.
-local req = mp_unpack(ARGV[1])
-local dup = replayed(req.ref, KEYS[4])
-if dup then return dup end
+local req, done, acct, list = admin_open(KEYS[4], KEYS[1])
+if done then return done end
 local now = req.now
-local acct, list, refused = admin_account(KEYS[1], now)
-if not acct then return refused end
 local mb = money_total(list)
 local b = find_in(list, req.bucket)
 if not b then return mp_pack({e = 'no_bucket'}) end

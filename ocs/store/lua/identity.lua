@@ -2,11 +2,8 @@
 -- last). The identity index (its own slot) is claimed before an add and
 -- freed after a removal by the caller; this script owns the account's set.
 -- KEYS: 1 account hash, 2 identities, 3 reference key, 4 audit stream.
-local req = mp_unpack(ARGV[1])
-local dup = replayed(req.ref, KEYS[3])
-if dup then return dup end
-local acct, list, refused = admin_account(KEYS[1], req.now)
-if not acct then return refused end
+local req, done, acct, list = admin_open(KEYS[3], KEYS[1])
+if done then return done end
 local op = 'identity_add'
 if req.remove == 1 then
   op = 'identity_remove'

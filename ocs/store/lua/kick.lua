@@ -4,11 +4,8 @@
 -- termination charges and records it as usual; one that never answers is
 -- closed by supervision. KEYS: 1 account hash, 2 session, 3 notifications
 -- stream, 4 reference key, 5 audit stream.
-local req = mp_unpack(ARGV[1])
-local dup = replayed(req.ref, KEYS[4])
-if dup then return dup end
-local acct, list, refused = admin_account(KEYS[1], req.now)
-if not acct then return refused end
+local req, done, acct, list = admin_open(KEYS[4], KEYS[1])
+if done then return done end
 local s = call('HMGET', KEYS[2], 'st', 'o', 'at')
 if s[1] ~= 'open' then return mp_pack({e = 'no_session'}) end
 local owner = s[2] or ''

@@ -345,49 +345,31 @@ local function new_service(k)
 end
 
 -- Decode the services of `h` whose count is at position i; returns them by key.
+-- The pairs at H[i] (a count, then key / value pairs) into `into` (a new
+-- table if nil; nil when there are none); returns it and the next position.
+local function get_pairs(H, i, into)
+  local c = H[i]
+  i = i + 1
+  if c == 0 then return into, i end
+  into = into or {}
+  for _ = 1, c do
+    into[H[i]] = H[i + 1]
+    i = i + 2
+  end
+  return into, i
+end
+
 local function decode_services(H, i)
   local by_key = {}
   local n = H[i]
   i = i + 1
   for _ = 1, n do
     local sv = {k = H[i], mu = H[i + 1], ch = H[i + 2], sf = H[i + 3]}
-    i = i + 4
-    local c = H[i]
-    i = i + 1
-    if c > 0 then
-      local res = {}
-      for _ = 1, c do
-        res[H[i]] = H[i + 1]
-        i = i + 2
-      end
-      sv.res = res
-    end
-    c = H[i]
-    i = i + 1
-    for _ = 1, c do
-      sv[H[i]] = H[i + 1]
-      i = i + 2
-    end
-    c = H[i]
-    i = i + 1
-    if c > 0 then
-      local cum = {}
-      for _ = 1, c do
-        cum[H[i]] = H[i + 1]
-        i = i + 2
-      end
-      sv.cum = cum
-    end
-    c = H[i]
-    i = i + 1
-    if c > 0 then
-      local fb = {}
-      for _ = 1, c do
-        fb[H[i]] = H[i + 1]
-        i = i + 2
-      end
-      sv.fb = fb
-    end
+    sv.res, i = get_pairs(H, i + 4, nil)
+    local _used  -- the units used go in the service itself, by unit code
+    _used, i = get_pairs(H, i, sv)
+    sv.cum, i = get_pairs(H, i, nil)
+    sv.fb, i = get_pairs(H, i, nil)
     by_key[sv.k] = sv
   end
   return by_key

@@ -3,11 +3,8 @@
 -- RADIUS Disconnect). KEYS: 1 account hash, 2 open-session set,
 -- 3 notifications stream, 4 reference key, 5 audit stream.
 -- ARGV[1] = msgpack {acct, now, status, kind, ref, au}.
-local req = mp_unpack(ARGV[1])
-local dup = replayed(req.ref, KEYS[4])
-if dup then return dup end
-local acct, list, refused = admin_account(KEYS[1], req.now)
-if not acct then return refused end
+local req, done, acct, list = admin_open(KEYS[4], KEYS[1])
+if done then return done end
 call('HSET', KEYS[1], 'status', req.status, 'updated', req.now)
 local n = 0
 if req.status ~= 'active' then
