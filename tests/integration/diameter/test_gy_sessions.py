@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from diameter.message.avp.grouped import SubscriptionId
+from diameter.message.commands.credit_control import CreditControlRequest
 from diameter.message.constants import E_SUBSCRIPTION_ID_TYPE_END_USER_SIP_URI
 from prometheus_client import REGISTRY
 
@@ -424,3 +425,30 @@ async def test_sip_uri_subscriber_finds_the_account_the_operator_made(
     assert cca.result_code == 2001
     assert cca.multiple_services_credit_control[0].result_code == 2001
     assert (await money(accounts, created))[1] > 0  # reserved from that account
+
+
+async def test_ccr_u_resent_late_is_replayed_or_refused_never_charged_twice(
+    gy: GyClient, accounts: Accounts, new_account: NewAccount
+) -> None:
+    """A CCR-U re-sent (new End-to-End id, as after a T-flag failover) after newer ones:
+    2001 replayed within the 64 numbers kept, 5012 beyond; the balance never moves."""
+    from ocs.store.layout import ANSWER_WINDOW
+
+    acct = await new_account(money=10_000_000)
+    s = sid()
+    await gy.call(gy.ccr(s, 1, 0, acct.identity.value, [mscc(DATA, rsu())]))
+
+    def ccr_u(n: int) -> CreditControlRequest:
+        return gy.ccr(s, 2, n, None, [mscc(DATA, rsu(), [usu(cc_total_octets=10_000)])])
+
+    for n in range(1, 11):
+        assert (await gy.call(ccr_u(n))).result_code == 2001
+    before = await money(accounts, acct.account_id)
+    again = await gy.call(ccr_u(1))
+    assert again.result_code == 2001 and await money(accounts, acct.account_id) == before
+    for n in range(11, ANSWER_WINDOW + 3):
+        await gy.call(ccr_u(n))
+    before = await money(accounts, acct.account_id)
+    late = await gy.call(ccr_u(1))
+    assert late.result_code == 5012 and late.cc_request_number == 1
+    assert await money(accounts, acct.account_id) == before
