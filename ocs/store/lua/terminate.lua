@@ -3,9 +3,9 @@
 -- Debit and record happen in this one call: never one without the other.
 -- Unknown session: still charged and recorded when the caller allows it
 -- (RADIUS Stop without Start, standards §3.4), else UNKNOWN_SESSION.
-local f, H, by_key = read_closing(KEYS[3])
+local f, H, by_key, kept = read_closing(KEYS[3], afield)
 -- A repeat gets its stored answer; a number too old to tell, a refusal.
-local again = kept_answer(f[afield], rk)
+local again = kept_answer(kept, rk)
 if again then return again end
 if not current(f.st, A[6] == 1) then return 'Eunknown_session' end
 local new = add_new(by_key)
