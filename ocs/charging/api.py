@@ -14,10 +14,10 @@ Idempotency: every request carries a ``request_key`` (Gy: the CC-Request-Number
 as text; Nchf: the invocation sequence number; RADIUS: a digest of status and
 counters). The script stores the first outcome under that key and a repeat
 gets the same answer with ``replayed=True`` and no second charge, within a
-window of ``ANSWER_WINDOW`` (64) answers per session
+window of ``ANSWER_WINDOW`` (16) answers per session
 (:mod:`ocs.store.layout`, "Answers"):
 
-- a numbered key (decimal) N is replayed while N is among the last 64
+- a numbered key (decimal) N is replayed while N is among the last 16
   numbers of its session, in whatever order they came (a CCR-U re-sent
   after a T-flag failover and six newer ones, a CCR-T re-sent after the
   close);

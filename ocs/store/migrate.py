@@ -7,7 +7,7 @@ their order in a list (``...:o``). Each account is converted with its
 sessions in one transaction (WATCH on every key read, so a writer in
 between makes it start that account again): the buckets become ``m`` and
 ``b`` of the account hash; each session becomes a hash with its hot state
-``h``, its answers in their slots (``a0``..``a63``, as layout 2 keeps
+``h``, its answers in their slots (``a0``..``a15``, as layout 2 keeps
 them: :mod:`ocs.store.layout` "Answers") and its cold fields; a closed
 session keeps its time-to-live. The store is then marked layout 2
 (``ocs:meta:layout``), which ``ocs serve`` checks at start.

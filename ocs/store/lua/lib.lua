@@ -9,7 +9,7 @@
 -- order, each with a handle that never changes) and their amounts `b`
 -- (msgpack list: amount, reserved per bucket, in `m`'s order); a session
 -- hash holds its hot state `h` (one msgpack list: times, each service's
--- state), its answers in a window of ANSWER_WINDOW slots `a0`..`a63`, and
+-- state), its answers in a window of ANSWER_WINDOW slots `a0`..`a15`, and
 -- cold fields written when they change. A CCR-U reads five account fields
 -- and five session fields and writes `b`, `h` and one answer.
 --
@@ -775,7 +775,7 @@ end
 -- is too old to replay, and is refused. Any other key (RADIUS: a digest)
 -- has the slot of a hash of its text: a repeat is replayed while no other
 -- key took that slot since (RADIUS relies on its counters beyond that).
-local ANSWER_WINDOW = 64
+local ANSWER_WINDOW = 16
 
 local function answer_field(rk)
   if type(rk) == 'number' then return 'a' .. rk % ANSWER_WINDOW end

@@ -431,7 +431,7 @@ async def test_ccr_u_resent_late_is_replayed_or_refused_never_charged_twice(
     gy: GyClient, accounts: Accounts, new_account: NewAccount
 ) -> None:
     """A CCR-U re-sent (new End-to-End id, as after a T-flag failover) after newer ones:
-    2001 replayed within the 64 numbers kept, 5012 beyond; the balance never moves."""
+    2001 replayed within the window of numbers kept, 5012 beyond; the balance never moves."""
     from ocs.store.layout import ANSWER_WINDOW
 
     acct = await new_account(money=10_000_000)
