@@ -17,9 +17,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import structlog
+
 if TYPE_CHECKING:
     from ocs.charging.port import ChargingApi
     from ocs.vocabulary.types import Notification
+
+log = structlog.get_logger("ocs.frontend")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +87,26 @@ async def follow_notifications(
     handle: Callable[[Notification], object],
     on_lost: Callable[[Exception], None],
     delay: float = 1.0,
+    on_failed: Callable[[Notification, Exception], None] | None = None,
 ) -> None:
-    """Hand every push notification to ``handle`` until cancelled. The subscription
-    rides out Redis outages itself; anything else that ends it (``handle`` raising
-    included) goes to ``on_lost`` and the subscription is taken again after ``delay``.
-    A cancellation that the subscription swallowed, or turned into an error of its own
-    (a Redis read cancelled mid-way ends with a TimeoutError), ends it all the same."""
+    """Hand every push notification to ``handle`` until cancelled.
+
+    ``handle`` raising on one notification goes to ``on_failed`` (default: a
+    warning in the log naming its kind) and the following goes on with the next one: ending the
+    subscription there would lose the notifications already read behind it
+    and those written while it is taken again. The subscription rides out
+    Redis outages itself; anything else that ends it goes to ``on_lost`` and
+    it is taken again after ``delay``. A cancellation that the subscription
+    swallowed, or turned into an error of its own (a Redis read cancelled
+    mid-way ends with a TimeoutError), ends it all the same."""
+    failed = on_failed or _log_failed
     while True:
         try:
             async for note in charging.notifications():
-                handle(note)
+                try:
+                    handle(note)
+                except Exception as exc:  # a bug or a bad value in one push
+                    failed(note, exc)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -102,6 +116,10 @@ async def follow_notifications(
         if _cancelling():
             return
         await asyncio.sleep(delay)
+
+
+def _log_failed(note: Notification, exc: Exception) -> None:
+    log.warning("push_handling_failed", kind=note.kind.value, error=repr(exc))
 
 
 def _cancelling() -> bool:

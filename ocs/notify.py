@@ -48,7 +48,9 @@ PUSH_KINDS = frozenset(
 
 
 def decode_notification(data: bytes) -> Notification:
-    m: dict[str, Any] = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    m = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    if not isinstance(m, dict):
+        raise ValueError(f"a notification is a map, not {type(m).__name__}")
     attrs = m.get("at") or []
     return Notification(
         kind=NotificationKind(str(m["k"])),

@@ -39,10 +39,11 @@ class Subscriptions:
 
 
 async def test_a_handler_that_raises_once_does_not_end_the_following() -> None:
-    """``handle`` raising on one notification is reported, and the next subscription's
-    notifications are handled."""
-    subs = Subscriptions(([NOTE], None), ([NOTE], None))
+    """``handle`` raising on one notification is reported, and the next notification
+    of the same subscription is handled: nothing read behind it is lost."""
+    subs = Subscriptions(([NOTE, NOTE], None))
     handled: list[Notification] = []
+    failed: list[tuple[Notification, Exception]] = []
     lost: list[Exception] = []
     second = asyncio.Event()
 
@@ -52,12 +53,36 @@ async def test_a_handler_that_raises_once_does_not_end_the_following() -> None:
             raise ValueError("bad notification")
         second.set()
 
+    task = asyncio.create_task(
+        follow_notifications(
+            cast(Any, subs), handle, lost.append, 0.01, lambda n, e: failed.append((n, e))
+        )
+    )
+    await asyncio.wait_for(second.wait(), 5)
+    task.cancel()
+    await asyncio.wait({task}, timeout=1)
+    assert subs.taken == 1 and lost == []
+    assert [(n, type(e)) for n, e in failed] == [(NOTE, ValueError)]
+
+
+async def test_a_subscription_that_ends_in_error_is_taken_again() -> None:
+    """The subscription itself failing (not Redis) is reported and taken again."""
+    subs = Subscriptions(([NOTE], RuntimeError("reader broke")), ([NOTE], None))
+    handled: list[Notification] = []
+    lost: list[Exception] = []
+    second = asyncio.Event()
+
+    def handle(note: Notification) -> None:
+        handled.append(note)
+        if len(handled) == 2:
+            second.set()
+
     task = asyncio.create_task(follow_notifications(cast(Any, subs), handle, lost.append, 0.01))
     await asyncio.wait_for(second.wait(), 5)
     task.cancel()
     await asyncio.wait({task}, timeout=1)
     assert subs.taken == 2
-    assert [type(e) for e in lost] == [ValueError]
+    assert [type(e) for e in lost] == [RuntimeError]
 
 
 async def test_a_cancellation_turned_into_an_error_still_stops_it() -> None:
