@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ocs.store.embedded import free_port
-from tests.integration.ops.test_make_run import events, ready
+from tests.integration.ops.test_make_run import as_foreground_job, events, ready
 from tests.serve_harness import ROOT
 
 
@@ -37,6 +37,7 @@ def test_make_run_cluster_serves_on_the_cluster_and_stops_in_order(tmp_path: Pat
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=as_foreground_job,
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 120

@@ -20,6 +20,16 @@ from ocs.store.embedded import free_port
 from tests.serve_harness import ROOT
 
 
+def as_foreground_job() -> None:
+    """In the child, before make starts: Ctrl-C and Ctrl-\\ as a terminal's foreground
+    job has them. A suite started in the background of a non-interactive shell (nohup
+    ... &, some CI runners) inherits SIGINT and SIGQUIT ignored, and a shell that finds
+    a signal ignored on entry may not trap it: make's recipe would never hear the Ctrl-C
+    this test sends (seen: `make test` run that way hung here 60 s)."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
@@ -59,6 +69,7 @@ def test_ctrl_c_stops_the_exporter_then_the_server_without_errors(tmp_path: Path
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal's foreground job
+            preexec_fn=as_foreground_job,
         )
     try:
         deadline = time.monotonic() + 90
