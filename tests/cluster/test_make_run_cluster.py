@@ -4,13 +4,16 @@ the exporter, the server, then every cluster node, with nothing logged at error 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 from ocs.store.embedded import free_port
-from tests.integration.ops.test_make_run import as_foreground_job, events, ready
+from tests.integration.ops.test_make_run import (
+    assert_stopped_cleanly,
+    ctrl_c,
+    make_job,
+    wait_ready,
+)
 from tests.serve_harness import ROOT
 
 
@@ -29,22 +32,8 @@ def test_make_run_cluster_serves_on_the_cluster_and_stops_in_order(tmp_path: Pat
     )
     cluster_dir = tmp_path / "cluster"
     log = tmp_path / "make.log"
-    with log.open("w") as out:
-        make = subprocess.Popen(
-            ["make", "--no-print-directory", "run-cluster", f"CONFIG={cfg}",
-             f"CLUSTER_DIR={cluster_dir}"],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=as_foreground_job,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while not (ready(metrics) and ready(export_metrics)):
-            assert make.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
+    with make_job(log, "run-cluster", f"CONFIG={cfg}", f"CLUSTER_DIR={cluster_dir}") as make:
+        wait_ready(make, log, 120, metrics, export_metrics)
         url = (cluster_dir / "url").read_text().strip()
         info = subprocess.run(
             [str(ROOT / ".venv/bin/ocs"), "-c", str(cfg), "store", "info"],
@@ -58,18 +47,7 @@ def test_make_run_cluster_serves_on_the_cluster_and_stops_in_order(tmp_path: Pat
         assert info.stdout.count("primary 127.0.0.1:") == 3
         pids = [int((d / "server.pid").read_text()) for d in sorted(cluster_dir.glob("node-*"))]
         assert len(pids) == 6
-        os.killpg(make.pid, signal.SIGINT)
-        code = make.wait(timeout=90)
-    finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGKILL)
-            make.wait()
-    output = log.read_text()
-    seen = events(output)
-    names = [e.get("event") for e in seen]
-    assert code in (0, -signal.SIGINT), output[-3000:]
-    assert [e for e in seen if e.get("level") in ("error", "critical")] == [], output[-3000:]
-    assert "Traceback" not in output, output[-3000:]
-    assert names.index("export_stopped") < names.index("ocs_stopping")
+        code = ctrl_c(make, 90)
+    assert_stopped_cleanly(code, log.read_text())
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids), "a cluster node outlived make"
     assert not (cluster_dir / "url").exists()

@@ -8,12 +8,14 @@ every stop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from ocs.store.embedded import free_port
@@ -49,6 +51,55 @@ def events(output: str) -> list[dict[str, object]]:
     return out
 
 
+@contextlib.contextmanager
+def make_job(log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``make --no-print-directory ARGS`` in its own process group, as a terminal's
+    foreground job, its output in ``log``; killed (the group) if still running at exit."""
+    with log.open("w") as out:
+        make = subprocess.Popen(
+            ["make", "--no-print-directory", *args],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal's foreground job
+            preexec_fn=as_foreground_job,
+        )
+    try:
+        yield make
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait()
+
+
+def wait_ready(make: subprocess.Popen[bytes], log: Path, within: float, *ports: int) -> None:
+    """Until every port's /readyz says 200; fails with the log's tail if make ends first."""
+    deadline = time.monotonic() + within
+    while not all(ready(port) for port in ports):
+        assert make.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.3)
+
+
+def ctrl_c(make: subprocess.Popen[bytes], within: float) -> int:
+    """SIGINT to make's process group, as a terminal's Ctrl-C; make's exit code."""
+    os.killpg(make.pid, signal.SIGINT)
+    return make.wait(timeout=within)
+
+
+def assert_stopped_cleanly(code: int, output: str) -> list[object]:
+    """make ended by the Ctrl-C or with 0, nothing logged at error level, no traceback,
+    the exporter stopped before the server began to; the events' names, in order."""
+    seen = events(output)
+    names = [e.get("event") for e in seen]
+    # make itself got the SIGINT too and ends by it, as any Ctrl-C'd command does.
+    assert code in (0, -signal.SIGINT), output[-3000:]
+    assert [e for e in seen if e.get("level") in ("error", "critical")] == [], output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    assert names.index("export_stopped") < names.index("ocs_stopping")
+    return names
+
+
 def test_ctrl_c_stops_the_exporter_then_the_server_without_errors(tmp_path: Path) -> None:
     """SIGINT to make's process group (a terminal's Ctrl-C): ordered, clean, exit 0."""
     metrics, export_metrics = free_port(), free_port()
@@ -62,34 +113,11 @@ def test_ctrl_c_stops_the_exporter_then_the_server_without_errors(tmp_path: Path
         " max_batch_age: 0.5}\n"
     )
     log = tmp_path / "make.log"
-    with log.open("w") as out:
-        make = subprocess.Popen(
-            ["make", "--no-print-directory", "run", f"CONFIG={cfg}"],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, as a terminal's foreground job
-            preexec_fn=as_foreground_job,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while not (ready(metrics) and ready(export_metrics)):
-            assert make.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
+    with make_job(log, "run", f"CONFIG={cfg}") as make:
+        wait_ready(make, log, 90, metrics, export_metrics)
         time.sleep(1.0)  # the exporter polls the streams meanwhile
-        os.killpg(make.pid, signal.SIGINT)
-        code = make.wait(timeout=60)
-    finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGKILL)
-            make.wait()
+        code = ctrl_c(make, 60)
     output = log.read_text()
-    seen = events(output)
-    names = [e.get("event") for e in seen]
-    # make itself got the SIGINT too and ends by it, as any Ctrl-C'd command does.
-    assert code in (0, -signal.SIGINT), output[-3000:]
-    assert [e for e in seen if e.get("level") in ("error", "critical")] == [], output[-3000:]
-    assert "Traceback" not in output and "Interrupt" not in output, output[-3000:]
+    names = assert_stopped_cleanly(code, output)
+    assert "Interrupt" not in output, output[-3000:]
     assert "export_stopped" in names and "ocs_stopping" in names and "ocs_stopped" in names
-    assert names.index("export_stopped") < names.index("ocs_stopping")
